@@ -1,0 +1,390 @@
+# codec.py: the CoAP message format of RFC 7252 (header, token, options, payload).
+# Runs unchanged under MicroPython and CPython, so it can be cross-checked against aiocoap.
+# Decoding works in place (View); Message is the convenient copy for tools and tests.
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+# Message types
+CON = const(0)
+NON = const(1)
+ACK = const(2)
+RST = const(3)
+TYPES = ("CON", "NON", "ACK", "RST")
+
+# Codes are class << 5 | detail
+EMPTY = const(0)
+GET = const(1)
+POST = const(2)
+PUT = const(3)
+DELETE = const(4)
+FETCH = const(5)
+PATCH = const(6)
+IPATCH = const(7)
+CREATED = const(65)  # 2.01
+DELETED = const(66)  # 2.02
+VALID = const(67)  # 2.03
+CHANGED = const(68)  # 2.04
+CONTENT = const(69)  # 2.05
+CONTINUE = const(95)  # 2.31
+BAD_REQUEST = const(128)  # 4.00
+UNAUTHORIZED = const(129)  # 4.01
+BAD_OPTION = const(130)  # 4.02
+FORBIDDEN = const(131)  # 4.03
+NOT_FOUND = const(132)  # 4.04
+METHOD_NOT_ALLOWED = const(133)  # 4.05
+NOT_ACCEPTABLE = const(134)  # 4.06
+REQUEST_ENTITY_INCOMPLETE = const(136)  # 4.08
+PRECONDITION_FAILED = const(140)  # 4.12
+REQUEST_ENTITY_TOO_LARGE = const(141)  # 4.13
+UNSUPPORTED_CONTENT_FORMAT = const(143)  # 4.15
+INTERNAL_SERVER_ERROR = const(160)  # 5.00
+NOT_IMPLEMENTED = const(161)  # 5.01
+SERVICE_UNAVAILABLE = const(163)  # 5.03
+GATEWAY_TIMEOUT = const(164)  # 5.04
+
+# Option numbers
+IF_MATCH = const(1)
+URI_HOST = const(3)
+ETAG = const(4)
+IF_NONE_MATCH = const(5)
+OBSERVE = const(6)
+URI_PORT = const(7)
+LOCATION_PATH = const(8)
+URI_PATH = const(11)
+CONTENT_FORMAT = const(12)
+MAX_AGE = const(14)
+URI_QUERY = const(15)
+ACCEPT = const(17)
+LOCATION_QUERY = const(20)
+BLOCK2 = const(23)
+BLOCK1 = const(27)
+SIZE2 = const(28)
+PROXY_URI = const(35)
+PROXY_SCHEME = const(39)
+SIZE1 = const(60)
+NO_RESPONSE = const(258)
+
+# Content formats
+TEXT = const(0)
+LINK_FORMAT = const(40)
+OCTETS = const(42)
+JSON = const(50)
+CBOR = const(60)
+
+MAX_TOKEN = const(8)
+MAX_SIZE = const(1152)  # RFC 7252 §4.6: fits an IPv6 minimum MTU with 1024-byte payloads
+
+
+class MessageError(ValueError):
+    # The one error for anything malformed or too large; the message says what.
+    pass
+
+
+def code_str(code):
+    return "%d.%02d" % (code >> 5, code & 31)
+
+
+def uint_len(v):
+    n = 0
+    while v:
+        n += 1
+        v >>= 8
+    return n
+
+
+def _ext(v):
+    # option delta/length nibble and extension size (RFC 7252 §3.1)
+    if v < 13:
+        return v, 0
+    if v < 269:
+        return 13, 1
+    if v < 65805:
+        return 14, 2
+    raise MessageError("option delta or length too large")
+
+
+def _sorted(options):
+    last = -1
+    for num, _ in options:
+        if num < last:
+            return False
+        last = num
+    return True
+
+
+def _by_number(options):
+    # stable order by option number without allocating a sorted copy per option
+    nums = [num for num, _ in options]
+    nums.sort()
+    done = -1
+    for num in nums:
+        if num != done:
+            done = num
+            for o in options:
+                if o[0] == num:
+                    yield o
+
+
+def encode(buf, mtype, code, mid, token=b"", options=(), payload=b""):
+    # Write a message into buf (a bytearray) and return its length.
+    # options: (number, value) pairs; value is bytes, str or int (minimal uint, 0 is empty).
+    # Raises MessageError if it does not fit: nothing is ever truncated.
+    tkl = len(token)
+    if tkl > MAX_TOKEN:
+        raise MessageError("token longer than 8 bytes")
+    size = len(buf)
+    end = 4 + tkl
+    if end > size:
+        raise MessageError("message too large")
+    buf[0] = 0x40 | mtype << 4 | tkl
+    buf[1] = code
+    buf[2] = mid >> 8 & 0xFF
+    buf[3] = mid & 0xFF
+    buf[4:end] = token
+    prev = 0
+    for num, val in options if _sorted(options) else _by_number(options):
+        if isinstance(val, int):
+            vlen = uint_len(val)
+        else:
+            if isinstance(val, str):
+                val = val.encode()
+            vlen = len(val)
+        delta = num - prev
+        prev = num
+        dn, dx = _ext(delta)
+        ln, lx = _ext(vlen)
+        i = end
+        end += 1 + dx + lx + vlen
+        if end > size:
+            raise MessageError("message too large")
+        buf[i] = dn << 4 | ln
+        i += 1
+        for v, x in ((delta, dx), (vlen, lx)):
+            if x == 1:
+                buf[i] = v - 13
+            elif x == 2:
+                v -= 269
+                buf[i] = v >> 8
+                buf[i + 1] = v & 0xFF
+            i += x
+        if isinstance(val, int):
+            while vlen:
+                vlen -= 1
+                buf[i + vlen] = val & 0xFF
+                val >>= 8
+        else:
+            buf[i:end] = val
+    plen = len(payload)
+    if plen:
+        i = end
+        end += 1 + plen
+        if end > size:
+            raise MessageError("message too large")
+        buf[i] = 0xFF
+        buf[i + 1 : end] = payload
+    return end
+
+
+class View:
+    # A received datagram decoded in place: fields index into buf and nothing is copied,
+    # so one View and one buffer serve every datagram. Valid until buf is overwritten.
+
+    def __init__(self):
+        self.buf = b""
+        self.n = 0
+        self.type = 0
+        self.code = 0
+        self.mid = 0
+        self.tkl = 0
+        self.pay = 0  # payload start (== n when there is none)
+        # option walk state
+        self.num = 0
+        self.at = 0  # value start
+        self.len = 0  # value length
+        self._next = 0
+
+    def parse(self, buf, n):
+        # Validate the whole message; raise MessageError if malformed.
+        if n < 4:
+            raise MessageError("shorter than the header")
+        b0 = buf[0]
+        if b0 >> 6 != 1:
+            raise MessageError("unknown version")
+        tkl = b0 & 15
+        if tkl > MAX_TOKEN:
+            raise MessageError("token length 9-15")
+        self.buf = buf
+        self.n = n
+        self.type = b0 >> 4 & 3
+        self.code = buf[1]
+        self.mid = buf[2] << 8 | buf[3]
+        self.tkl = tkl
+        if self.code == EMPTY and n != 4:
+            raise MessageError("empty message with token or data")
+        if 4 + tkl > n:
+            raise MessageError("token past the end")
+        self.pay = n
+        self.first()
+        while self.next():
+            pass
+        return self
+
+    def first(self):
+        self.num = 0
+        self._next = 4 + self.tkl
+
+    def next(self):
+        # Step to the next option: set num, at, len; False at the end of the options.
+        buf = self.buf
+        i = self._next
+        n = self.n
+        if i >= n:
+            return False
+        b = buf[i]
+        if b == 0xFF:
+            if i + 1 >= n:
+                raise MessageError("payload marker without payload")
+            self.pay = i + 1
+            self._next = n
+            return False
+        i += 1
+        delta = b >> 4
+        length = b & 15
+        if delta == 13:
+            if i >= n:
+                raise MessageError("truncated option")
+            delta = buf[i] + 13
+            i += 1
+        elif delta == 14:
+            if i + 1 >= n:
+                raise MessageError("truncated option")
+            delta = (buf[i] << 8 | buf[i + 1]) + 269
+            i += 2
+        elif delta == 15:
+            raise MessageError("reserved option delta 15")
+        if length == 13:
+            if i >= n:
+                raise MessageError("truncated option")
+            length = buf[i] + 13
+            i += 1
+        elif length == 14:
+            if i + 1 >= n:
+                raise MessageError("truncated option")
+            length = (buf[i] << 8 | buf[i + 1]) + 269
+            i += 2
+        elif length == 15:
+            raise MessageError("reserved option length 15")
+        if i + length > n:
+            raise MessageError("option value past the end")
+        self.num += delta
+        self.at = i
+        self.len = length
+        self._next = i + length
+        return True
+
+    def find(self, num):
+        # Position the walk on the first option num; False if absent.
+        self.first()
+        while self.next():
+            if self.num == num:
+                return True
+            if self.num > num:
+                return False
+        return False
+
+    def uint(self, num, default=None):
+        # Value of a uint option, or default; allocates nothing.
+        if not self.find(num):
+            return default
+        return self.value_uint()
+
+    def value_uint(self):
+        v = 0
+        buf = self.buf
+        for i in range(self.at, self.at + self.len):
+            v = v << 8 | buf[i]
+        return v
+
+    def value(self):
+        return bytes(self.buf[self.at : self.at + self.len])
+
+    def option(self, num, default=None):
+        return self.value() if self.find(num) else default
+
+    def options(self):
+        # [(number, bytes)] in wire order (copies)
+        out = []
+        self.first()
+        while self.next():
+            out.append((self.num, self.value()))
+        return out
+
+    def token(self):
+        return bytes(self.buf[4 : 4 + self.tkl])
+
+    def token_is(self, token):
+        # compare the token with a bytes-like without allocating
+        tkl = self.tkl
+        if len(token) != tkl:
+            return False
+        buf = self.buf
+        for i in range(tkl):
+            if buf[4 + i] != token[i]:
+                return False
+        return True
+
+    def payload(self):
+        return bytes(self.buf[self.pay : self.n])
+
+
+class Message:
+    # A decoded or to-be-encoded message as plain values, for tools, tests and the CLI.
+
+    def __init__(self, mtype=CON, code=EMPTY, mid=0, token=b"", options=None, payload=b""):
+        self.type = mtype
+        self.code = code
+        self.mid = mid
+        self.token = token
+        self.options = options if options is not None else []
+        self.payload = payload
+
+    @classmethod
+    def decode(cls, data):
+        v = View().parse(data, len(data))
+        return cls(v.type, v.code, v.mid, v.token(), v.options(), v.payload())
+
+    def encode(self, size=65535):
+        buf = bytearray(size)
+        n = encode(buf, self.type, self.code, self.mid, self.token, self.options, self.payload)
+        return bytes(buf[:n])
+
+    def opt(self, num, default=None):
+        for n, v in self.options:
+            if n == num:
+                return v
+        return default
+
+    def opts(self, num):
+        return [v for n, v in self.options if n == num]
+
+    def uint(self, num, default=None):
+        v = self.opt(num)
+        if v is None:
+            return default
+        return v if isinstance(v, int) else int.from_bytes(v, "big")
+
+    def __repr__(self):
+        return "<%s %s mid=%d token=%s %r %r>" % (
+            TYPES[self.type],
+            code_str(self.code),
+            self.mid,
+            self.token.hex() if hasattr(self.token, "hex") else self.token,
+            self.options,
+            bytes(self.payload),
+        )
