@@ -98,15 +98,29 @@ def uint_len(v):
     return n
 
 
-def _ext(v):
-    # option delta/length nibble and extension size (RFC 7252 §3.1)
+def _ext_len(v):
+    # bytes of extension for an option delta or length (RFC 7252 §3.1)
     if v < 13:
-        return v, 0
+        return 0
     if v < 269:
-        return 13, 1
+        return 1
     if v < 65805:
-        return 14, 2
+        return 2
     raise MessageError("option delta or length too large")
+
+
+def _put_ext(buf, i, v, x):
+    if x == 1:
+        buf[i] = v - 13
+    elif x == 2:
+        v -= 269
+        buf[i] = v >> 8
+        buf[i + 1] = v & 0xFF
+    return i + x
+
+
+def _nibble(v, x):
+    return v if x == 0 else 12 + x
 
 
 def _sorted(options):
@@ -157,22 +171,14 @@ def encode(buf, mtype, code, mid, token=b"", options=(), payload=b""):
             vlen = len(val)
         delta = num - prev
         prev = num
-        dn, dx = _ext(delta)
-        ln, lx = _ext(vlen)
+        dx = _ext_len(delta)
+        lx = _ext_len(vlen)
         i = end
         end += 1 + dx + lx + vlen
         if end > size:
             raise MessageError("message too large")
-        buf[i] = dn << 4 | ln
-        i += 1
-        for v, x in ((delta, dx), (vlen, lx)):
-            if x == 1:
-                buf[i] = v - 13
-            elif x == 2:
-                v -= 269
-                buf[i] = v >> 8
-                buf[i + 1] = v & 0xFF
-            i += x
+        buf[i] = _nibble(delta, dx) << 4 | _nibble(vlen, lx)
+        i = _put_ext(buf, _put_ext(buf, i + 1, delta, dx), vlen, lx)
         if isinstance(val, int):
             while vlen:
                 vlen -= 1

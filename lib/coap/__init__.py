@@ -1,0 +1,27 @@
+# coap: a CoAP client for MicroPython (RFC 7252, 7641, 7959). Names load on first use, so
+# `import coap` costs nothing until a part is touched (the codec alone runs under CPython).
+
+_attrs = {
+    "Client": "client",
+    "Exchange": "client",
+    "Observation": "client",
+    "CoapTimeout": "client",
+    "Reset": "client",
+    "connect": "client",
+    "download": "block",
+    "upload": "block",
+    "Message": "codec",
+    "MessageError": "codec",
+    "View": "codec",
+    "parse_uri": "uri",
+    "uri_options": "uri",
+}
+
+
+def __getattr__(name):
+    mod = _attrs.get(name)
+    if mod is None:
+        raise AttributeError(name)
+    value = getattr(__import__("coap." + mod, None, None, [name]), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,490 @@
+# client.py: a reliable CoAP client over one UDP (or DTLS) socket for MicroPython asyncio.
+# RFC 7252 messaging (CON retransmission, ACK/RST, dedup) and request/response matching,
+# including ThingsBoard's separate CON responses that arrive without an ACK first.
+#
+# Zero allocation on the request path: an Exchange owns one message buffer and is reused;
+# when its response arrives the receive buffer is swapped with it, so nothing is copied.
+# An Exchange is its own awaitable: `await ex.request(...)` returns ex with code set.
+
+import asyncio
+import random
+from asyncio import core
+from errno import EAGAIN, ETIMEDOUT
+
+from .codec import (
+    ACK,
+    CON,
+    EMPTY,
+    GET,
+    MAX_SIZE,
+    NON,
+    OBSERVE,
+    RST,
+    MessageError,
+    View,
+    code_str,
+    encode,
+)
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_IDLE = const(0)
+_WAIT_ACK = const(1)  # CON sent, nothing heard yet
+_WAIT_RESP = const(2)  # ACKed (or NON): waiting for a separate response
+_DONE = const(3)
+_OBSERVING = const(4)
+_FAILED = const(5)
+
+_SEEN = const(16)  # incoming MIDs remembered for deduplication
+
+
+class CoapTimeout(Exception):
+    pass
+
+
+class Reset(Exception):
+    # the peer answered our CON with RST
+    pass
+
+
+class Exchange:
+    # One request at a time with its response; reusable. After `await`, read code,
+    # payload(), option(), uint(): they stay valid until the next request on this exchange.
+
+    def __init__(self, client):
+        self.client = client
+        self.buf = bytearray(client.max_size)
+        self.view = View()
+        self.token = bytearray(client.token_len)
+        self.state = _IDLE
+        self.code = 0
+        self.mid = -1
+        self.n = 0
+        self.error = None
+        self._stop = StopIteration(self)  # preallocated: awaiting returns self for free
+        self._task = None
+        self._sleeping = False
+        self._deadline = 0
+        self._end = 0  # give up waiting for a response at this tick
+        self._timeout = 0
+        self._tries = 0
+        self._ack_only = False
+
+    # --- starting a request
+
+    def request(self, code, options=(), payload=b"", con=True, timeout=None):
+        # Encode and send; returns self to await. timeout (ms) bounds the whole exchange.
+        if self.state in (_WAIT_ACK, _WAIT_RESP, _OBSERVING):
+            raise RuntimeError("exchange busy")
+        self._new_token()
+        self._send_new(code, options, payload, con, timeout)
+        return self
+
+    def _new_token(self):
+        c = self.client
+        token = self.token
+        while True:
+            for i in range(len(token)):
+                token[i] = random.getrandbits(8)
+            if not c._by_token(self):
+                return
+
+    def _send_new(self, code, options, payload, con, timeout):
+        c = self.client
+        self.mid = c._next_mid()
+        self.n = encode(self.buf, CON if con else NON, code, self.mid, self.token, options, payload)
+        self.code = 0
+        self.error = None
+        self._ack_only = False
+        now = core.ticks()
+        limit = c.response_timeout if timeout is None else timeout
+        self._end = now + limit
+        if con:
+            self.state = _WAIT_ACK
+            self._tries = 0
+            self._timeout = c._initial_timeout()
+            self._deadline = min(now + self._timeout, self._end)
+        else:
+            self.state = _WAIT_RESP
+            self._deadline = self._end
+        c._add(self)
+        c._write(self.buf, self.n)
+
+    # --- awaitable protocol (no coroutine object is created per request)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self._sleeping = False
+        st = self.state
+        if st == _DONE or st == _OBSERVING:
+            self._task = None
+            self._stop.__traceback__ = None
+            raise self._stop
+        if st == _FAILED:
+            self._task = None
+            raise self.error
+        if st == _IDLE:
+            raise RuntimeError("no request")
+        now = core.ticks()
+        if now - self._deadline >= 0:
+            self._expire(now)
+            return self.__next__()
+        self._task = core.cur_task
+        self._sleeping = True
+        core._task_queue.push(core.cur_task, self._deadline)
+        return None
+
+    def send(self, _):
+        return self.__next__()
+
+    def throw(self, exc, *_):
+        # the awaiting task was cancelled: forget the exchange
+        self._sleeping = False
+        self._task = None
+        self.abandon()
+        raise exc
+
+    def _expire(self, now):
+        c = self.client
+        if self.state == _WAIT_ACK and self._tries < c.max_retransmit and now - self._end < 0:
+            self._tries += 1
+            self._timeout <<= 1
+            self._deadline = min(now + self._timeout, self._end)
+            c._write(self.buf, self.n)
+            return
+        if self.state == _WAIT_ACK and now - self._end < 0:
+            self._fail(CoapTimeout("no ACK after %d transmissions" % (self._tries + 1)))
+        else:
+            self._fail(CoapTimeout("no response"))
+
+    # --- events from the client's reader
+
+    def _acked(self):
+        # empty ACK: the response will come separately
+        if self._ack_only:
+            self.state = _DONE
+            self.client._remove(self)
+            self._wake()
+            return
+        self.state = _WAIT_RESP
+        self._deadline = self._end
+
+    def _deliver(self, view):
+        # the response: take over the receive buffer (and give ours back)
+        c = self.client
+        self.buf, c._rx = c._rx, self.buf
+        self.view, c._view = view, self.view
+        self.code = view.code
+        self.state = _DONE
+        c._remove(self)
+        self._wake()
+
+    def _fail(self, error):
+        self.error = error
+        self.state = _FAILED
+        self.client._remove(self)
+        self._wake()
+
+    def _wake(self):
+        if self._sleeping:
+            self._sleeping = False
+            core._task_queue.remove(self._task)
+            core._task_queue.push(self._task)
+
+    def abandon(self):
+        if self.state in (_WAIT_ACK, _WAIT_RESP, _OBSERVING):
+            self.state = _IDLE
+            self.client._remove(self)
+
+    # --- the response
+
+    def payload(self):
+        v = self.view
+        return memoryview(v.buf)[v.pay : v.n]
+
+    def option(self, num, default=None):
+        return self.view.option(num, default)
+
+    def uint(self, num, default=None):
+        return self.view.uint(num, default)
+
+    def __repr__(self):
+        return "<Exchange %s mid=%d>" % (code_str(self.code), self.mid)
+
+
+class Observation(Exchange):
+    # RFC 7641 client side. callback(obs) runs for every response of the relation in order
+    # (the first one included); payload() is valid during the call. When the relation ends
+    # (2.02, an error code, a response without Observe, RST, or timeout of the registration)
+    # callback runs once more with obs.active False; re-register with renew().
+
+    def __init__(self, client, options, callback, con=True):
+        super().__init__(client)
+        self.options = [(OBSERVE, 0)] + [o for o in options if o[0] != OBSERVE]
+        self.callback = callback
+        self.con = con
+        self.active = False
+        self.seq = -1  # last Observe number accepted
+        self.last = 0  # tick of the last accepted response
+
+    def register(self, timeout=None):
+        # GET with Observe=0; await it for the first response.
+        Exchange.request(self, GET, self.options, b"", self.con, timeout)
+        self.seq = -1
+        return self
+
+    def renew(self, timeout=None):
+        # Re-register with the same token (RFC 7641 §3.3.1): the server replaces the relation.
+        self.client._remove(self)
+        self.seq = -1
+        self._send_new(GET, self.options, b"", self.con, timeout)
+        return self
+
+    def cancel(self):
+        # Deregister with Observe=1 on the same token. Done once the request is ACKed or
+        # answered (ThingsBoard only ACKs it).
+        self.client._remove(self)
+        self.active = False
+        self.options[0] = (OBSERVE, 1)
+        self._send_new(GET, self.options, b"", True, None)
+        self.options[0] = (OBSERVE, 0)
+        self._ack_only = True
+        return self
+
+    def _fresh(self, seq, now):
+        # RFC 7641 §3.4
+        last = self.seq
+        if last < 0:
+            return True
+        if (last < seq and seq - last < 0x800000) or (last > seq and last - seq > 0x800000):
+            return True
+        return now - self.last > 128000
+
+    def _deliver(self, view):
+        if self._ack_only:  # a late response to the cancel request
+            return Exchange._deliver(self, view)
+        c = self.client
+        seq = view.uint(OBSERVE)
+        ok = view.code >> 5 == 2 and view.code != 66 and seq is not None
+        now = core.ticks()
+        if ok and not self._fresh(seq, now):
+            return  # stale: drop (already ACKed by the client)
+        self.buf, c._rx = c._rx, self.buf
+        self.view, c._view = view, self.view
+        self.code = view.code
+        first = self.state != _OBSERVING
+        if ok:
+            self.seq = seq
+            self.last = now
+            self.state = _OBSERVING
+            self.active = True
+        else:
+            self.state = _DONE
+            self.active = False
+            c._remove(self)
+        if first:
+            self._wake()
+        self._notify()
+
+    def _fail(self, error):
+        Exchange._fail(self, error)
+        if self.active:
+            self.active = False
+            self._notify()
+
+    def _notify(self):
+        try:
+            self.callback(self)
+        except Exception as e:  # a bad handler must not stop the reader
+            self.client._log("observe callback failed:", repr(e))
+
+
+class Client:
+    # One peer, one socket for the life of the client (ThingsBoard keys observe relations by
+    # IP:port). sock: a connected, non-blocking UDP socket (or a DTLS-wrapped one) with
+    # write(buf, n) and readinto(buf).
+
+    def __init__(
+        self,
+        sock,
+        max_size=MAX_SIZE,
+        ack_timeout=2000,
+        random_factor=1.5,
+        max_retransmit=4,
+        response_timeout=30000,
+        token_len=4,
+        log=None,
+    ):
+        self.sock = sock
+        self.max_size = max_size
+        self.ack_timeout = ack_timeout
+        self._spread = int(ack_timeout * (random_factor - 1))
+        self.max_retransmit = max_retransmit
+        self.response_timeout = response_timeout
+        self.token_len = token_len
+        self.log = log
+        self._rx = bytearray(max_size)
+        self._view = View()
+        self._ctl = bytearray(4)  # empty ACK / RST
+        self._mid = random.getrandbits(16)
+        self._active = []
+        self._seen = [-1] * _SEEN  # (mid << 2 | reply type) of recent CON/NON from the peer
+        self._seen_i = 0
+        self._reader = None
+        self.stats = {"tx": 0, "rx": 0, "retransmit": 0, "dup": 0, "bad": 0}
+
+    # --- public API
+
+    def exchange(self):
+        return Exchange(self)
+
+    def request(self, code, options=(), payload=b"", con=True, timeout=None):
+        # One-off request with a fresh exchange; for repeated requests keep an exchange().
+        self.start()
+        return Exchange(self).request(code, options, payload, con, timeout)
+
+    def observe(self, options, callback, con=True, timeout=None):
+        self.start()
+        return Observation(self, options, callback, con).register(timeout)
+
+    def start(self):
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read_loop())
+
+    def close(self):
+        if self._reader:
+            self._reader.cancel()
+            self._reader = None
+        for ex in self._active[:]:
+            ex._fail(OSError("client closed"))
+        self.sock.close()
+
+    # --- internals
+
+    def _log(self, *args):
+        if self.log:
+            self.log(*args)
+
+    def _next_mid(self):
+        self._mid = (self._mid + 1) & 0xFFFF
+        return self._mid
+
+    def _initial_timeout(self):
+        # ACK_TIMEOUT x random [1, RANDOM_FACTOR], in integer ms (no float allocation)
+        return self.ack_timeout + (self._spread * random.getrandbits(10) >> 10)
+
+    def _add(self, ex):
+        if ex not in self._active:
+            self._active.append(ex)
+
+    def _remove(self, ex):
+        if ex in self._active:
+            self._active.remove(ex)
+
+    def _by_token(self, ex):
+        for a in self._active:
+            if a is not ex and a.token == ex.token:
+                return a
+        return None
+
+    def _write(self, buf, n):
+        try:
+            self.sock.write(buf, n)
+            self.stats["tx"] += 1
+        except OSError as e:  # link down: retransmission (or the caller's timeout) copes
+            self._log("send failed:", e)
+
+    def _control(self, mtype, mid):
+        c = self._ctl
+        c[0] = 0x40 | mtype << 4
+        c[1] = EMPTY
+        c[2] = mid >> 8
+        c[3] = mid & 0xFF
+        self._write(c, 4)
+
+    async def _read_loop(self):
+        sock = self.sock
+        rx_once = self._rx_once
+        while True:
+            yield core._io_queue.queue_read(sock)
+            while rx_once(sock):
+                pass
+
+    def _rx_once(self, sock):
+        try:
+            n = sock.readinto(self._rx)
+        except OSError as e:
+            if e.errno in (EAGAIN, ETIMEDOUT):  # unix port and ESP32 say it differently
+                return False
+            self._log("receive failed:", e)  # e.g. ECONNREFUSED from an ICMP error
+            return False
+        if not n:
+            return False
+        self.stats["rx"] += 1
+        self._received(n)
+        return True
+
+    def _received(self, n):
+        v = self._view
+        rx = self._rx
+        try:
+            v.parse(rx, n)
+        except MessageError as e:
+            self.stats["bad"] += 1
+            self._log("dropped bad datagram:", e)
+            if n >= 4 and rx[0] >> 4 == 0x4:  # CON, version 1: reject (RFC 7252 §4.2)
+                self._control(RST, rx[2] << 8 | rx[3])
+            return
+        mtype = v.type
+        mid = v.mid
+        if mtype >= ACK:
+            for ex in self._active:
+                if ex.mid == mid and ex.state == _WAIT_ACK:
+                    if mtype == RST:
+                        ex._fail(Reset("reset by peer"))
+                    elif v.code == EMPTY:
+                        ex._acked()
+                    elif v.token_is(ex.token):
+                        ex._deliver(v)
+                    return
+            return
+        # CON or NON from the peer
+        seen = self._seen
+        for e in seen:
+            if e >> 2 == mid:
+                self.stats["dup"] += 1
+                if e & 3:
+                    self._control(e & 3, mid)  # the same answer again
+                return
+        ex = None
+        if v.code >= 32:  # a response; requests and CoAP pings get RST: we serve nothing
+            for a in self._active:
+                if v.token_is(a.token):
+                    ex = a
+                    break
+        reply = (ACK if ex else RST) if mtype == CON else (0 if ex else RST)
+        seen[self._seen_i] = mid << 2 | reply
+        self._seen_i = (self._seen_i + 1) % _SEEN
+        if reply:
+            self._control(reply, mid)
+        if ex:
+            ex._deliver(v)
+
+
+def connect(host, port=5683, **kw):
+    # A Client on a fresh UDP socket connected to host:port (IPv4 or IPv6).
+    import socket
+
+    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
+    s = socket.socket(ai[0], socket.SOCK_DGRAM)
+    s.connect(ai[-1])
+    s.setblocking(False)
+    return Client(s, **kw)
