@@ -7,6 +7,7 @@ _attrs = {
     "Observation": "client",
     "CoapTimeout": "client",
     "Reset": "client",
+    "ResponseError": "client",
     "connect": "client",
     "download": "block",
     "upload": "block",

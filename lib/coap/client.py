@@ -53,6 +53,13 @@ class Reset(Exception):
     pass
 
 
+class ResponseError(Exception):
+    # an error response where a success was needed; code is the CoAP code (e.g. 132 = 4.04)
+    def __init__(self, code, msg=""):
+        super().__init__("%s %s" % (code_str(code), msg) if msg else code_str(code))
+        self.code = code
+
+
 class Exchange:
     # One request at a time with its response; reusable. After `await`, read code,
     # payload(), option(), uint(): they stay valid until the next request on this exchange.

@@ -1,0 +1,157 @@
+# micropython -m coap [options] URI: a command-line CoAP client with coap-client's core flags.
+#   -m method   get (default), post, put, delete, fetch
+#   -e text     payload           -f file    payload from a file ("-": none)
+#   -O num,val  add option (repeatable; val as text, or 0x.. hex, or a number for uint options)
+#   -T token    token as hex      -N         non-confirmable
+#   -o secs     observe for secs  -b size    block size (16..1024) for Block1/Block2
+#   -A fmt      content format number (e.g. 50 for JSON)
+#   -t ms       response timeout  -v         show the response options
+# Prints the response code, then the payload; exits 0 on 2.xx, 1 otherwise.
+
+import sys
+
+import asyncio
+
+from .block import download, upload
+from .client import CoapTimeout, ResponseError, connect
+from .codec import CONTENT_FORMAT, DELETE, FETCH, GET, OBSERVE, POST, PUT, code_str
+from .uri import parse_uri
+
+METHODS = {"get": GET, "post": POST, "put": PUT, "delete": DELETE, "fetch": FETCH}
+UINT_OPTIONS = (OBSERVE, CONTENT_FORMAT, 14, 17, 23, 27, 28, 60)  # Max-Age, Accept, Block, Size
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv):
+    a = {"method": "get", "payload": b"", "opts": [], "token": None, "con": True}
+    a.update({"observe": 0, "block": 0, "format": None, "timeout": 30000, "verbose": False})
+    a["uri"] = None
+    it = iter(argv)
+    for arg in it:
+        if arg == "-N":
+            a["con"] = False
+            continue
+        if arg == "-v":
+            a["verbose"] = True
+            continue
+        if not arg.startswith("-"):
+            a["uri"] = arg
+            continue
+        try:
+            val = next(it)
+        except StopIteration:
+            raise UsageError("%s needs a value" % arg)
+        if arg == "-m":
+            if val.lower() not in METHODS:
+                raise UsageError("unknown method %s (use %s)" % (val, ", ".join(METHODS)))
+            a["method"] = val.lower()
+        elif arg == "-e":
+            a["payload"] = val.encode()
+        elif arg == "-f":
+            with open(val, "rb") as f:
+                a["payload"] = f.read()
+        elif arg == "-O":
+            num, _, v = val.partition(",")
+            a["opts"].append(option(int(num), v))
+        elif arg == "-T":
+            a["token"] = bytes.fromhex(val)
+        elif arg in ("-o", "-b", "-A", "-t"):
+            key = {"-o": "observe", "-b": "block", "-A": "format", "-t": "timeout"}[arg]
+            a[key] = int(val)
+        else:
+            raise UsageError("unknown flag %s" % arg)
+    if not a["uri"]:
+        raise UsageError("no URI given")
+    return a
+
+
+def option(num, v):
+    if v.startswith("0x"):
+        return (num, bytes.fromhex(v[2:]))
+    if num in UINT_OPTIONS and v.isdigit():
+        return (num, int(v))
+    return (num, v)
+
+
+class Stream:
+    # block-wise payload straight to stdout, after the code line
+    def __init__(self):
+        self.started = False
+
+    def write(self, data):
+        if not self.started:
+            self.started = True
+            print("2.05")
+        sys.stdout.buffer.write(data)
+
+
+def show(ex, verbose):
+    print(code_str(ex.code))
+    if verbose:
+        for num, v in ex.view.options():
+            print("  option %d: %s" % (num, v))
+    data = bytes(ex.payload())
+    if data:
+        try:
+            print(data.decode())
+        except UnicodeError:
+            print(data.hex())
+
+
+async def run(a):
+    secure, host, port, opts = parse_uri(a["uri"])
+    if secure:
+        raise UsageError("coaps:// is not supported by this command yet")
+    opts += a["opts"]
+    if a["format"] is not None:
+        opts.append((CONTENT_FORMAT, a["format"]))
+    method = METHODS[a["method"]]
+    client = connect(host, port, response_timeout=a["timeout"])
+    client.start()
+    ex = client.exchange()
+    if a["token"] is not None:
+        ex.token = bytearray(a["token"])
+    try:
+        if a["observe"]:
+            return await observe(client, opts, a)
+        if a["block"] and method in (GET, FETCH) and not a["payload"]:
+            await download(client, opts, Stream(), a["block"], ex, method)
+            print()
+            return True
+        if a["block"]:
+            await upload(client, method, opts, a["payload"], a["block"], ex)
+        else:
+            await ex.request(method, opts, a["payload"], a["con"])
+        show(ex, a["verbose"])
+        return ex.code >> 5 == 2
+    finally:
+        client.close()
+
+
+async def observe(client, opts, a):
+    def notified(obs):
+        show(obs, a["verbose"])
+
+    obs = await client.observe(opts, notified, a["con"])
+    if obs.active:
+        await asyncio.sleep_ms(a["observe"] * 1000)
+        await obs.cancel()
+    return obs.code >> 5 == 2
+
+
+def main(argv):
+    try:
+        ok = asyncio.run(run(parse_args(argv)))
+    except (UsageError, ValueError) as e:
+        print("error:", e)
+        return 2
+    except (CoapTimeout, ResponseError, OSError) as e:
+        print("error:", e)
+        return 1
+    return 0 if ok else 1
+
+
+sys.exit(main(sys.argv[1:]))

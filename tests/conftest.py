@@ -1,0 +1,76 @@
+# Device tests: tests/device/mp_*.py run inside the MicroPython unix port (one process per
+# module, via tests/device/runner.py); each test_* function there is one pytest item.
+import ast
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+DEVICE = ROOT / "tests" / "device"
+
+
+def micropython_env(*paths):
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join([str(p) for p in paths] + [str(ROOT / "lib"), ".frozen"])
+    return env
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.parent == DEVICE and file_path.name.startswith("mp_") and file_path.suffix == ".py":
+        return DeviceModule.from_parent(parent, path=file_path)
+
+
+class DeviceModule(pytest.File):
+    def collect(self):
+        self._results = None
+        tree = ast.parse(self.path.read_text())
+        self._cases = [
+            node.name
+            for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.name.startswith("test_")
+        ]
+        return [DeviceCase.from_parent(self, name=name) for name in self._cases]
+
+    def results(self):
+        if self._results is None:
+            cases = self._cases
+            p = subprocess.run(
+                [str(MICROPYTHON), str(DEVICE / "runner.py"), str(self.path)] + cases,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=micropython_env(DEVICE),
+            )
+            self._results = {}
+            for line in p.stdout.splitlines():
+                if line.startswith("@@"):
+                    r = json.loads(line[2:])
+                    self._results[r["case"]] = r
+            self._output = p.stdout + p.stderr
+        return self._results
+
+
+class DeviceFailure(Exception):
+    pass
+
+
+class DeviceCase(pytest.Item):
+    def runtest(self):
+        r = self.parent.results().get(self.name)
+        if r is None:
+            raise DeviceFailure("case did not report; MicroPython output:\n" + self.parent._output)
+        if not r["ok"]:
+            raise DeviceFailure(r["error"])
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, DeviceFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, 0, "micropython: %s" % self.name

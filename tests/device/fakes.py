@@ -1,0 +1,111 @@
+# fakes.py: deterministic stand-ins for device tests: a virtual clock that asyncio and the
+# client both follow, and a fake UDP socket whose peer is a test script.
+# Virtual time only moves when every task is waiting, so timing asserts are exact up to the
+# few real milliseconds a test takes (asyncio's own pushes use the real clock).
+
+import time
+
+from asyncio import core
+
+POLLIN = 1
+
+
+class Clock:
+    def __init__(self):
+        self.offset = 0
+        self.base = time.ticks_ms()
+
+    def ticks(self):
+        return time.ticks_add(time.ticks_ms(), self.offset)
+
+    def now(self):
+        # ms since the clock was installed
+        return time.ticks_diff(self.ticks(), self.base)
+
+    def advance(self, ms):
+        self.offset += ms
+
+
+class FakeSocket:
+    # A connected UDP socket. sent: [(ms, bytes)]; the peer script reacts in on_send(data) and
+    # answers with deliver(data, delay_ms).
+
+    def __init__(self, clock, on_send=None):
+        self.clock = clock
+        self.on_send = on_send
+        self.sent = []
+        self._inbox = []  # [(due ms, bytes)] in delivery order
+        self.closed = False
+
+    def write(self, buf, n=None):
+        data = bytes(buf[:n] if n is not None else buf)
+        self.sent.append((self.clock.now(), data))
+        if self.on_send:
+            self.on_send(data)
+        return len(data)
+
+    def deliver(self, data, delay=0):
+        due = self.clock.now() + delay
+        i = len(self._inbox)
+        while i and self._inbox[i - 1][0] > due:
+            i -= 1
+        self._inbox.insert(i, (due, bytes(data)))
+
+    def next_due(self):
+        return self._inbox[0][0] if self._inbox else None
+
+    def readable(self):
+        return bool(self._inbox) and self._inbox[0][0] <= self.clock.now()
+
+    def readinto(self, buf):
+        if not self.readable():
+            return None
+        data = self._inbox.pop(0)[1]
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self):
+        self.closed = True
+
+
+class Poller:
+    # Replaces asyncio's select.poll: ready fake sockets, otherwise virtual time jumps ahead.
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.objs = []
+
+    def register(self, obj, ev=POLLIN):
+        if obj not in self.objs:
+            self.objs.append(obj)
+
+    def modify(self, obj, ev):
+        pass
+
+    def unregister(self, obj):
+        self.objs.remove(obj)
+
+    def _ready(self):
+        return [(o, POLLIN) for o in self.objs if o.readable()]
+
+    def ipoll(self, dt=-1, flags=0):
+        ready = self._ready()
+        if ready:
+            return ready
+        now = self.clock.now()
+        dues = [o.next_due() for o in self.objs if o.next_due() is not None]
+        step = min(dues) - now if dues else None
+        if dt >= 0 and (step is None or dt < step):
+            step = dt
+        if step is None:
+            raise RuntimeError("deadlock: every task waits and nothing is due")
+        self.clock.advance(max(0, step))
+        return self._ready()
+
+
+def install():
+    # Virtual time for this event loop (the runner restores the real clock after each case).
+    clock = Clock()
+    core.ticks = clock.ticks
+    core._io_queue.poller = Poller(clock)
+    return clock
