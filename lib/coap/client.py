@@ -10,6 +10,7 @@ import asyncio
 import random
 from asyncio import core
 from errno import EAGAIN, ETIMEDOUT
+from time import ticks_add, ticks_diff
 
 from .codec import (
     ACK,
@@ -80,6 +81,7 @@ class Exchange:
         self._deadline = 0
         self._end = 0  # give up waiting for a response at this tick
         self._timeout = 0
+        self._limit = False
         self._tries = 0
         self._ack_only = False
 
@@ -110,18 +112,24 @@ class Exchange:
         self.error = None
         self._ack_only = False
         now = core.ticks()
-        limit = c.response_timeout if timeout is None else timeout
-        self._end = now + limit
+        # the caller's timeout bounds everything; otherwise a CON runs its retransmission
+        # schedule and then waits response_timeout for a separate response
+        self._limit = timeout is not None
+        self._end = ticks_add(now, c.response_timeout if timeout is None else timeout)
         if con:
             self.state = _WAIT_ACK
             self._tries = 0
             self._timeout = c._initial_timeout()
-            self._deadline = min(now + self._timeout, self._end)
+            self._deadline = self._until(now, self._timeout)
         else:
             self.state = _WAIT_RESP
             self._deadline = self._end
         c._add(self)
         c._write(self.buf, self.n)
+
+    def _until(self, now, ms):
+        t = ticks_add(now, ms)
+        return self._end if self._limit and ticks_diff(t, self._end) > 0 else t
 
     # --- awaitable protocol (no coroutine object is created per request)
 
@@ -141,7 +149,7 @@ class Exchange:
         if st == _IDLE:
             raise RuntimeError("no request")
         now = core.ticks()
-        if now - self._deadline >= 0:
+        if ticks_diff(now, self._deadline) >= 0:
             self._expire(now)
             return self.__next__()
         self._task = core.cur_task
@@ -161,13 +169,15 @@ class Exchange:
 
     def _expire(self, now):
         c = self.client
-        if self.state == _WAIT_ACK and self._tries < c.max_retransmit and now - self._end < 0:
-            self._tries += 1
-            self._timeout <<= 1
-            self._deadline = min(now + self._timeout, self._end)
-            c._write(self.buf, self.n)
-            return
-        if self.state == _WAIT_ACK and now - self._end < 0:
+        timed_out = self._limit and ticks_diff(now, self._end) >= 0
+        if self.state == _WAIT_ACK and not timed_out:
+            if self._tries < c.max_retransmit:
+                self._tries += 1
+                self._timeout <<= 1
+                self._deadline = self._until(now, self._timeout)
+                c.stats["retransmit"] += 1
+                c._write(self.buf, self.n)
+                return
             self._fail(CoapTimeout("no ACK after %d transmissions" % (self._tries + 1)))
         else:
             self._fail(CoapTimeout("no response"))
@@ -182,6 +192,8 @@ class Exchange:
             self._wake()
             return
         self.state = _WAIT_RESP
+        if not self._limit:
+            self._end = ticks_add(core.ticks(), self.client.response_timeout)
         self._deadline = self._end
 
     def _deliver(self, view):
@@ -273,7 +285,7 @@ class Observation(Exchange):
             return True
         if (last < seq and seq - last < 0x800000) or (last > seq and last - seq > 0x800000):
             return True
-        return now - self.last > 128000
+        return ticks_diff(now, self.last) > 128000
 
     def _deliver(self, view):
         if self._ack_only:  # a late response to the cancel request
@@ -433,7 +445,7 @@ class Client:
                 return False
             self._log("receive failed:", e)  # e.g. ECONNREFUSED from an ICMP error
             return False
-        if not n:
+        if n is None:  # nothing waiting (an empty datagram reads as 0)
             return False
         self.stats["rx"] += 1
         self._received(n)

@@ -365,7 +365,11 @@ class Message:
         v = View().parse(data, len(data))
         return cls(v.type, v.code, v.mid, v.token(), v.options(), v.payload())
 
-    def encode(self, size=65535):
+    def encode(self):
+        # upper bound: 5 header bytes per option, ints up to 8 bytes
+        size = 5 + len(self.token) + len(self.payload)
+        for _, v in self.options:
+            size += 5 + (8 if isinstance(v, int) else len(v) * 4)
         buf = bytearray(size)
         n = encode(buf, self.type, self.code, self.mid, self.token, self.options, self.payload)
         return bytes(buf[:n])
