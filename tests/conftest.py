@@ -20,7 +20,11 @@ def micropython_env(*paths):
 
 
 def pytest_collect_file(parent, file_path):
-    if file_path.parent == DEVICE and file_path.name.startswith("mp_") and file_path.suffix == ".py":
+    if (
+        file_path.parent == DEVICE
+        and file_path.name.startswith("mp_")
+        and file_path.suffix == ".py"
+    ):
         return DeviceModule.from_parent(parent, path=file_path)
 
 

@@ -8,9 +8,8 @@
 #   -t ms       response timeout  -v         show the response options
 # Prints the response code, then the payload; exits 0 on 2.xx, 1 otherwise.
 
-import sys
-
 import asyncio
+import sys
 
 from .block import download, upload
 from .client import CoapTimeout, ResponseError, connect
@@ -43,7 +42,7 @@ def parse_args(argv):
         try:
             val = next(it)
         except StopIteration:
-            raise UsageError("%s needs a value" % arg)
+            raise UsageError("%s needs a value" % arg) from None
         if arg == "-m":
             if val.lower() not in METHODS:
                 raise UsageError("unknown method %s (use %s)" % (val, ", ".join(METHODS)))

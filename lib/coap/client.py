@@ -107,7 +107,9 @@ class Exchange:
     def _send_new(self, code, options, payload, con, timeout):
         c = self.client
         self.mid = c._next_mid()
-        self.n = encode(self.buf, CON if con else NON, code, self.mid, self.token, options, payload)
+        self.n = encode(
+            self.buf, CON if con else NON, code, self.mid, self.token, options, payload
+        )
         self.code = 0
         self.error = None
         self._ack_only = False

@@ -4,7 +4,6 @@
 # few real milliseconds a test takes (asyncio's own pushes use the real clock).
 
 import time
-
 from asyncio import core
 
 POLLIN = 1

@@ -1,11 +1,10 @@
 # runner.py: runs test cases of one device test module inside the MicroPython unix port and
 # prints one "@@{json}" line per case for pytest (tests/conftest.py) to pick up.
 # Usage: micropython runner.py path/to/mp_module.py case [case ...]
+import asyncio
 import io
 import json
 import sys
-
-import asyncio
 from asyncio import core
 
 
