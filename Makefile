@@ -24,6 +24,9 @@ sysdeps:
 test: setup
 	$(PY) -m pytest -q tests
 
+bench: venv
+	$(PY) bench/run_coap.py 5000
+
 lint: venv
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
