@@ -148,10 +148,14 @@ def _by_number(options):
 def encode(buf, mtype, code, mid, token=b"", options=(), payload=b""):
     # Write a message into buf (a bytearray) and return its length.
     # options: (number, value) pairs; value is bytes, str or int (minimal uint, 0 is empty).
-    # Raises MessageError if it does not fit: nothing is ever truncated.
+    # Raises MessageError if a field is out of range or it does not fit: nothing is truncated.
     tkl = len(token)
     if tkl > MAX_TOKEN:
         raise MessageError("token longer than 8 bytes")
+    if not (0 <= mtype <= 3 and 0 <= code <= 255 and 0 <= mid <= 0xFFFF):
+        raise MessageError("type, code or message ID out of range")
+    if code == EMPTY and (tkl or options or payload):
+        raise MessageError("an empty message has no token, options or payload")
     size = len(buf)
     end = 4 + tkl
     if end > size:
@@ -164,12 +168,16 @@ def encode(buf, mtype, code, mid, token=b"", options=(), payload=b""):
     prev = 0
     for num, val in options if _sorted(options) else _by_number(options):
         if isinstance(val, int):
+            if val < 0:
+                raise MessageError("negative uint option value")
             vlen = uint_len(val)
         else:
             if isinstance(val, str):
                 val = val.encode()
             vlen = len(val)
         delta = num - prev
+        if num < 0:
+            raise MessageError("negative option number")
         prev = num
         dx = _ext_len(delta)
         lx = _ext_len(vlen)
