@@ -450,7 +450,10 @@ class Client:
         if n is None:  # nothing waiting (an empty datagram reads as 0)
             return False
         self.stats["rx"] += 1
-        self._received(n)
+        try:
+            self._received(n)
+        except Exception as e:  # never let one datagram stop the reader
+            self._log("datagram handling failed:", repr(e))
         return True
 
     def _received(self, n):
