@@ -2,11 +2,11 @@
 # lib/coap talking ThingsBoard's CoAP API. It posts simulated telemetry, observes shared
 # attributes and server-side RPC (answering each), and prints what happens.
 # Usage: micropython demo_device.py HOST PORT TOKEN [SECONDS]
+import asyncio
 import json
 import random
 import sys
 
-import asyncio
 from coap.client import CoapTimeout, connect
 from coap.codec import CREATED, POST, code_str
 from coap.uri import uri_options

@@ -1,0 +1,2 @@
+# pytest fixtures for the tbsim tests; the helpers behind them are in tbsim_helpers.py.
+from tbsim_helpers import device, sim, udp  # noqa: F401

@@ -1,0 +1,5 @@
+# tbsim: a local ThingsBoard-compatible CoAP server (see README.md).
+from .core import RpcTimeout
+from .server import TbSim
+
+__all__ = ["TbSim", "RpcTimeout"]

@@ -1,0 +1,242 @@
+# core.py: what a ThingsBoard device actor and its services do for tbsim, shared by the CoAP
+# resources and the admin API: shared-attribute updates pushed to observers, server-side RPC
+# (ids from 0 per device, pending until answered or expired), OTA assignment, provisioning.
+import asyncio
+import json
+import secrets
+import time
+
+from . import ota
+from .observe import DELIVERED, TIMEOUT
+from .store import new_token, now_ms
+
+
+class RpcTimeout(Exception):
+    pass
+
+
+class NotFound(Exception):
+    pass
+
+
+class _Rpc:
+    def __init__(self, rpc_id, device_id, method, params, oneway, future, row):
+        self.id = rpc_id
+        self.device_id = device_id
+        self.method = method
+        self.params = params
+        self.oneway = oneway
+        self.future = future
+        self.row = row
+        self.timer = None
+
+    def payload(self):
+        return {"id": self.id, "method": self.method, "params": self.params}
+
+
+def default_rpc_handler(device, method, params):
+    # Client-side RPC answers (a rule chain's "RPC Call Reply"); None means no reply at all.
+    if method == "getTime":
+        return {"time": int(time.time() * 1000)}
+    if method == "echo":
+        return params
+    return {"error": "Unsupported method: %s" % method}
+
+
+class Core:
+    def __init__(self, store, registry, log, rpc_handler=None):
+        self.store = store
+        self.obs = registry
+        self.log = log
+        self.rpc_handler = rpc_handler or default_rpc_handler
+        self.rpc_seq = {}  # device id -> next RPC id; in memory, so a restart starts at 0
+        self.pending = {}  # device id -> {rpc id: _Rpc}
+
+    def device(self, device_id):
+        dev = self.store.device(device_id)
+        if dev is None:
+            raise NotFound("Device with id [%s] is not found" % device_id)
+        return dev
+
+    # shared attributes
+
+    def set_shared(self, device_id, values):
+        self.device(device_id)
+        if not values:
+            return
+        self.store.set_attributes(device_id, "SHARED_SCOPE", values)
+        rel = self.obs.get(device_id, "attributes")
+        if rel:
+            rel.notify(values)
+
+    def delete_shared(self, device_id, keys):
+        self.device(device_id)
+        if not keys:
+            return
+        self.store.delete_attributes(device_id, "SHARED_SCOPE", keys)
+        rel = self.obs.get(device_id, "attributes")
+        if rel:
+            rel.notify({"deleted": list(keys)})
+
+    def delete_device(self, device_id):
+        self.device(device_id)
+        self.obs.cancel_device(device_id, "device deleted")
+        for rpc in list(self.pending.pop(device_id, {}).values()):
+            self._finish_rpc(rpc, "EXPIRED", error=RpcTimeout("device deleted"))
+        self.store.delete_device(device_id)
+
+    # server-side RPC
+
+    async def server_rpc(self, device_id, method, params=None, timeout=10.0, oneway=False):
+        # Resolves to the device's reply (two-way) or None once delivered (one-way).
+        self.device(device_id)
+        loop = asyncio.get_running_loop()
+        rpc_id = self.rpc_seq.get(device_id, 0)
+        self.rpc_seq[device_id] = rpc_id + 1
+        row = self.store.log_rpc(device_id, rpc_id, method, params, oneway)
+        rpc = _Rpc(rpc_id, device_id, method, params, oneway, loop.create_future(), row)
+        self.pending.setdefault(device_id, {})[rpc_id] = rpc
+        rpc.timer = loop.call_later(timeout, self._expire, rpc)
+        self.log("rpc", device_id[:8], "id=%d" % rpc_id, method, json.dumps(params)[:40])
+        self._deliver(rpc)
+        return await rpc.future
+
+    def _deliver(self, rpc):
+        rel = self.obs.get(rpc.device_id, "rpc")
+        if rel is None:
+            return
+        self.store.update_rpc(rpc.row, "SENT")
+        rel.notify(rpc.payload(), on_done=lambda status: self._delivery(rpc, status))
+
+    def _delivery(self, rpc, status):
+        if rpc.future.done():
+            return
+        if status == DELIVERED:
+            self.store.update_rpc(rpc.row, "DELIVERED")
+            if rpc.oneway:
+                self._finish_rpc(rpc, "SUCCESSFUL", result=None)
+        elif status == TIMEOUT:
+            self.store.update_rpc(rpc.row, "TIMEOUT")
+        # dropped or cancelled: stays pending and goes out again at the next subscribe
+
+    def _expire(self, rpc):
+        if not rpc.future.done():
+            self.pending.get(rpc.device_id, {}).pop(rpc.id, None)
+            self._finish_rpc(rpc, "TIMEOUT", error=RpcTimeout("RPC %d timed out" % rpc.id))
+
+    def _finish_rpc(self, rpc, status, result=None, error=None):
+        if rpc.timer:
+            rpc.timer.cancel()
+        self.pending.get(rpc.device_id, {}).pop(rpc.id, None)
+        self.store.update_rpc(rpc.row, status, result)
+        if not rpc.future.done():
+            if error is not None:
+                rpc.future.set_exception(error)
+            else:
+                rpc.future.set_result(result)
+
+    def rpc_subscribed(self, device_id):
+        # every pending RPC goes out again on subscribe; the device de-duplicates by id (§3.2)
+        for rpc in sorted(self.pending.get(device_id, {}).values(), key=lambda r: r.id):
+            self._deliver(rpc)
+
+    def rpc_reply(self, device_id, rpc_id, body):
+        rpc = self.pending.get(device_id, {}).get(rpc_id)
+        if rpc is None:
+            self.log("rpc", device_id[:8], "reply to unknown id=%d ignored" % rpc_id)
+            return
+        self._finish_rpc(rpc, "SUCCESSFUL", result=body)
+
+    # OTA
+
+    def assign_ota(self, device_id, ota_type, package_id):
+        # set the package's fw_*/sw_* attributes, or delete them all when package_id is None
+        self.device(device_id)
+        column = "firmware_id" if ota_type == "FIRMWARE" else "software_id"
+        if package_id is None:
+            self.store.update_device(device_id, **{column: None})
+            self.delete_shared(device_id, ota.unassigned_keys(ota_type))
+            return
+        pkg = self.store.ota(package_id)
+        if pkg is None or pkg["type"] != ota_type:
+            raise NotFound("%s package [%s] is not found" % (ota_type, package_id))
+        self.store.update_device(device_id, **{column: package_id})
+        p = ota.TYPES[ota_type]
+        ts = now_ms()
+        target = {"target_%s_title" % p: pkg["title"], "target_%s_version" % p: pkg["version"]}
+        if pkg.get("tag"):
+            target["target_%s_tag" % p] = pkg["tag"]
+        target["target_%s_ts" % p] = ts
+        self.store.add_telemetry(device_id, [(ts, dict(target, **{p + "_state": "QUEUED"}))])
+        self.store.add_telemetry(device_id, [(ts + 1, {p + "_state": "INITIATED"})])
+        values, deleted = ota.assigned_attributes(pkg)
+        self.set_shared(device_id, values)
+        self.delete_shared(device_id, deleted)
+
+    def ota_for(self, device, ota_type):
+        pid = device["firmware_id" if ota_type == "FIRMWARE" else "software_id"]
+        return self.store.ota(pid, with_data=True) if pid else None
+
+    # provisioning and claiming (§7)
+
+    def provision(self, req):
+        # -> (ok, reply dict); reply is what goes back to the device as JSON
+        key = req.get("provisionDeviceKey")
+        secret = req.get("provisionDeviceSecret")
+        profile = self.store.profile_by_key(key) if key else None
+        not_found = {"errorMsg": "Provision data was not found!", "status": "NOT_FOUND"}
+        failure = {"errorMsg": "Failed to provision device!", "status": "FAILURE"}
+        if (
+            not secret
+            or profile is None
+            or profile["provision_secret"] != secret
+            or profile["provision_type"] == "DISABLED"
+        ):
+            return False, not_found
+        name = req.get("deviceName") or secrets.token_hex(10)
+        dev = self.store.device_by_name(name)
+        if profile["provision_type"] == "ALLOW_CREATE_NEW_DEVICES":
+            if dev is not None:
+                return False, failure
+            dev = self.store.create_device(name, profile_id=profile["id"])
+        else:  # CHECK_PRE_PROVISIONED_DEVICES
+            if dev is None or dev["profile_id"] != profile["id"]:
+                return False, failure
+            state = self.store.attribute_dict(dev["id"], "SERVER_SCOPE", ["provisionState"])
+            if state.get("provisionState") == "provisioned":
+                return False, failure
+        ctype = req.get("credentialsType") or "ACCESS_TOKEN"
+        if ctype == "ACCESS_TOKEN":
+            value = req.get("token") or new_token()
+            self.store.set_credentials(dev["id"], ctype, value)
+        elif ctype == "X509_CERTIFICATE":
+            value = req.get("hash")
+            self.store.set_credentials(dev["id"], ctype, None, value)
+        elif ctype == "MQTT_BASIC":
+            value = {
+                "clientId": req.get("clientId"),
+                "userName": req.get("username"),
+                "password": req.get("password"),
+            }
+            self.store.set_credentials(dev["id"], ctype, None, json.dumps(value))
+        else:
+            return False, failure
+        self.store.set_attributes(dev["id"], "SERVER_SCOPE", {"provisionState": "provisioned"})
+        self.log("provisioned", name, ctype)
+        return True, {"credentialsValue": value, "credentialsType": ctype, "status": "SUCCESS"}
+
+    def claim_request(self, device_id, secret, duration_ms, default_ms=86400000):
+        self.store.set_claim(device_id, secret, now_ms() + (duration_ms or default_ms))
+
+    def claim(self, device_name, secret):
+        # -> "SUCCESS", "CLAIMED" or "FAILURE", as the customer claim API answers
+        dev = self.store.device_by_name(device_name)
+        info = dev and self.store.claim(dev["id"])
+        if not info:
+            return "FAILURE", dev
+        if info["claimed"]:
+            return "CLAIMED", dev
+        if info["expires_ts"] < now_ms() or info["secret"] != (secret or ""):
+            return "FAILURE", dev
+        self.store.mark_claimed(dev["id"])
+        return "SUCCESS", dev
