@@ -21,6 +21,10 @@ sysdeps:
 		(apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null; \
 	fi
 
+SECONDS ?= 0
+run: setup
+	$(PY) -m tools.run --seconds $(SECONDS)
+
 test: setup
 	$(PY) -m pytest -q tests
 
