@@ -5,7 +5,7 @@
 #   -T token    token as hex      -N         non-confirmable
 #   -o secs     observe for secs  -b size    block size (16..1024) for Block1/Block2
 #   -A fmt      content format number (e.g. 50 for JSON)
-#   -t ms       response timeout  -v         show the response options
+#   -t ms       give up after (30 s)  -v     show the response options
 # Prints the response code, then the payload; exits 0 on 2.xx, 1 otherwise.
 
 import asyncio
@@ -111,19 +111,17 @@ async def run(a):
     client = connect(host, port, response_timeout=a["timeout"])
     client.start()
     ex = client.exchange()
-    if a["token"] is not None:
-        ex.token = bytearray(a["token"])
     try:
         if a["observe"]:
             return await observe(client, opts, a)
         if a["block"] and method in (GET, FETCH) and not a["payload"]:
-            await download(client, opts, Stream(), a["block"], ex, method)
+            await download(client, opts, Stream(), a["block"], ex, method, a["timeout"])
             print()
             return True
         if a["block"]:
-            await upload(client, method, opts, a["payload"], a["block"], ex)
+            await upload(client, method, opts, a["payload"], a["block"], ex, a["timeout"])
         else:
-            await ex.request(method, opts, a["payload"], a["con"])
+            await ex.request(method, opts, a["payload"], a["con"], a["timeout"], a["token"])
         show(ex, a["verbose"])
         return ex.code >> 5 == 2
     finally:

@@ -81,23 +81,29 @@ class Exchange:
         self._deadline = 0
         self._end = 0  # give up waiting for a response at this tick
         self._timeout = 0
-        self._limit = False
+        self._limit = None  # the caller's timeout (ms)
         self._tries = 0
         self._ack_only = False
 
     # --- starting a request
 
-    def request(self, code, options=(), payload=b"", con=True, timeout=None):
-        # Encode and send; returns self to await. timeout (ms) bounds the whole exchange.
+    def request(self, code, options=(), payload=b"", con=True, timeout=None, token=None):
+        # Encode and send; returns self to await. timeout (ms) bounds the whole exchange;
+        # token (0-8 bytes) replaces the random one.
         if self.state in (_WAIT_ACK, _WAIT_RESP, _OBSERVING):
             raise RuntimeError("exchange busy")
-        self._new_token()
+        if token is None:
+            self._new_token()
+        else:
+            self.token = bytearray(token)
         self._send_new(code, options, payload, con, timeout)
         return self
 
     def _new_token(self):
         c = self.client
         token = self.token
+        if len(token) != c.token_len:  # after a caller's own token
+            token = self.token = bytearray(c.token_len)
         while True:
             for i in range(len(token)):
                 token[i] = random.getrandbits(8)
@@ -116,7 +122,7 @@ class Exchange:
         now = core.ticks()
         # the caller's timeout bounds everything; otherwise a CON runs its retransmission
         # schedule and then waits response_timeout for a separate response
-        self._limit = timeout is not None
+        self._limit = timeout
         self._end = ticks_add(now, c.response_timeout if timeout is None else timeout)
         if con:
             self.state = _WAIT_ACK
@@ -131,7 +137,7 @@ class Exchange:
 
     def _until(self, now, ms):
         t = ticks_add(now, ms)
-        return self._end if self._limit and ticks_diff(t, self._end) > 0 else t
+        return self._end if self._limit is not None and ticks_diff(t, self._end) > 0 else t
 
     # --- awaitable protocol (no coroutine object is created per request)
 
@@ -171,7 +177,7 @@ class Exchange:
 
     def _expire(self, now):
         c = self.client
-        timed_out = self._limit and ticks_diff(now, self._end) >= 0
+        timed_out = self._limit is not None and ticks_diff(now, self._end) >= 0
         if self.state == _WAIT_ACK and not timed_out:
             if self._tries < c.max_retransmit:
                 self._tries += 1
@@ -182,7 +188,8 @@ class Exchange:
                 return
             self._fail(CoapTimeout("no ACK after %d transmissions" % (self._tries + 1)))
         else:
-            self._fail(CoapTimeout("no response"))
+            ms = self.client.response_timeout if self._limit is None else self._limit
+            self._fail(CoapTimeout("no response within %d ms" % ms))
 
     # --- events from the client's reader
 
@@ -194,7 +201,7 @@ class Exchange:
             self._wake()
             return
         self.state = _WAIT_RESP
-        if not self._limit:
+        if self._limit is None:
             self._end = ticks_add(core.ticks(), self.client.response_timeout)
         self._deadline = self._end
 

@@ -525,3 +525,16 @@ async def test_block1_server_asks_for_smaller_blocks():
     assert ex.code == CREATED and bytes(got) == body
     sizes = [len(m.payload) for m in sent(sock)]
     assert sizes[0] == 1024 and set(sizes[1:-1]) == {256}
+
+
+async def test_callers_token_then_random_again():
+    def peer(sock, m):
+        reply(sock, ACK, CONTENT, m.mid, m.token)
+
+    _, sock, client = setup(peer)
+    ex = client.exchange()
+    await ex.request(GET, PATH, token=b"\xca\xfe")
+    await ex.request(GET, PATH, token=b"")
+    await ex.request(GET, PATH)
+    assert [m.token for m in sent(sock)][:2] == [b"\xca\xfe", b""]
+    assert len(sent(sock)[2].token) == 4
