@@ -262,6 +262,7 @@ class Observation(Exchange):
         self.active = False
         self.seq = -1  # last Observe number accepted
         self.last = 0  # tick of the last accepted response
+        self._renewing = False
 
     def register(self, timeout=None):
         # GET with Observe=0; await it for the first response.
@@ -271,16 +272,28 @@ class Observation(Exchange):
 
     def renew(self, timeout=None):
         # Re-register with the same token (RFC 7641 §3.3.1): the server replaces the relation.
+        # A live relation counts as renewed once the server ACKs (ThingsBoard may not answer a
+        # same-token re-registration); an ended one waits for its first response again.
         self.client._remove(self)
         self.seq = -1
         self._send_new(GET, self.options, b"", self.con, timeout)
+        self._renewing = self.active
         return self
+
+    def _acked(self):
+        if self._renewing:
+            self._renewing = False
+            self.state = _OBSERVING
+            self._wake()
+        else:
+            Exchange._acked(self)
 
     def cancel(self):
         # Deregister with Observe=1 on the same token. Done once the request is ACKed or
         # answered (ThingsBoard only ACKs it).
         self.client._remove(self)
         self.active = False
+        self._renewing = False
         self.options[0] = (OBSERVE, 1)
         self._send_new(GET, self.options, b"", True, None)
         self.options[0] = (OBSERVE, 0)
@@ -309,6 +322,7 @@ class Observation(Exchange):
         self.view, c._view = view, self.view
         self.code = view.code
         first = self.state != _OBSERVING
+        self._renewing = False
         if ok:
             self.seq = seq
             self.last = now

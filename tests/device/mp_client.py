@@ -538,3 +538,24 @@ async def test_callers_token_then_random_again():
     await ex.request(GET, PATH)
     assert [m.token for m in sent(sock)][:2] == [b"\xca\xfe", b""]
     assert len(sent(sock)[2].token) == 4
+
+
+async def test_renew_of_live_relation_done_on_ack_and_keeps_observing():
+    got = []
+    regs = []
+
+    def peer(sock, m):
+        regs.append(m)
+        if len(regs) == 1:
+            reply(sock, ACK, CONTENT, m.mid, m.token, [(OBSERVE, 3)], b"")
+        else:  # ThingsBoard may only ACK a same-token re-registration
+            reply(sock, ACK, EMPTY, m.mid)
+            reply(sock, CON, CONTENT, 0x6000, m.token, [(OBSERVE, 1)], b"", 100)
+
+    _, sock, client = setup(peer)
+    obs = await client.observe(PATH, lambda o: got.append(o.uint(OBSERVE)))
+    await obs.renew()
+    assert obs.active and obs in client._active
+    await asyncio.sleep_ms(200)
+    assert got == [3, 1]  # the counter restarted: still fresh after a renewal
+    assert regs[1].token == regs[0].token
