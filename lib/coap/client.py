@@ -132,6 +132,8 @@ class Exchange:
         else:
             self.state = _WAIT_RESP
             self._deadline = self._end
+        if c._reader is None:
+            c.start()
         c._add(self)
         c._write(self.buf, self.n)
 
@@ -265,9 +267,11 @@ class Observation(Exchange):
         self._renewing = False
 
     def register(self, timeout=None):
-        # GET with Observe=0; await it for the first response.
+        # GET with Observe=0 and a new token; await it for the first response.
+        self.client._remove(self)
         Exchange.request(self, GET, self.options, b"", self.con, timeout)
         self.seq = -1
+        self._renewing = False
         return self
 
     def renew(self, timeout=None):
@@ -284,6 +288,7 @@ class Observation(Exchange):
         if self._renewing:
             self._renewing = False
             self.state = _OBSERVING
+            self.last = core.ticks()
             self._wake()
         else:
             Exchange._acked(self)

@@ -1,0 +1,256 @@
+# device.py: a ThingsBoard device over CoAP, with the names of ThingsBoard's SDKs.
+# Everything goes through one coap Client, so one UDP socket and one source port: ThingsBoard
+# keys observe relations by IP:port. A keeper task holds the two observations (shared
+# attributes, server-side RPC) alive: it re-registers after a 2.02, an RST or an error, after
+# a silence longer than observe_refresh, and when the firmware says the network came back.
+
+import asyncio
+import json
+from asyncio import core
+from binascii import crc32
+from time import ticks_diff
+
+from coap.client import CoapTimeout, Observation, Reset
+from coap.codec import CONTENT, CREATED, GET, NOT_FOUND, POST, URI_PATH, URI_QUERY
+
+from .errors import check
+
+_RPC_MEMORY = 8  # recent server RPCs remembered for de-duplication
+_RPC_REPEAT_MS = 60000  # a repeat of a remembered RPC within this long is a duplicate
+
+
+def _body(data):
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return data
+    if not isinstance(data, str):
+        data = json.dumps(data)
+    return data.encode()
+
+
+class Device:
+    def __init__(self, client, token, observe_refresh=300000, log=None):
+        self.client = client
+        self.token = token
+        self.observe_refresh = observe_refresh
+        self.log = log or (lambda *a: None)
+        base = [(URI_PATH, b"api"), (URI_PATH, b"v1"), (URI_PATH, token.encode())]
+        self._telemetry = base + [(URI_PATH, b"telemetry")]
+        self._attributes = base + [(URI_PATH, b"attributes")]
+        self._rpc = base + [(URI_PATH, b"rpc")]
+        self._base = base
+        self._free = []  # idle exchanges, reused
+        self._attr_callbacks = []  # (key or None for all keys, callback)
+        self._rpc_handler = None
+        self._rpc_seen = []  # [id, crc of the notification, tick, reply or None]
+        self._subs = []  # the observations to keep alive
+        self._rpc_obs = None
+        self._wake = asyncio.Event()
+        self._renew_all = False
+        self._keeper = None
+        self.stats = {"resubscribe": 0, "rpc_duplicate": 0}
+
+    # --- uplink
+
+    async def _call(self, code, opts, body=b"", ok=(CREATED,), timeout=None, parse=False):
+        ex = self._free.pop() if self._free else self.client.exchange()
+        try:
+            await ex.request(code, opts, body, timeout=timeout)
+            if ex.code == NOT_FOUND and NOT_FOUND in ok:
+                return None
+            check(ex, *ok)
+            return json.loads(bytes(ex.payload()) or b"null") if parse else ex.code
+        finally:
+            self._free.append(ex)
+
+    async def send_telemetry(self, data, timeout=None):
+        # data: {"k": v}, [{...}, ...] or {"ts": ms, "values": {...}} (or its JSON text)
+        await self._call(POST, self._telemetry, _body(data), timeout=timeout)
+
+    async def send_attributes(self, data, timeout=None):
+        await self._call(POST, self._attributes, _body(data), timeout=timeout)
+
+    async def request_attributes(self, client_keys=None, shared_keys=None, timeout=None):
+        # -> {"client": {...}, "shared": {...}}; keys absent on the server are simply missing
+        opts = list(self._attributes)
+        for name, keys in (("clientKeys", client_keys), ("sharedKeys", shared_keys)):
+            if keys:
+                opts.append((URI_QUERY, "%s=%s" % (name, ",".join(keys))))
+        got = await self._call(GET, opts, ok=(CONTENT, NOT_FOUND), timeout=timeout, parse=True)
+        got = got or {}
+        return {"client": got.get("client", {}), "shared": got.get("shared", {})}
+
+    async def send_rpc_call(self, method, params=None, timeout=10000):
+        # client-side RPC: the server's rule chain answers
+        body = _body({"method": method, "params": params if params is not None else {}})
+        return await self._call(POST, self._rpc, body, (CONTENT,), timeout, True)
+
+    async def send_rpc_reply(self, rpc_id, response, timeout=None):
+        opts = self._rpc + [(URI_PATH, str(rpc_id))]
+        await self._call(POST, opts, _body(response), timeout=timeout)
+
+    async def claim(self, secret_key=None, duration_ms=None, timeout=None):
+        body = {}
+        if secret_key is not None:
+            body["secretKey"] = secret_key
+        if duration_ms is not None:
+            body["durationMs"] = duration_ms
+        await self._call(POST, self._base + [(URI_PATH, b"claim")], _body(body), timeout=timeout)
+
+    def request_chunk(self, ex, kind, title, version, size, chunk, timeout=None):
+        # GET /fw/{token} (kind "fw") or /sw/{token} chunk N of the assigned package: starts
+        # the request on the caller's exchange and returns it to await (OTA keeps several in
+        # flight). ThingsBoard answers nothing past the end, so pass a timeout.
+        opts = [(URI_PATH, kind), (URI_PATH, self.token)]
+        opts += [(URI_QUERY, "title=" + title), (URI_QUERY, "version=" + version)]
+        opts += [(URI_QUERY, "size=%d" % size), (URI_QUERY, "chunk=%d" % chunk)]
+        return ex.request(GET, opts, timeout=timeout)
+
+    # --- downlink
+
+    def subscribe_to_attribute(self, key, callback):
+        # callback(key, value) on every change of key; value None when it was deleted
+        self._attr_callbacks.append((key, callback))
+
+    def subscribe_to_all_attributes(self, callback):
+        # callback(data): the flat notification, {"deleted": [...]} included
+        self._attr_callbacks.append((None, callback))
+
+    def set_server_side_rpc_request_handler(self, handler):
+        # handler(method, params) -> result, or an awaitable of it; it becomes the reply body
+        # (a dict as it is, anything else as {"result": value}). An exception becomes
+        # {"error": "..."}.
+        self._rpc_handler = handler
+
+    def start(self):
+        if self._attr_callbacks:
+            self._subs.append(Observation(self.client, self._attributes, self._on_attributes))
+        if self._rpc_handler:
+            self._rpc_obs = Observation(self.client, self._rpc, self._on_rpc)
+            self._subs.append(self._rpc_obs)
+        self.client.start()
+        self._keeper = asyncio.create_task(self._keep())
+
+    def reconnected(self):
+        # the network came back (maybe with a new address): renew every observation now
+        self._renew_all = True
+        self._wake.set()
+
+    def stop(self):
+        if self._keeper:
+            self._keeper.cancel()
+            self._keeper = None
+        for obs in self._subs:
+            obs.abandon()
+
+    # --- keeping observations alive
+
+    async def _keep(self):
+        backoff = 2000
+        while True:
+            self._wake.clear()
+            wait = self.observe_refresh
+            failed = False
+            renew_all, self._renew_all = self._renew_all, False
+            for obs in self._subs:
+                idle = ticks_diff(core.ticks(), obs.last)
+                if obs.active and not renew_all and idle < self.observe_refresh:
+                    wait = min(wait, self.observe_refresh - idle)
+                    continue
+                if not await self._subscribe(obs):
+                    failed = True
+            if failed:
+                wait, backoff = backoff, min(backoff * 2, 60000)
+            else:
+                backoff = 2000
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _subscribe(self, obs):
+        fresh = obs.mid < 0
+        if obs is self._rpc_obs and not obs.active:
+            self._rpc_seen.clear()  # ids restart at 0 after a server restart
+        try:
+            await (obs.register() if fresh else obs.renew())
+        except (CoapTimeout, Reset, OSError) as e:
+            self.log("subscribe failed:", e)
+            return False
+        if not fresh:
+            self.stats["resubscribe"] += 1
+        if not obs.active:
+            self.log("subscription refused:", _refusal(obs))
+            return False
+        return True
+
+    def _on_attributes(self, obs):
+        if not obs.active:
+            self._wake.set()
+            return
+        try:
+            data = json.loads(bytes(obs.payload()) or b"{}")
+        except ValueError:
+            self.log("bad attribute notification dropped")
+            return
+        for key, cb in self._attr_callbacks:
+            try:
+                if key is None:
+                    cb(data)
+                elif key in data:
+                    cb(key, data[key])
+                elif key in data.get("deleted", ()):
+                    cb(key, None)
+            except Exception as e:  # one bad callback must not starve the others
+                self.log("attribute callback failed:", repr(e))
+
+    def _on_rpc(self, obs):
+        if not obs.active:
+            self._wake.set()
+            return
+        raw = bytes(obs.payload())
+        if not raw:  # the 2.03 that confirms the subscription
+            return
+        try:
+            rpc = json.loads(raw)
+            rpc_id = int(rpc["id"])
+        except (ValueError, KeyError, TypeError):
+            self.log("bad rpc notification dropped:", raw[:60])
+            return
+        crc = crc32(raw)
+        now = core.ticks()
+        for seen in self._rpc_seen:
+            if seen[0] == rpc_id and seen[1] == crc and ticks_diff(now, seen[2]) < _RPC_REPEAT_MS:
+                self.stats["rpc_duplicate"] += 1
+                if seen[3] is not None:  # answered: our reply may have been lost
+                    asyncio.create_task(self._reply(rpc_id, seen[3]))
+                return
+        entry = [rpc_id, crc, now, None]
+        self._rpc_seen.append(entry)
+        if len(self._rpc_seen) > _RPC_MEMORY:
+            self._rpc_seen.pop(0)
+        asyncio.create_task(self._serve(entry, rpc.get("method"), rpc.get("params")))
+
+    async def _serve(self, entry, method, params):
+        try:
+            result = self._rpc_handler(method, params)
+            if hasattr(result, "send"):  # a coroutine
+                result = await result
+            reply = result if isinstance(result, dict) else {"result": result}
+        except Exception as e:
+            reply = {"error": "%s: %s" % (type(e).__name__, e)}
+        entry[3] = _body(reply)
+        await self._reply(entry[0], entry[3])
+
+    async def _reply(self, rpc_id, body):
+        try:
+            await self.send_rpc_reply(rpc_id, body)
+        except Exception as e:
+            self.log("rpc %d reply failed:" % rpc_id, e)
+
+
+def _refusal(obs):
+    try:
+        check(obs, CONTENT, 67)
+    except Exception as e:
+        return str(e)
+    return "ended"

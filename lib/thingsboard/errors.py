@@ -1,0 +1,34 @@
+# errors.py: ThingsBoard's CoAP error codes as named exceptions (all are coap ResponseError).
+from coap.client import ResponseError
+
+
+class BadRequest(ResponseError):
+    pass
+
+
+class Unauthorized(ResponseError):
+    pass
+
+
+class NotFound(ResponseError):
+    pass
+
+
+class ServerError(ResponseError):
+    pass
+
+
+_BY_CODE = {
+    128: (BadRequest, "bad request: the server could not use the body or path"),
+    129: (Unauthorized, "unauthorized: bad or unknown access token"),
+    132: (NotFound, "not found"),
+    160: (ServerError, "server error (or rate limit)"),
+}
+
+
+def check(ex, *ok):
+    # raise the named error unless ex.code is one of ok
+    if ex.code in ok:
+        return ex
+    cls, msg = _BY_CODE.get(ex.code, (ResponseError, "unexpected response"))
+    raise cls(ex.code, msg)

@@ -1,0 +1,37 @@
+# provision.py: ThingsBoard device provisioning over CoAP (POST /api/v1/provision), used once
+# on a first boot, so it lives apart from the per-message code.
+import json
+
+from coap.client import ResponseError
+from coap.codec import CREATED, POST, URI_PATH, code_str
+
+_PATH = [(URI_PATH, b"api"), (URI_PATH, b"v1"), (URI_PATH, b"provision")]
+
+
+class ProvisionError(ResponseError):
+    # status: the server's "NOT_FOUND" / "FAILURE" (or the CoAP code); message: its errorMsg
+    def __init__(self, code, status, message):
+        super().__init__(code, "%s: %s" % (status, message))
+        self.status = status
+        self.message = message
+
+
+async def provision(client, device_name, key, secret, credentials=None, timeout=None):
+    # -> {"credentialsType": ..., "credentialsValue": ..., "status": "SUCCESS"}
+    # credentials: extra request fields, e.g. {"credentialsType": "ACCESS_TOKEN", "token": "..."}
+    body = {"deviceName": device_name, "provisionDeviceKey": key}
+    body["provisionDeviceSecret"] = secret
+    if credentials:
+        body.update(credentials)
+    ex = client.exchange()
+    await ex.request(POST, _PATH, json.dumps(body).encode(), timeout=timeout)
+    try:
+        reply = json.loads(bytes(ex.payload()))
+    except ValueError:
+        reply = {}
+    if not isinstance(reply, dict):
+        reply = {}
+    if ex.code == CREATED and reply.get("status") == "SUCCESS":
+        return reply
+    status = reply.get("status") or code_str(ex.code)
+    raise ProvisionError(ex.code, status, reply.get("errorMsg") or "provisioning refused")
