@@ -118,7 +118,7 @@ class Device:
     def set_server_side_rpc_request_handler(self, handler):
         # handler(method, params) -> result, or an awaitable of it; it becomes the reply body
         # (a dict as it is, anything else as {"result": value}). An exception becomes
-        # {"error": "..."}.
+        # {"error": "<its message>"}, so raise ValueError("pin 5 is not allowed") and the like.
         self._rpc_handler = handler
 
     def start(self):
@@ -236,8 +236,8 @@ class Device:
             if hasattr(result, "send"):  # a coroutine
                 result = await result
             reply = result if isinstance(result, dict) else {"result": result}
-        except Exception as e:
-            reply = {"error": "%s: %s" % (type(e).__name__, e)}
+        except Exception as e:  # the message is the reply: make it say what was wrong
+            reply = {"error": str(e) or type(e).__name__}
         entry[3] = _body(reply)
         await self._reply(entry[0], entry[3])
 
