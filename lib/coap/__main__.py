@@ -115,11 +115,15 @@ async def run(a):
         if a["observe"]:
             return await observe(client, opts, a)
         if a["block"] and method in (GET, FETCH) and not a["payload"]:
-            await download(client, opts, Stream(), a["block"], ex, method, a["timeout"])
+            await download(
+                client, opts, Stream(), a["block"], ex, method, a["timeout"], a["token"]
+            )
             print()
             return True
         if a["block"]:
-            await upload(client, method, opts, a["payload"], a["block"], ex, a["timeout"])
+            await upload(
+                client, method, opts, a["payload"], a["block"], ex, a["timeout"], a["token"]
+            )
         else:
             await ex.request(method, opts, a["payload"], a["con"], a["timeout"], a["token"])
         show(ex, a["verbose"])
@@ -132,7 +136,7 @@ async def observe(client, opts, a):
     def notified(obs):
         show(obs, a["verbose"])
 
-    obs = await client.observe(opts, notified, a["con"])
+    obs = await client.observe(opts, notified, a["con"], token=a["token"])
     if obs.active:
         await asyncio.sleep_ms(a["observe"] * 1000)
         await obs.cancel()

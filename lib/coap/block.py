@@ -24,9 +24,10 @@ def _with(options, num, value):
     return opts, entry
 
 
-async def download(client, options, sink, size=1024, ex=None, code=GET, timeout=None):
+async def download(client, options, sink, size=1024, ex=None, code=GET, timeout=None, token=None):
     # GET a resource of any size into sink (a callable or an object with write()), taking
     # each block as it comes; the server may lower the block size. Returns the byte count.
+    # token: use this token for every block instead of random ones.
     # Raises ResponseError on an error code, ValueError if blocks or the ETag do not line up.
     write = sink.write if hasattr(sink, "write") else sink
     ex = ex or client.exchange()
@@ -37,7 +38,7 @@ async def download(client, options, sink, size=1024, ex=None, code=GET, timeout=
     etag = None
     while True:
         entry[1] = num << 4 | exp
-        await ex.request(code, opts, timeout=timeout)
+        await ex.request(code, opts, timeout=timeout, token=token)
         if ex.code >> 5 != 2:
             raise ResponseError(ex.code, bytes(ex.payload()).decode())
         b = ex.uint(BLOCK2)
@@ -60,13 +61,13 @@ async def download(client, options, sink, size=1024, ex=None, code=GET, timeout=
         num = total >> (exp + 4)
 
 
-async def upload(client, code, options, payload, size=1024, ex=None, timeout=None):
+async def upload(client, code, options, payload, size=1024, ex=None, timeout=None, token=None):
     # Send payload with Block1 when it exceeds one block; the server may ask for smaller
     # blocks (in a 2.31 or a 4.13). Returns the exchange holding the final response.
     ex = ex or client.exchange()
     total = len(payload)
     if total <= size:
-        return await ex.request(code, options, payload, timeout=timeout)
+        return await ex.request(code, options, payload, timeout=timeout, token=token)
     exp = szx(size)
     data = memoryview(payload)
     opts, entry = _with(options, BLOCK1, 0)
@@ -76,7 +77,7 @@ async def upload(client, code, options, payload, size=1024, ex=None, timeout=Non
         end = min(off + (16 << exp), total)
         more = end < total
         entry[1] = (off >> (exp + 4)) << 4 | more << 3 | exp
-        await ex.request(code, opts, data[off:end], timeout=timeout)
+        await ex.request(code, opts, data[off:end], timeout=timeout, token=token)
         b = ex.uint(BLOCK1)
         if ex.code == REQUEST_ENTITY_TOO_LARGE and b is not None and (b & 7) < exp and not off:
             exp = b & 7  # server wants smaller blocks: start again with them

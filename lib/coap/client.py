@@ -266,10 +266,10 @@ class Observation(Exchange):
         self.last = 0  # tick of the last accepted response
         self._renewing = False
 
-    def register(self, timeout=None):
-        # GET with Observe=0 and a new token; await it for the first response.
+    def register(self, timeout=None, token=None):
+        # GET with Observe=0 and a new (or the given) token; await it for the first response.
         self.client._remove(self)
-        Exchange.request(self, GET, self.options, b"", self.con, timeout)
+        Exchange.request(self, GET, self.options, b"", self.con, timeout, token)
         self.seq = -1
         self._renewing = False
         return self
@@ -357,7 +357,7 @@ class Observation(Exchange):
 class Client:
     # One peer, one socket for the life of the client (ThingsBoard keys observe relations by
     # IP:port). sock: a connected, non-blocking UDP socket (or a DTLS-wrapped one) with
-    # write(buf, n) and readinto(buf).
+    # write(buf, n) and recv(n).
 
     def __init__(
         self,
@@ -398,9 +398,9 @@ class Client:
         self.start()
         return Exchange(self).request(code, options, payload, con, timeout)
 
-    def observe(self, options, callback, con=True, timeout=None):
+    def observe(self, options, callback, con=True, timeout=None, token=None):
         self.start()
-        return Observation(self, options, callback, con).register(timeout)
+        return Observation(self, options, callback, con).register(timeout, token)
 
     def start(self):
         if self._reader is None:
@@ -461,20 +461,24 @@ class Client:
         sock = self.sock
         rx_once = self._rx_once
         while True:
+            # one datagram per wake-up: poll reports the next one at once, and reading on
+            # to EAGAIN would cost an exception object every time
             yield core._io_queue.queue_read(sock)
-            while rx_once(sock):
-                pass
+            rx_once(sock)
 
     def _rx_once(self, sock):
+        # recv, not readinto: a stream read keeps reading and would merge queued datagrams
         try:
-            n = sock.readinto(self._rx)
+            data = sock.recv(self.max_size)
         except OSError as e:
             if e.errno in (EAGAIN, ETIMEDOUT):  # unix port and ESP32 say it differently
                 return False
             self._log("receive failed:", e)  # e.g. ECONNREFUSED from an ICMP error
             return False
-        if n is None:  # nothing waiting (an empty datagram reads as 0)
+        if data is None:  # nothing waiting
             return False
+        n = len(data)
+        self._rx[:n] = data
         self.stats["rx"] += 1
         try:
             self._received(n)

@@ -3,6 +3,7 @@
 # Virtual time only moves when every task is waiting, so timing asserts are exact up to the
 # few real milliseconds a test takes (asyncio's own pushes use the real clock).
 
+import errno
 import time
 from asyncio import core
 
@@ -56,12 +57,10 @@ class FakeSocket:
     def readable(self):
         return bool(self._inbox) and self._inbox[0][0] <= self.clock.now()
 
-    def readinto(self, buf):
+    def recv(self, n):
         if not self.readable():
-            return None
-        data = self._inbox.pop(0)[1]
-        buf[: len(data)] = data
-        return len(data)
+            raise OSError(errno.EAGAIN)
+        return self._inbox.pop(0)[1][:n]
 
     def close(self):
         self.closed = True

@@ -4,6 +4,7 @@ import asyncio
 import random
 
 import fakes
+
 from coap.block import download, upload
 from coap.client import Client, CoapTimeout, Reset, ResponseError
 from coap.codec import (
