@@ -8,6 +8,7 @@ from aiocoap.error import UnparsableMessage
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.optionnumbers import OptionNumber
 from aiocoap.numbers.types import Type
+
 from coap import codec
 
 # RFC 7252 §3.1: 13 -> 1 extra byte (value - 13), 14 -> 2 extra bytes (value - 269)
