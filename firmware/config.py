@@ -106,6 +106,7 @@ SCHEMA = {
             "port": (_int(1, 65535), 5683),
             "coaps": (BOOL, False),
             "ca": (TEXT, None),
+            "observe_refresh_s": (_int(10), 300),
         },
         REQ,
     ),

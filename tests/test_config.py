@@ -337,7 +337,13 @@ def test_load_fills_defaults():
     c["sensors"] = [{"type": "adc", "key": "v", "pin": 33}, {"type": "dht22", "pin": 4}]
     d, problems = config._validate(c, True)
     assert problems == []
-    assert d["server"] == {"host": "h", "port": 5684, "coaps": True, "ca": None}
+    assert d["server"] == {
+        "host": "h",
+        "port": 5684,
+        "coaps": True,
+        "ca": None,
+        "observe_refresh_s": 300,
+    }
     assert d["provisioning"] == {"device_name": "", "key": "k", "secret": "s"}
     assert [g["initial"] for g in d["gpio"]] == [0, None] and d["gpio"][1]["invert"] is False
     assert d["sensors"] == [
@@ -349,7 +355,12 @@ def test_load_fills_defaults():
 def test_defaults_are_what_a_minimal_config_gets():
     d, problems = config._validate({"server": {"host": "h"}, "token": "T"}, False)
     want = config.defaults()
-    assert problems == [] and want["server"] == {"port": 5683, "coaps": False, "ca": None}
+    assert problems == [] and want["server"] == {
+        "port": 5683,
+        "coaps": False,
+        "ca": None,
+        "observe_refresh_s": 300,
+    }
     assert d == dict(want, server=dict(want["server"], host="h"), token="T")
     assert want["telemetry"] == {"interval_s": 60, "spool_bytes": 16384}
     assert want["claim"] is None and want["led"] is None and want["log_level"] == "info"
