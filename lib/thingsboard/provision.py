@@ -19,8 +19,9 @@ class ProvisionError(ResponseError):
 async def provision(client, device_name, key, secret, credentials=None, timeout=None):
     # -> {"credentialsType": ..., "credentialsValue": ..., "status": "SUCCESS"}
     # credentials: extra request fields, e.g. {"credentialsType": "ACCESS_TOKEN", "token": "..."}
-    body = {"deviceName": device_name, "provisionDeviceKey": key}
-    body["provisionDeviceSecret"] = secret
+    body = {"provisionDeviceKey": key, "provisionDeviceSecret": secret}
+    if device_name:  # empty: the server picks a name
+        body["deviceName"] = device_name
     if credentials:
         body.update(credentials)
     ex = client.exchange()
