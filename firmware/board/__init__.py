@@ -1,0 +1,78 @@
+# board: the one place that touches hardware. Only firmware/board/*.py import machine, esp32,
+# network, dht, onewire, ds18x20, ntptime and esp; everything else gets a Board from get().
+#
+# The Board interface (firmware/board/esp32.py on an ESP32, firmware/board/sim.py elsewhere):
+#   name                       "esp32" or "unix-sim"
+#   root                       folder holding config.json and the spool ("/" on an ESP32)
+#   pin(num, direction, invert=False, initial=None, pull_up=False) -> .value() / .value(v)
+#                              direction "in" or "out"; values are logical (after invert),
+#                              initial is the logical value an output starts with
+#   button(num) -> .value()    1 while pressed (active low with pull-up, like the BOOT button)
+#   led(num, invert=False)     an output pin starting off, or None when num is None
+#   signal_error()             blink the LED (pin LED_PIN) in the background: bad config
+#   adc(pin, atten_db) -> .read_u16()          atten_db one of 0, 2.5, 6, 11
+#   chip_temperature() -> float                °C
+#   dht(pin, kind) -> .measure() .temperature() .humidity()     kind "dht11" or "dht22"
+#   ds18b20(pin) -> .convert(); wait .wait_ms (await it); .read() -> [(rom_hex, °C), ...]
+#   async connect(ssid, password)  returns once joined; retries with exponential backoff
+#   isconnected() -> bool; ip() -> str; mac() -> "aa:bb:..."; unique_id() -> hex str
+#   async sync_time(); time_set() -> bool (the clock is right); now_ms() -> epoch ms (int)
+#   reset(); deepsleep(ms)     neither returns
+#   reset_cause() -> "power_on" | "hard_reset" | "watchdog" | "deepsleep" | "soft_reset"
+#                    | "brownout" | "unknown"
+#   free_heap() -> int
+#   log, backoff_ms, backoff_max_ms    replaceable: a firmware.log.Log, the join retry waits
+# A sensor that cannot be read raises (OSError mostly, as the ESP32 drivers do).
+import asyncio
+import gc
+import sys
+import time
+
+from ..log import Log
+
+LED_PIN = 2  # the on-board LED of most ESP32 DevKit boards
+# time.time_ns() counts from 2000 on ports whose epoch is 2000, from 1970 on the others
+_EPOCH_MS = 946684800000 if time.gmtime(0)[0] == 2000 else 0
+
+
+def get(root=None):
+    if sys.platform == "esp32":
+        from .esp32 import Board
+
+        return Board()
+    from .sim import Board
+
+    if root is None:
+        import os
+
+        root = (os.getenv("COAPBOARD_ROOT") if hasattr(os, "getenv") else None) or "."
+    return Board(root)
+
+
+class Base:
+    # What both boards share. A board provides _join(ssid, password) -> bool (awaitable).
+    backoff_ms = 1000  # first wait after a failed join; doubles up to backoff_max_ms
+    backoff_max_ms = 60000
+
+    def __init__(self):
+        self.log = Log("board")
+
+    async def connect(self, ssid, password):
+        delay = self.backoff_ms
+        while not await self._join(ssid, password):
+            self.log.warning("network %s not joined, retry in %d ms" % (ssid, delay))
+            await asyncio.sleep_ms(delay)
+            delay = min(delay * 2, self.backoff_max_ms)
+        self.log.info("network up, ip", self.ip())
+
+    def button(self, num):
+        return self.pin(num, "in", True, pull_up=True)
+
+    def led(self, num, invert=False):
+        return None if num is None else self.pin(num, "out", invert, 0)
+
+    def now_ms(self):
+        return time.time_ns() // 1000000 + _EPOCH_MS
+
+    def free_heap(self):
+        return gc.mem_free()

@@ -1,0 +1,201 @@
+# sim: the board of the unix port. Hardware is files in root, so tests and tools/simdevice.py
+# (other processes) can watch and steer the device:
+#   pins.json      written by the board on every output change: {"26": 1}, pin levels after
+#                  invert (what a meter on the pin would show)
+#   inputs.json    read by the board: input pin levels {"27": 1}, default 0 (1 for a button,
+#                  which has a pull-up: {"0": 0} holds it pressed)
+#   sensors.json   read by the board: {"adc:34": 2048, "chip_temp": 41.5, "dht:4": [21.5, 40],
+#                  "ds18b20:5": [["28ff4a7c91160345", 19.5]], "fail": ["dht:4"]}; a key in
+#                  "fail" makes that read raise OSError; absent keys get plausible made-up values
+#   network.json   read by the board: {"up": false} keeps the network down, {"clock": false}
+#                  leaves the clock unset; both default true
+#   reset_cause    written by the supervisor before each start, default "power_on"
+#   sleep.json     written by deepsleep(): {"ms": 60000}
+# Files are replaced whole (temp file, then rename), so a reader never sees half of one; other
+# processes should write the files the board reads the same way.
+# reset() and deepsleep() end the process with these statuses (any other status is a crash):
+import binascii
+import json
+import os
+import sys
+
+from . import LED_PIN, Base
+
+EXIT_RESET = 3  # reset(): restart at once, reset cause "hard_reset"
+EXIT_DEEPSLEEP = 4  # deepsleep(ms): restart after the ms in sleep.json, cause "deepsleep"
+
+
+class Board(Base):
+    name = "unix-sim"
+
+    def __init__(self, root="."):
+        super().__init__()
+        self.root = root
+        self._levels = {}  # output pin levels, as in pins.json
+        self._seed = 12345  # the made-up sensor values are the same on every run
+        self._id = binascii.crc32(root.encode()).to_bytes(4, "big")
+
+    def _path(self, name):
+        return self.root.rstrip("/") + "/" + name
+
+    def _load(self, name):
+        try:
+            with open(self._path(name)) as f:
+                return json.load(f)
+        except OSError:  # absent: the defaults
+            return {}
+
+    def _save(self, name, value):
+        path = self._path(name)
+        with open(path + ".tmp", "w") as f:
+            json.dump(value, f)
+        os.rename(path + ".tmp", path)
+
+    # --- pins
+
+    def pin(self, num, direction, invert=False, initial=None, pull_up=False):
+        if direction == "out":
+            return SimPin(self, num, invert, None, initial)
+        return SimPin(self, num, invert, 1 if pull_up else 0)
+
+    def _level(self, num, default):
+        if default is None:
+            return self._levels.get(str(num), 0)
+        return self._load("inputs.json").get(str(num), default)
+
+    def _drive(self, num, level):
+        self._levels[str(num)] = level
+        self._save("pins.json", self._levels)
+
+    def signal_error(self):
+        self.led(LED_PIN).value(1)  # a real board blinks it; lit is enough to see here
+        print("board: error signalled on the LED (pin %d)" % LED_PIN)
+
+    # --- sensors
+
+    def _reading(self, key, lo, hi):
+        # the value in sensors.json, or a made-up one in [lo, hi)
+        values = self._load("sensors.json")
+        if key in values.get("fail", ()):
+            raise OSError("simulated failure of " + key)
+        if key in values:
+            return values[key]
+        self._seed = (self._seed * 1103515245 + 12345) & 0x7FFFFFFF
+        return lo + (hi - lo) * (self._seed >> 15) / 65536
+
+    def adc(self, pin, atten_db):
+        return SimADC(self, "adc:%d" % pin)
+
+    def chip_temperature(self):
+        return self._reading("chip_temp", 40, 50)
+
+    def dht(self, pin, kind):
+        return SimDHT(self, "dht:%d" % pin)
+
+    def ds18b20(self, pin):
+        return SimDS18B20(self, pin)
+
+    # --- network and time
+
+    def isconnected(self):
+        return self._load("network.json").get("up", True)
+
+    async def _join(self, ssid, password):
+        return self.isconnected()
+
+    def ip(self):
+        return "127.0.0.1"
+
+    def mac(self):
+        return ":".join("%02x" % b for b in b"\x02\x00" + self._id)
+
+    def unique_id(self):
+        return binascii.hexlify(self._id).decode()
+
+    async def sync_time(self):
+        pass  # the host's clock is right
+
+    def time_set(self):
+        return self._load("network.json").get("clock", True)
+
+    # --- power
+
+    def reset(self):
+        print("board: reset")
+        sys.exit(EXIT_RESET)
+
+    def deepsleep(self, ms):
+        self._save("sleep.json", {"ms": ms})
+        print("board: deep sleep for %d ms" % ms)
+        sys.exit(EXIT_DEEPSLEEP)
+
+    def reset_cause(self):
+        try:
+            with open(self._path("reset_cause")) as f:
+                return f.read().strip() or "unknown"
+        except OSError:
+            return "power_on"
+
+
+class SimPin:
+    # An output (default None) keeps its level in the board; an input reads inputs.json.
+    def __init__(self, board, num, invert, default, initial=None):
+        self._board = board
+        self._num = num
+        self._invert = 1 if invert else 0
+        self._default = default
+        if default is None:
+            self.value(initial or 0)
+
+    def value(self, v=None):
+        b = self._board
+        if v is None:
+            return b._level(self._num, self._default) ^ self._invert
+        if self._default is None:
+            b._drive(self._num, (1 if v else 0) ^ self._invert)
+
+
+class SimADC:
+    def __init__(self, board, key):
+        self._board = board
+        self._key = key
+
+    def read_u16(self):
+        return int(self._board._reading(self._key, 8000, 56000))
+
+
+class SimDHT:
+    def __init__(self, board, key):
+        self._board = board
+        self._key = key
+        self._t = self._h = None
+
+    def measure(self):
+        r = self._board._reading(self._key, 0, 1)
+        if isinstance(r, list):
+            self._t, self._h = r
+        else:  # made up: r in [0, 1) spreads over plausible indoor values
+            self._t, self._h = round(18 + 8 * r, 1), round(35 + 25 * r, 1)
+
+    def temperature(self):
+        return self._t
+
+    def humidity(self):
+        return self._h
+
+
+class SimDS18B20:
+    wait_ms = 0  # no conversion time to wait for
+
+    def __init__(self, board, pin):
+        self._board = board
+        self._pin = pin
+
+    def convert(self):
+        pass
+
+    def read(self):
+        r = self._board._reading("ds18b20:%d" % self._pin, 15, 25)
+        if isinstance(r, list):
+            return [(rom, t) for rom, t in r]
+        return [("28%012x00" % self._pin, round(r, 2))]

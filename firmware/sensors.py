@@ -1,0 +1,130 @@
+# sensors: the "sensors" list of config.json, read through the board. Telemetry keys:
+#   chip_temp {key}                    key: °C
+#   adc {key, pin, atten=11, scale}    without scale, key: the raw read_u16() (0-65535); with
+#                                      scale [in_min, in_max, out_min, out_max], key: the raw
+#                                      value mapped linearly (not clamped) and key_raw: raw
+#   dht11 / dht22 {pin, prefix=""}     prefix + "temperature" (°C), prefix + "humidity" (%)
+#   ds18b20 {pin, key, rom}            key: °C of the sensor with that ROM on the 1-Wire bus,
+#                                      or of the first one found without a rom
+#   sim {key, min, max, step}          key: walks from min to max and back by step (default a
+#                                      tenth of the range); for the unix port
+# A sensor that fails is reported under its name: its key, or prefix + type for a DHT
+# ("air_dht22"); the others are still read.
+import asyncio
+
+from .log import Log
+
+_log = Log("sensors")
+
+
+class ChipTemp:
+    def __init__(self, board, cfg):
+        self.name = cfg["key"]
+        self._board = board
+
+    async def read(self, values):
+        values[self.name] = round(self._board.chip_temperature(), 1)
+
+
+class Adc:
+    def __init__(self, board, cfg):
+        self.name = cfg["key"]
+        self._adc = board.adc(cfg["pin"], cfg.get("atten", 11))
+        self._scale = cfg.get("scale")
+        self._raw_key = self.name + "_raw"
+
+    async def read(self, values):
+        raw = self._adc.read_u16()
+        s = self._scale
+        if s is None:
+            values[self.name] = raw
+            return
+        values[self.name] = round(scale(raw, s), 2)
+        values[self._raw_key] = raw
+
+
+def scale(x, s):
+    in_min, in_max, out_min, out_max = s
+    return out_min + (x - in_min) * (out_max - out_min) / (in_max - in_min)
+
+
+class Dht:
+    def __init__(self, board, cfg):
+        prefix = cfg.get("prefix", "")
+        self.name = prefix + cfg["type"]
+        self._t_key = prefix + "temperature"
+        self._h_key = prefix + "humidity"
+        self._dht = board.dht(cfg["pin"], cfg["type"])
+
+    async def read(self, values):
+        d = self._dht
+        d.measure()
+        values[self._t_key] = d.temperature()
+        values[self._h_key] = d.humidity()
+
+
+class Ds18b20:
+    def __init__(self, board, cfg):
+        self.name = cfg["key"]
+        self._pin = cfg["pin"]
+        rom = cfg.get("rom")
+        self._rom = rom.lower() if rom else None
+        self._bus = board.ds18b20(cfg["pin"])
+
+    async def read(self, values):
+        bus = self._bus
+        bus.convert()
+        await asyncio.sleep_ms(bus.wait_ms)
+        for rom, t in bus.read():
+            if self._rom is None or rom == self._rom:
+                values[self.name] = round(t, 2)
+                return
+        raise OSError("no DS18B20 %s on pin %d" % (self._rom or "found", self._pin))
+
+
+class Sim:
+    def __init__(self, board, cfg):
+        self.name = cfg["key"]
+        self._min = cfg["min"]
+        self._max = cfg["max"]
+        self._step = cfg.get("step") or (self._max - self._min) / 10
+        self._value = self._min
+
+    async def read(self, values):
+        values[self.name] = self._value
+        v = self._value + self._step
+        if not self._min < v < self._max:  # stop at the end, turn round on the next read
+            v = min(max(v, self._min), self._max)
+            self._step = -self._step
+        self._value = v
+
+
+TYPES = {
+    "chip_temp": ChipTemp,
+    "adc": Adc,
+    "dht11": Dht,
+    "dht22": Dht,
+    "ds18b20": Ds18b20,
+    "sim": Sim,
+}
+
+
+def build(board, configs):
+    # configs as checked by firmware/config.py; an unknown type is a bug there: KeyError
+    return [TYPES[c["type"]](board, c) for c in configs]
+
+
+_errors = {}  # returned by read_all, reused: valid until the next call
+
+
+async def read_all(sensors, values, log=_log.error):
+    """Read every sensor into values; return {name: message} for those that failed."""
+    _errors.clear()
+    for s in sensors:
+        try:
+            await s.read(values)
+        except Exception as e:  # one broken sensor must not silence the others
+            msg = str(e) or type(e).__name__
+            log(s.name + ":", msg)
+            _errors[s.name] = msg
+    return _errors

@@ -1,0 +1,76 @@
+"""Run one simulated device: the firmware on the MicroPython unix port with the simulated board
+(firmware/board/sim.py) whose flash, pins and sensors are files in ROOT. Like a power supply
+and a reset circuit, it starts the firmware again when it resets (exit status 3) or wakes it
+from deep sleep (status 4, after the time in ROOT/sleep.json), writing ROOT/reset_cause first.
+Any other status (0: stopped, 1: crashed) ends the supervisor with that status.
+
+Usage: python -m tools.simdevice ROOT [--main main.py] [--max-restarts N] [--time-scale F]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from firmware.board.sim import EXIT_DEEPSLEEP, EXIT_RESET
+
+REPO = Path(__file__).resolve().parent.parent
+MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
+
+
+def run_once(root, script):
+    env = dict(os.environ, COAPBOARD_ROOT=str(root))
+    env["MICROPYPATH"] = "%s:%s:.frozen" % (REPO, REPO / "lib")
+    return subprocess.call([str(MICROPYTHON), str(script)], env=env, cwd=str(root))
+
+
+def supervise(root, script, max_restarts=None, time_scale=1.0):
+    root.mkdir(parents=True, exist_ok=True)
+    cause = "power_on"
+    restarts = 0
+    while True:
+        (root / "reset_cause").write_text(cause)
+        status = run_once(root, script)
+        if status == EXIT_RESET:
+            cause, why = "hard_reset", "reset"
+        elif status == EXIT_DEEPSLEEP:
+            ms = json.loads((root / "sleep.json").read_text())["ms"]
+            (root / "sleep.json").unlink()
+            cause, why = "deepsleep", "deep sleep for %d ms" % ms
+        else:
+            print(
+                "simdevice: %s (status %d)" % ("stopped" if status == 0 else "crashed", status),
+                flush=True,
+            )
+            return status
+        if max_restarts is not None and restarts >= max_restarts:
+            print(
+                "simdevice: %s, but %d restarts already: giving up" % (why, restarts), flush=True
+            )
+            return status
+        restarts += 1
+        print("simdevice: %s, restart %d" % (why, restarts), flush=True)
+        if status == EXIT_DEEPSLEEP:
+            time.sleep(ms * time_scale / 1000)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    ap.add_argument("root", type=Path, help="the device's folder: config.json, spool, pins ...")
+    ap.add_argument("--main", type=Path, default=REPO / "main.py", help="script the board runs")
+    ap.add_argument("--max-restarts", type=int, help="stop after this many (default: no limit)")
+    ap.add_argument("--time-scale", type=float, default=1.0, help="deep sleep lasts ms * this")
+    a = ap.parse_args(argv)
+    try:
+        return supervise(a.root.resolve(), a.main.resolve(), a.max_restarts, a.time_scale)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
