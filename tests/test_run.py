@@ -1,5 +1,6 @@
-# `make run`'s script end to end: tbsim and the demo device on the unix port exchange
-# telemetry, shared attributes and an RPC, and the server stores what the device sent.
+# `make run`'s script end to end: tbsim and the firmware on the unix port (simulated board)
+# exchange telemetry, a shared attribute and RPCs, and the server stores what the device sent.
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,9 +8,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_make_run_device_and_server_talk(tmp_path):
+def test_make_run_firmware_and_server_talk(tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "tools.run", "--seconds", "3", "--coap-port", "0"]
+        [sys.executable, "-m", "tools.run", "--seconds", "8", "--coap-port", "0"]
         + ["--http-port", "0", "--data", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
@@ -18,8 +19,9 @@ def test_make_run_device_and_server_talk(tmp_path):
     )
     out = p.stdout
     assert p.returncode == 0, out + p.stderr
-    assert 'device: shared attributes {"greeting":"hello from tbsim"}' in out
-    assert "device: telemetry {" in out and "-> ok" in out
-    assert "operator: rpc echo -> {'result': {'pin': 2, 'value': 1}}" in out
-    assert "run: stored telemetry {'humidity': [{" in out
-    assert (tmp_path / "tbsim.db").exists()
+    assert "I app: telemetry interval now 3 s" in out
+    assert "operator: rpc setGpio -> {'pin': 26, 'value': 1}" in out
+    assert "operator: rpc getGpioStatus -> {'35': False, '26': True}" in out
+    assert "run: stored telemetry {'air_humidity': [{" in out
+    assert json.loads((tmp_path / "device" / "pins.json").read_text()) == {"26": 1}
+    assert (tmp_path / "tbsim" / "tbsim.db").exists()

@@ -1,9 +1,12 @@
-# run.py: what `make run` starts: tbsim and a simulated device on the MicroPython unix port,
-# talking CoAP over loopback. The device posts telemetry and answers RPC; this script sets a
-# shared attribute and sends an RPC so every path shows up in the log.
+# run.py: what `make run` starts: tbsim and one simulated device, the real firmware (main.py)
+# on the MicroPython unix port with the simulated board, talking CoAP over loopback. An
+# "operator" then does what a ThingsBoard user would: changes a shared attribute and drives a
+# GPIO pin over RPC, so every path shows up in the log.
 # Usage: python -m tools.run [--seconds N] [--coap-port P] [--http-port P] [--data DIR]
 import argparse
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +18,27 @@ ROOT = Path(__file__).resolve().parent.parent
 NAME = "demo-device"
 
 
+def sample_config(port, token):
+    # the sample device: simulated sensors and two allowlisted pins, a short interval
+    return {
+        "server": {"host": "127.0.0.1", "port": port, "observe_refresh_s": 60},
+        "token": token,
+        "telemetry": {"interval_s": 5, "spool_bytes": 16384},
+        "sensors": [
+            {"type": "chip_temp", "key": "chip_temp"},
+            {"type": "sim", "key": "temperature", "min": 18, "max": 26, "step": 0.5},
+            {"type": "dht22", "pin": 4, "prefix": "air_"},
+            {"type": "adc", "key": "soil", "pin": 34, "scale": [0, 65535, 0, 100]},
+        ],
+        "gpio": [
+            {"name": "pump", "pin": 26, "direction": "out", "initial": 0},
+            {"name": "door", "pin": 35, "direction": "in"},
+        ],
+        "led": {"pin": 2},
+        "log_level": "info",
+    }
+
+
 def device(sim):
     dev = sim.call(sim.store.device_by_name, NAME)
     if dev is None:
@@ -23,14 +47,16 @@ def device(sim):
 
 
 def operator(sim, did, stop):
-    # what a ThingsBoard user would do from the UI
-    sim.set_shared(did, {"greeting": "hello from tbsim"})
-    try:
-        print("operator: rpc echo ->", sim.rpc(did, "echo", {"pin": 2, "value": 1}, timeout=20))
-    except RpcTimeout:
-        print("operator: rpc echo -> no reply within 20 s")
-    if not stop.wait(3):
-        sim.set_shared(did, {"greeting": "updated"})
+    # what a ThingsBoard user would do from a dashboard
+    if stop.wait(3):
+        return
+    sim.set_shared(did, {"telemetry_interval": 3})
+    for method, params in (("setGpio", {"pin": 26, "value": 1}), ("getGpioStatus", None)):
+        try:
+            print("operator: rpc %s ->" % method, sim.rpc(did, method, params, timeout=20))
+        except RpcTimeout:
+            print("operator: rpc %s -> no reply within 20 s" % method)
+        print(flush=True)
 
 
 def main():
@@ -38,28 +64,31 @@ def main():
     ap.add_argument("--seconds", type=int, default=0, help="stop after this long (0: Ctrl-C)")
     ap.add_argument("--coap-port", type=int, default=5683)
     ap.add_argument("--http-port", type=int, default=8080)
-    ap.add_argument("--data", default=str(ROOT / "data"))
+    ap.add_argument("--data", type=Path, default=ROOT / "data")
     a = ap.parse_args()
-    sim = TbSim(a.data, coap_port=a.coap_port, http_port=a.http_port).start()
+    sim = TbSim(str(a.data / "tbsim"), coap_port=a.coap_port, http_port=a.http_port).start()
     dev = device(sim)
-    print("run: device %s, admin API on http://127.0.0.1:%d" % (NAME, sim.http_port))
-    env = dict(os.environ, MICROPYPATH="%s:.frozen" % (ROOT / "lib"))
-    args = [str(ROOT / ".venv" / "bin" / "micropython"), str(ROOT / "tools" / "demo_device.py")]
-    args += ["127.0.0.1", str(sim.coap_port), dev["token"]]
-    if a.seconds:
-        args.append(str(a.seconds))
-    proc = subprocess.Popen(args, env=env)
+    board = a.data / "device"
+    board.mkdir(parents=True, exist_ok=True)
+    (board / "config.json").write_text(json.dumps(sample_config(sim.coap_port, dev["token"])))
+    print("run: device %s in %s, admin API on http://127.0.0.1:%d" % (NAME, board, sim.http_port))
+    print("run: device id %s" % dev["id"], flush=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.simdevice", str(board)], cwd=ROOT, env=dict(os.environ)
+    )
     stop = threading.Event()
     threading.Thread(target=operator, args=(sim, dev["id"], stop), daemon=True).start()
     try:
-        rc = proc.wait()
+        proc.wait(a.seconds or None)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        rc = proc.wait()
+        proc.wait()
     stop.set()
-    print("run: stored telemetry", sim.telemetry(dev["id"]))
+    print("run: stored telemetry", sim.telemetry(dev["id"]), flush=True)
     sim.stop()
-    return rc
+    return 0
 
 
 if __name__ == "__main__":

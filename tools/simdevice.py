@@ -10,6 +10,7 @@ Usage: python -m tools.simdevice ROOT [--main main.py] [--max-restarts N] [--tim
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,7 +25,13 @@ MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
 def run_once(root, script):
     env = dict(os.environ, COAPBOARD_ROOT=str(root))
     env["MICROPYPATH"] = "%s:%s:.frozen" % (REPO, REPO / "lib")
-    return subprocess.call([str(MICROPYTHON), str(script)], env=env, cwd=str(root))
+    child = subprocess.Popen([str(MICROPYTHON), str(script)], env=env, cwd=str(root))
+    try:
+        return child.wait()
+    finally:  # the supervisor stopped (Ctrl-C, SIGTERM): the device goes with it
+        if child.poll() is None:
+            child.terminate()
+            child.wait()
 
 
 def supervise(root, script, max_restarts=None, time_scale=1.0):
@@ -66,6 +73,7 @@ def main(argv=None):
     ap.add_argument("--max-restarts", type=int, help="stop after this many (default: no limit)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="deep sleep lasts ms * this")
     a = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         return supervise(a.root.resolve(), a.main.resolve(), a.max_restarts, a.time_scale)
     except KeyboardInterrupt:

@@ -1,0 +1,219 @@
+# app.py: the firmware's main task. Loads the config (a bad one is reported key by key, the
+# LED blinks and main returns, so the REPL stays usable), brings up the network, provisions
+# the device if it has no token yet, then runs the ThingsBoard device: GPIO RPC, live
+# settings from shared attributes, telemetry with the offline spool, claiming.
+import asyncio
+import json
+
+from coap.client import connect
+from thingsboard.device import Device
+
+from . import config
+from . import log as logs
+from . import sensors as sensors_mod
+from .gpio import Gpio
+from .spool import Spool
+from .telemetry import Telemetry
+
+log = logs.Log("app")
+INTERVAL_KEY = "telemetry_interval"  # shared attribute: seconds between messages
+
+
+def config_path(board):
+    return board.root.rstrip("/") + "/config.json"
+
+
+def run(board=None):
+    if board is None:
+        from . import board as boards
+
+        board = boards.get()
+    return asyncio.run(main(board))
+
+
+async def main(board):
+    try:
+        cfg = config.load(config_path(board))
+    except config.ConfigError as e:
+        for problem in e.problems:
+            log.error("config:", problem)
+        log.error("fix config.json; the firmware is stopped, the REPL is free")
+        board.signal_error()
+        return False
+    logs.set_level(cfg["log_level"])
+    log.info("coapboard %s on %s" % (cfg["firmware"]["version"], board.name))
+    wifi = cfg["wifi"]
+    if wifi["ssid"]:
+        await board.connect(wifi["ssid"], wifi["password"])
+    await board.sync_time()
+    server = cfg["server"]
+    client = connect(server["host"], server["port"])
+    if not cfg.get("token"):
+        cfg = await provision(board, client, cfg)
+    app = App(board, client, cfg)
+    await app.run()
+
+
+async def provision(board, client, cfg):
+    # first boot with provisioning settings: get a token and keep it in the config
+    from thingsboard.provision import provision as tb_provision
+
+    p = cfg["provisioning"]
+    delay = 2000
+    while True:
+        try:
+            creds = await tb_provision(client, p["device_name"], p["key"], p["secret"])
+            break
+        except Exception as e:  # refused or unreachable: say so and try again later
+            log.error("provisioning failed:", e)
+            await asyncio.sleep_ms(delay)
+            delay = min(delay * 2, 300000)
+    cfg["token"] = creds["credentialsValue"]
+    config.save(config_path(board), cfg)
+    log.info("provisioned; token stored in config.json")
+    return cfg
+
+
+class App:
+    def __init__(self, board, client, cfg):
+        self.board = board
+        self.cfg = cfg
+        refresh = cfg["server"]["observe_refresh_s"] * 1000
+        self.device = Device(client, cfg["token"], refresh, logs.Log("thingsboard").warning)
+        root = board.root.rstrip("/")
+        spool = Spool(root + "/spool", cfg["telemetry"]["spool_bytes"])
+        sensors = sensors_mod.build(board, cfg["sensors"])
+        self.gpio = Gpio(board, cfg["gpio"], self._pins_changed)
+        self.telemetry = Telemetry(
+            self.device,
+            board,
+            sensors,
+            spool,
+            cfg["telemetry"]["interval_s"],
+            logs.Log("telemetry"),
+        )
+        self._tasks = []
+
+    async def run(self):
+        d = self.device
+        d.subscribe_to_attribute(INTERVAL_KEY, self._interval_changed)
+        d.set_server_side_rpc_request_handler(self.rpc)
+        d.start()
+        self._spawn(self._boot_attributes())
+        self._spawn(self._claim())
+        self._spawn(self._watch_network())
+        await self.telemetry.run()
+
+    def _spawn(self, coro):
+        self._tasks.append(asyncio.create_task(coro))
+
+    # --- RPC
+
+    def rpc(self, method, params):
+        if isinstance(params, str) and params[:1] in ("{", "["):
+            try:
+                params = json.loads(params)
+            except ValueError:
+                raise ValueError("params are not valid JSON") from None
+        g = self.gpio
+        if method == "setGpio":
+            return g.set_gpio(params)
+        if method == "getGpio":
+            return g.get_gpio(params)
+        if method == "getGpioStatus":
+            return g.get_status()
+        if method == "setGpioStatus":
+            return g.set_status(params)
+        if method == "readNow":
+            self.telemetry.read_now()
+            return {"result": "reading"}
+        if method == "reboot":
+            self._spawn(self._reboot())
+            return {"result": "rebooting"}
+        raise ValueError("unknown method %s" % method)
+
+    async def _reboot(self):
+        await asyncio.sleep_ms(1000)  # let the reply go out first
+        self.board.reset()
+
+    def _pins_changed(self):
+        self._spawn(self._send_attributes(self.gpio.states()))
+
+    def _interval_changed(self, key, value):
+        if value is None:
+            value = self.cfg["telemetry"]["interval_s"]  # deleted: back to the config's
+        try:
+            self.telemetry.set_interval(value)
+            log.info("telemetry interval now %s s" % value)
+        except ValueError as e:
+            log.error("shared attribute %s:" % key, e)
+
+    # --- background jobs
+
+    async def _send_attributes(self, values):
+        delay = 2000
+        while True:
+            try:
+                await self.device.send_attributes(values)
+                return
+            except Exception as e:
+                log.warning("attributes not sent:", e)
+                await asyncio.sleep_ms(delay)
+                delay = min(delay * 2, 60000)
+
+    async def _boot_attributes(self):
+        b = self.board
+        fw = self.cfg["firmware"]
+        values = {"fw_title": fw["title"], "fw_version": fw["version"], "board": b.name}
+        values.update(mac=b.mac(), ip=b.ip(), free_heap=b.free_heap())
+        values["reset_cause"] = b.reset_cause()
+        values.update(self.gpio.states())
+        await self._send_attributes(values)
+
+    async def _claim(self):
+        c = self.cfg.get("claim")
+        if not c:
+            return
+        marker = self.board.root.rstrip("/") + "/claimed"
+        if c["on_first_boot"] and not _exists(marker):
+            if await self._claim_once(c):
+                open(marker, "w").close()
+        if c.get("button_pin") is None:
+            return
+        button = self.board.button(c["button_pin"])
+        while True:  # a press (held for at least 50 ms) claims again
+            await asyncio.sleep_ms(50)
+            if button.value():
+                await self._claim_once(c)
+                while button.value():
+                    await asyncio.sleep_ms(50)
+
+    async def _claim_once(self, c):
+        try:
+            await self.device.claim(c["secret_key"], c["duration_ms"])
+            log.info("claim request sent")
+            return True
+        except Exception as e:
+            log.error("claim failed:", e)
+            return False
+
+    async def _watch_network(self):
+        b = self.board
+        wifi = self.cfg["wifi"]
+        while True:
+            await asyncio.sleep_ms(5000)
+            if not b.isconnected():
+                log.warning("network down, reconnecting")
+                await b.connect(wifi["ssid"], wifi["password"])
+                self.device.reconnected()
+                await self.telemetry.flush()
+
+
+def _exists(path):
+    import os
+
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False

@@ -1,0 +1,31 @@
+# log.py: levelled console logging for the firmware. One line per event, "level module: text";
+# below the configured level nothing is formatted at all.
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_level = 20
+
+
+def set_level(name):
+    global _level
+    _level = LEVELS[name]
+
+
+class Log:
+    def __init__(self, name):
+        self.name = name
+
+    def _out(self, level, tag, args):
+        if level >= _level:
+            print(tag, self.name + ":", *args)
+
+    def debug(self, *args):
+        self._out(10, "D", args)
+
+    def info(self, *args):
+        self._out(20, "I", args)
+
+    def warning(self, *args):
+        self._out(30, "W", args)
+
+    def error(self, *args):
+        self._out(40, "E", args)

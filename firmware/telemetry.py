@@ -1,0 +1,92 @@
+# telemetry.py: the telemetry loop. Each interval it reads every sensor and posts one message
+# (timestamped when the board's clock is set). A message the server cannot take right now goes
+# to the spool on flash; spooled messages are sent first, in order, once it answers again, so
+# nothing is lost and nothing overtakes. With a device timestamp a message re-sent after a
+# lost ACK lands on the same (key, ts) and is stored once.
+import asyncio
+import json
+from asyncio import core
+from time import ticks_diff
+
+from coap.client import CoapTimeout, Reset, ResponseError
+
+from . import sensors as sensors_mod
+
+
+class Telemetry:
+    def __init__(self, device, board, sensors, spool, interval_s, log):
+        self.device = device
+        self.board = board
+        self.sensors = sensors
+        self.spool = spool
+        self.interval = interval_s * 1000
+        self.log = log
+        self.extra = {}  # values added to the next message only (e.g. counters)
+        self.sent = 0
+        self._wake = asyncio.Event()
+
+    def set_interval(self, seconds):
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
+            raise ValueError("interval must be a whole number of seconds >= 1")
+        self.interval = seconds * 1000
+        self._wake.set()
+
+    def read_now(self):
+        self._wake.set()
+
+    async def cycle(self):
+        values = {}
+        errors = await sensors_mod.read_all(self.sensors, values)
+        for key, msg in errors.items():
+            values[key + "_error"] = msg
+        values.update(self.extra)
+        self.extra.clear()
+        dropped = self.spool.dropped
+        if dropped:
+            values["spool_dropped"] = dropped
+        record = {"ts": self.board.now_ms(), "values": values} if self.board.time_set() else values
+        body = json.dumps(record).encode()
+        if len(self.spool) or not await self._send(body):
+            self.spool.append(body)
+            self.log.info("spooled (%d waiting)" % len(self.spool))
+        if dropped:
+            self.spool.clear_dropped(dropped)  # the count now travels in a message
+        await self.flush()
+
+    async def _send(self, body):
+        # True once the server has it (or refused it for good); False to keep it for later
+        try:
+            await self.device.send_telemetry(body)
+        except ResponseError as e:
+            if e.code >> 5 == 4:  # a 4.xx will never be accepted: drop it, say why
+                self.log.error("telemetry refused, dropped:", e)
+                return True
+            self.log.warning("telemetry not taken:", e)
+            return False
+        except (CoapTimeout, Reset, OSError) as e:
+            self.log.warning("telemetry not delivered:", e)
+            return False
+        self.sent += 1
+        return True
+
+    async def flush(self):
+        while len(self.spool):
+            if not await self._send(self.spool.peek()):
+                return False
+            self.spool.pop()
+        return True
+
+    async def run(self):
+        while True:
+            start = core.ticks()
+            self._wake.clear()
+            try:
+                await self.cycle()
+            except Exception as e:  # a bug in one cycle must not stop the next
+                self.log.error("telemetry cycle failed:", repr(e))
+            wait = self.interval - ticks_diff(core.ticks(), start)
+            if wait > 0 and not self._wake.is_set():
+                try:
+                    await asyncio.wait_for_ms(self._wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
