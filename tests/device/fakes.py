@@ -107,3 +107,34 @@ def install():
     core.ticks = clock.ticks
     core._io_queue.poller = Poller(clock)
     return clock
+
+
+class RAMDisk:
+    # block device for VfsLfs2; with snaps set, keeps a copy of the disk after every write or
+    # erase: each copy is what a power cut at that moment would leave
+    def __init__(self, data=None):
+        self.data = data if data is not None else bytearray(512 * 64)
+        self.snaps = None
+
+    def readblocks(self, n, buf, off=0):
+        a = n * 512 + off
+        buf[:] = self.data[a : a + len(buf)]
+
+    def writeblocks(self, n, buf, off=0):
+        a = n * 512 + off
+        self.data[a : a + len(buf)] = buf
+        self._snap()
+
+    def ioctl(self, op, arg):
+        if op == 4:  # block count
+            return len(self.data) // 512
+        if op == 5:  # block size
+            return 512
+        if op == 6:  # erase
+            self.data[arg * 512 : (arg + 1) * 512] = b"\xff" * 512
+            self._snap()
+        return 0
+
+    def _snap(self):
+        if self.snaps is not None:
+            self.snaps.append(bytes(self.data))

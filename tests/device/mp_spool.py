@@ -11,6 +11,8 @@ import vfs
 ROOT = __file__.rsplit("/", 3)[0]
 sys.path.insert(0, ROOT)
 
+from fakes import RAMDisk  # noqa: E402
+
 from firmware.spool import Spool  # noqa: E402
 
 CAP = 1024
@@ -261,37 +263,6 @@ def test_many_cycles_stay_bounded(path):
     while len(s):
         s.pop()
     assert disk(path) <= CAP // 4 + 16  # one segment and the head file
-
-
-class RAMDisk:
-    # block device for VfsLfs2 that keeps a copy of the disk after every write or erase once
-    # snaps is a list: each copy is what a power cut at that moment would leave
-    def __init__(self, data):
-        self.data = data
-        self.snaps = None
-
-    def readblocks(self, n, buf, off=0):
-        a = n * 512 + off
-        buf[:] = self.data[a : a + len(buf)]
-
-    def writeblocks(self, n, buf, off=0):
-        a = n * 512 + off
-        self.data[a : a + len(buf)] = buf
-        self._snap()
-
-    def ioctl(self, op, arg):
-        if op == 4:  # block count
-            return len(self.data) // 512
-        if op == 5:  # block size
-            return 512
-        if op == 6:  # erase
-            self.data[arg * 512 : (arg + 1) * 512] = b"\xff" * 512
-            self._snap()
-        return 0
-
-    def _snap(self):
-        if self.snaps is not None:
-            self.snaps.append(bytes(self.data))
 
 
 def _after_power_cut(snap):
