@@ -8,7 +8,6 @@ import json
 from coap.client import connect
 from thingsboard.device import Device
 
-from . import config
 from . import log as logs
 from . import sensors as sensors_mod
 from .gpio import Gpio
@@ -23,6 +22,25 @@ def config_path(board):
     return board.root.rstrip("/") + "/config.json"
 
 
+def with_config(job):
+    # the config module (its schema) is needed at boot only: load it for the job, then let it
+    # go, so its RAM serves the running firmware. -> (result, problems)
+    import sys
+
+    from . import config
+
+    try:
+        return job(config), None
+    except config.ConfigError as e:
+        return None, e.problems
+    finally:
+        sys.modules.pop("firmware.config", None)
+        import firmware
+
+        if hasattr(firmware, "config"):
+            del firmware.config
+
+
 def run(board=None):
     if board is None:
         from . import board as boards
@@ -32,10 +50,9 @@ def run(board=None):
 
 
 async def main(board):
-    try:
-        cfg = config.load(config_path(board))
-    except config.ConfigError as e:
-        for problem in e.problems:
+    cfg, problems = with_config(lambda config: config.load(config_path(board)))
+    if problems:
+        for problem in problems:
             log.error("config:", problem)
         log.error("fix config.json; the firmware is stopped, the REPL is free")
         board.signal_error()
@@ -69,7 +86,9 @@ async def provision(board, client, cfg):
             await asyncio.sleep_ms(delay)
             delay = min(delay * 2, 300000)
     cfg["token"] = creds["credentialsValue"]
-    config.save(config_path(board), cfg)
+    _, problems = with_config(lambda config: config.save(config_path(board), cfg))
+    if problems:
+        raise ValueError("provisioned config not saved: %s" % problems)
     log.info("provisioned; token stored in config.json")
     return cfg
 
