@@ -2,21 +2,12 @@
 # module, via tests/device/runner.py); each test_* function there is one pytest item.
 import ast
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
+from mpenv import MICROPYTHON, ROOT, micropython_env
 
-ROOT = Path(__file__).resolve().parent.parent
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 DEVICE = ROOT / "tests" / "device"
-
-
-def micropython_env(*paths):
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([str(p) for p in paths] + [str(ROOT / "lib"), ".frozen"])
-    return env
 
 
 def pytest_collect_file(parent, file_path):

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from conftest import MICROPYTHON, micropython_env  # noqa: E402
+from mpenv import MICROPYTHON, micropython_env  # noqa: E402
 
 from firmware.spool import Spool  # noqa: E402
 
