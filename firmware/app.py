@@ -111,20 +111,17 @@ class App:
             cfg["telemetry"]["interval_s"],
             logs.Log("telemetry"),
         )
-        self._tasks = []
+        self._pins_sending = False  # one pin-state upload at a time, always the latest
+        self._pins_dirty = False
 
     async def run(self):
         d = self.device
         d.subscribe_to_attribute(INTERVAL_KEY, self._interval_changed)
         d.set_server_side_rpc_request_handler(self.rpc)
         d.start()
-        self._spawn(self._boot_attributes())
-        self._spawn(self._claim())
-        self._spawn(self._watch_network())
+        for job in (self._boot_attributes(), self._claim(), self._watch_network()):
+            asyncio.create_task(job)
         await self.telemetry.run()
-
-    def _spawn(self, coro):
-        self._tasks.append(asyncio.create_task(coro))
 
     # --- RPC
 
@@ -147,7 +144,7 @@ class App:
             self.telemetry.read_now()
             return {"result": "reading"}
         if method == "reboot":
-            self._spawn(self._reboot())
+            asyncio.create_task(self._reboot())
             return {"result": "rebooting"}
         raise ValueError("unknown method %s" % method)
 
@@ -156,7 +153,17 @@ class App:
         self.board.reset()
 
     def _pins_changed(self):
-        self._spawn(self._send_attributes(self.gpio.states()))
+        self._pins_dirty = True
+        if not self._pins_sending:
+            self._pins_sending = True
+            asyncio.create_task(self._send_pins())
+
+    async def _send_pins(self):
+        # changes that come while one upload runs are sent together after it
+        while self._pins_dirty:
+            self._pins_dirty = False
+            await self._send_attributes(self.gpio.states())
+        self._pins_sending = False
 
     def _interval_changed(self, key, value):
         if value is None:

@@ -9,6 +9,7 @@
 import asyncio
 import random
 from asyncio import core
+from binascii import crc32
 from errno import EAGAIN, ETIMEDOUT
 from time import ticks_add, ticks_diff
 
@@ -384,6 +385,7 @@ class Client:
         self._mid = random.getrandbits(16)
         self._active = []
         self._seen = [-1] * _SEEN  # (mid << 2 | reply type) of recent CON/NON from the peer
+        self._seen_crc = [0] * _SEEN  # and the CRC-32 of each
         self._seen_i = 0
         self._reader = None
         self.stats = {"tx": 0, "rx": 0, "retransmit": 0, "dup": 0, "bad": 0}
@@ -481,12 +483,12 @@ class Client:
         self._rx[:n] = data
         self.stats["rx"] += 1
         try:
-            self._received(n)
+            self._received(n, crc32(data))
         except Exception as e:  # never let one datagram stop the reader
             self._log("datagram handling failed:", repr(e))
         return True
 
-    def _received(self, n):
+    def _received(self, n, crc):
         v = self._view
         rx = self._rx
         try:
@@ -510,10 +512,12 @@ class Client:
                         ex._deliver(v)
                     return
             return
-        # CON or NON from the peer
+        # CON or NON from the peer. A duplicate is the same datagram again: same MID and same
+        # bytes (ThingsBoard picks notification MIDs at random, so a MID alone can repeat)
         seen = self._seen
-        for e in seen:
-            if e >> 2 == mid:
+        for i in range(_SEEN):
+            e = seen[i]
+            if e >> 2 == mid and self._seen_crc[i] == crc:
                 self.stats["dup"] += 1
                 if e & 3:
                     self._control(e & 3, mid)  # the same answer again
@@ -526,6 +530,7 @@ class Client:
                     break
         reply = (ACK if ex else RST) if mtype == CON else (0 if ex else RST)
         seen[self._seen_i] = mid << 2 | reply
+        self._seen_crc[self._seen_i] = crc
         self._seen_i = (self._seen_i + 1) % _SEEN
         if reply:
             self._control(reply, mid)

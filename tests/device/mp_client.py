@@ -560,3 +560,20 @@ async def test_renew_of_live_relation_done_on_ack_and_keeps_observing():
     await asyncio.sleep_ms(200)
     assert got == [3, 1]  # the counter restarted: still fresh after a renewal
     assert regs[1].token == regs[0].token
+
+
+async def test_same_mid_different_message_is_not_a_duplicate():
+    # ThingsBoard draws notification MIDs at random: a repeat MID with new content is new
+    got = []
+
+    def peer(sock, m):
+        reply(sock, CON, CONTENT, 0x4000, m.token, [(OBSERVE, 0)], b"a")
+        reply(sock, CON, CONTENT, 0x4000, m.token, [(OBSERVE, 1)], b"b", 50)
+        reply(sock, CON, CONTENT, 0x4000, m.token, [(OBSERVE, 1)], b"b", 60)  # a real dup
+
+    _, sock, client = setup(peer)
+    await client.observe(PATH, lambda o: got.append(bytes(o.payload())))
+    await asyncio.sleep_ms(200)
+    assert got == [b"a", b"b"]
+    assert client.stats["dup"] == 1
+    assert len([m for m in sent(sock) if m.type == ACK]) == 3
