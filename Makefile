@@ -30,6 +30,7 @@ test: setup
 
 bench: venv
 	$(PY) bench/run_coap.py 5000
+	$(PY) bench/fw_run.py
 
 lint: venv
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

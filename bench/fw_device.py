@@ -6,13 +6,11 @@
 # boundaries. App.run(), the observations, the RPC handler and Telemetry.run() are the real ones.
 #
 # Usage (MICROPYPATH=<repo>/bench:<repo>:<repo>/lib:.frozen, cwd = ROOT):
-#   micropython [-X heapsize=NK] -m fw_device run ROOT CYCLES WARM MIN_RPCS EVERY [PRUNE]
+#   micropython [-X heapsize=NK] -m fw_device run ROOT CYCLES WARM MIN_RPCS EVERY
 #       CYCLES > 0: cycles as fast as the loop goes; after CYCLES cycles (and at least MIN_RPCS
 #       RPCs served, 20 cycles before) prints "key value" lines and exits 0. At cycle WARM, and
 #       every EVERY cycles after it, gc.collect() then gc.mem_alloc() is recorded.
 #       CYCLES = 0: the configured interval, runs until killed (for the RPC round trip).
-#       PRUNE (optional, 1): each cycle, finished tasks are dropped from App._tasks, which is
-#       what the firmware fix proposed in the report would do (a what-if, off by default).
 #   micropython -m fw_device imports
 #       gc.mem_alloc() retained by each import (after gc.collect()), in dependency order.
 import gc
@@ -61,14 +59,14 @@ def imports():
         print("heap_after_config_released", gc.mem_alloc())
 
 
-def run(root, cycles, warm, min_rpcs, every, prune=0):
+def run(root, cycles, warm, min_rpcs, every):
     import asyncio
 
     from firmware import app as app_mod
     from firmware.board import get
 
     n_samples = (cycles - warm) // every + 1 if cycles else 0
-    st = {"n": 0, "rpcs": 0, "ready": 0, "tasks0": 0, "rpcs0": 0, "samples": [0] * n_samples}
+    st = {"n": 0, "rpcs": 0, "ready": 0, "rpcs0": 0, "samples": [0] * n_samples}
 
     class BenchApp(app_mod.App):
         def __init__(self, board, client, cfg):
@@ -94,18 +92,12 @@ def run(root, cycles, warm, min_rpcs, every, prune=0):
                     print("E bench: MemoryError in a telemetry cycle")
                     sys.exit(7)
                 t.interval = 0  # also undoes telemetry_interval set by the harness
-                if prune:
-                    tasks = self._tasks
-                    for i in range(len(tasks) - 1, -1, -1):
-                        if tasks[i].done():
-                            tasks.pop(i)
                 n = st["n"] = st["n"] + 1
                 if n >= warm and (n - warm) % every == 0 and n <= cycles:
                     gc.collect()
                     i = (n - warm) // every
                     st["samples"][i] = gc.mem_alloc()
                     if n == warm:
-                        st["tasks0"] = len(self._tasks)
                         st["rpcs0"] = st["rpcs"]
                 if st["rpcs"] >= min_rpcs and not st["ready"]:
                     st["ready"] = n  # the last RPC is served: a few cycles for its reply
@@ -123,7 +115,6 @@ def run(root, cycles, warm, min_rpcs, every, prune=0):
         print("spooled", len(t.spool))
         print("rpcs", st["rpcs"])
         print("rpcs_measured", st["rpcs"] - st["rpcs0"])
-        print("tasks_list", st["tasks0"], len(app._tasks))
         print("heap_base", _BASE)
         print("heap_imports", st["imports"])
         print("heap_app", st["app"])
@@ -132,15 +123,6 @@ def run(root, cycles, warm, min_rpcs, every, prune=0):
         print("heap_samples", ",".join(str(x) for x in s))
         gc.collect()
         print("heap_total", gc.mem_alloc() + gc.mem_free())
-        tasks = app._tasks  # the what-if: finished tasks dropped (in place: the GC is
-        k = 0  # conservative, a stale pointer to a new list could keep them all)
-        for i in range(len(tasks) - 1, -1, -1):
-            if tasks[i].done():
-                tasks.pop(i)
-                k += 1
-        print("tasks_done_at_end", k)
-        gc.collect()
-        print("heap_end_without_done_tasks", gc.mem_alloc())
         print("resubscribe", app.device.stats["resubscribe"])
         sys.exit(0)
 
@@ -157,7 +139,7 @@ def main():
     if a[0] == "imports":
         imports()
     else:
-        run(a[1], int(a[2]), int(a[3]), int(a[4]), int(a[5]), int(a[6]) if len(a) > 6 else 0)
+        run(a[1], int(a[2]), int(a[3]), int(a[4]), int(a[5]))
 
 
 main()

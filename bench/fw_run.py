@@ -90,11 +90,11 @@ class Bench:
             text=True,
         )
 
-    def run(self, cycles, warm, rpcs, every, heap_k=None, kind="py", gap=0.05, limit=120, prune=0):
+    def run(self, cycles, warm, rpcs, every, heap_k=None, kind="py", gap=0.05, limit=120):
         """Run the firmware for `cycles` cycles (and until it has served `rpcs` RPCs, which
         are sent `gap` s apart): (ok, values, output, rpc stats)."""
         did, root = self.new_device()
-        args = ["run", root, cycles, warm, rpcs, every, prune]
+        args = ["run", root, cycles, warm, rpcs, every]
         proc = self.start(root, args, heap_k, kind)
         lines, bad = [], threading.Event()
 
@@ -165,12 +165,12 @@ class Bench:
 
     # --- the measurements
 
-    def min_heap(self, kind, cycles, rpcs, gap, lo, hi, prune=0):
+    def min_heap(self, kind, cycles, rpcs, gap, lo, hi):
         """Smallest -X heapsize (K, 1K steps) in which a run passes: (K, probes, why the
         largest failing probe failed)."""
 
         def probe(k, limit):
-            ok, vals, out, st = self.run(cycles, cycles, rpcs, 1, k, kind, gap, limit, prune)
+            ok, vals, out, st = self.run(cycles, cycles, rpcs, 1, k, kind, gap, limit)
             probes.append((k, ok))
             return ok, out, st
 
@@ -321,16 +321,14 @@ def main():
                         " (as the firmware does after boot)" % released
                     )
         if "heap" in only:
-            cases = [("py", 0), ("mpy", 0)] + ([] if q else [("mpy", 1)])
-            for kind, prune in cases:
+            for kind in ("py", "mpy"):
                 t0 = time.monotonic()
-                k, probes, why = b.min_heap(kind, heap_cycles, heap_rpcs, heap_gap, 8, 256, prune)
+                k, probes, why = b.min_heap(kind, heap_cycles, heap_rpcs, heap_gap, 8, 256)
                 print(
-                    "minimum heap, .%s%s: %dK  (-X heapsize bisect, 1K steps: %d telemetry cycles,"
+                    "minimum heap, .%s: %dK  (-X heapsize bisect, 1K steps: %d telemetry cycles,"
                     " %d RPCs, both observations active; %dK fails: %s) [%.0f s]"
                     % (
                         kind,
-                        " with finished tasks pruned (what-if)" if prune else "",
                         k,
                         heap_cycles,
                         heap_rpcs,
@@ -353,7 +351,6 @@ def main():
             if not ok:
                 raise SystemExit("growth run failed: %s\n%s" % (st, out[-3000:]))
             s0, s1 = int(v["heap_start"]), int(v["heap_end"])
-            t0s, t1s = (int(x) for x in v["tasks_list"].split())
             rp = int(v["rpcs_measured"])
             print(
                 "heap growth from cycle %d to %d (gc.collect() then gc.mem_alloc()): %+d B"
@@ -361,21 +358,6 @@ def main():
                 % (warm, growth_cycles, s1 - s0, s0, s1, rp, time.monotonic() - t0)
             )
             print("  every %d cycles: %s" % (every, v["heap_samples"].strip()))
-            print(
-                "  App._tasks: %d -> %d tasks (each pin change adds one; none is removed);"
-                " %+.0f B per RPC" % (t0s, t1s, (s1 - s0) / rp if rp else 0)
-            )
-            print(
-                "  after dropping the %s finished tasks from App._tasks at the end: %d B (%+d vs"
-                " cycle %d, which held %d of them)"
-                % (
-                    v["tasks_done_at_end"].strip(),
-                    int(v["heap_end_without_done_tasks"]),
-                    int(v["heap_end_without_done_tasks"]) - s0,
-                    warm,
-                    t0s,
-                )
-            )
             print(
                 "  heap in use: %s B at boot, %s after imports, %s with App built, %d at cycle %d"
                 % (
