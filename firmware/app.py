@@ -55,7 +55,7 @@ async def main(board):
         for problem in problems:
             log.error("config:", problem)
         log.error("fix config.json; the firmware is stopped, the REPL is free")
-        board.signal_error()
+        board.signal_error(*_led_of(board))
         return False
     logs.set_level(cfg["log_level"])
     log.info("coapboard %s on %s" % (cfg["firmware"]["version"], board.name))
@@ -233,6 +233,16 @@ class App:
                 await b.connect(wifi["ssid"], wifi["password"])
                 self.device.reconnected()
                 await self.telemetry.flush()
+
+
+def _led_of(board):
+    # the LED settings of a config that failed to load, if that part of it is readable
+    try:
+        with open(config_path(board)) as f:
+            led = json.load(f)["led"]
+        return (int(led["pin"]), led.get("invert") is True)
+    except Exception:
+        return ()
 
 
 def _exists(path):

@@ -6,7 +6,7 @@
 import asyncio
 import json
 from asyncio import core
-from time import ticks_diff
+from time import ticks_add, ticks_diff
 
 from coap.client import CoapTimeout, Reset, ResponseError
 
@@ -35,6 +35,9 @@ class Telemetry:
         self._wake.set()
 
     async def cycle(self):
+        # the network gets what is left of this interval, so readings keep their schedule even
+        # when the server is gone (an unanswered message goes to the spool)
+        deadline = ticks_add(core.ticks(), self.interval)
         values = {}
         errors = await sensors_mod.read_all(self.sensors, values)
         for key, msg in errors.items():
@@ -46,17 +49,22 @@ class Telemetry:
             values["spool_dropped"] = dropped
         record = {"ts": self.board.now_ms(), "values": values} if self.board.time_set() else values
         body = json.dumps(record).encode()
-        if len(self.spool) or not await self._send(body):
+        if len(self.spool) or not await self._send(body, deadline):
             self.spool.append(body)
             self.log.info("spooled (%d waiting)" % len(self.spool))
         if dropped:
             self.spool.clear_dropped(dropped)  # the count now travels in a message
-        await self.flush()
+        await self.flush(deadline)
 
-    async def _send(self, body):
+    async def _send(self, body, deadline=None):
         # True once the server has it (or refused it for good); False to keep it for later
+        timeout = None
+        if deadline is not None:
+            timeout = ticks_diff(deadline, core.ticks())
+            if timeout <= 0:
+                return False
         try:
-            await self.device.send_telemetry(body)
+            await self.device.send_telemetry(body, timeout)
         except ResponseError as e:
             if e.code >> 5 == 4:  # a 4.xx will never be accepted: drop it, say why
                 self.log.error("telemetry refused, dropped:", e)
@@ -69,9 +77,9 @@ class Telemetry:
         self.sent += 1
         return True
 
-    async def flush(self):
+    async def flush(self, deadline=None):
         while len(self.spool):
-            if not await self._send(self.spool.peek()):
+            if not await self._send(self.spool.peek(), deadline):
                 return False
             self.spool.pop()
         return True

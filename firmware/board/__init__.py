@@ -9,7 +9,7 @@
 #                              initial is the logical value an output starts with
 #   button(num) -> .value()    1 while pressed (active low with pull-up, like the BOOT button)
 #   led(num, invert=False)     an output pin starting off, or None when num is None
-#   signal_error()             blink the LED (pin LED_PIN) in the background: bad config
+#   signal_error(pin=LED_PIN, invert=False)  blink the LED in the background: bad config
 #   adc(pin, atten_db) -> .read_u16()          atten_db one of 0, 2.5, 6, 11
 #   chip_temperature() -> float                °C
 #   dht(pin, kind) -> .measure() .temperature() .humidity()     kind "dht11" or "dht22"

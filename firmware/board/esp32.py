@@ -51,8 +51,8 @@ class Board(Base):
             p = P(num, P.IN, P.PULL_UP if pull_up else None)
         return machine.Signal(p, invert=True) if invert else p
 
-    def signal_error(self):
-        led = self.led(LED_PIN)
+    def signal_error(self, pin=LED_PIN, invert=False):
+        led = self.led(pin, invert)
         self._blinker = machine.Timer(0)  # keeps blinking while the REPL is in use
         self._blinker.init(period=250, callback=lambda t: led.value(not led.value()))
 

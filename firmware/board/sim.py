@@ -67,9 +67,9 @@ class Board(Base):
         self._levels[str(num)] = level
         self._save("pins.json", self._levels)
 
-    def signal_error(self):
-        self.led(LED_PIN).value(1)  # a real board blinks it; lit is enough to see here
-        print("board: error signalled on the LED (pin %d)" % LED_PIN)
+    def signal_error(self, pin=LED_PIN, invert=False):
+        self.led(pin, invert).value(1)  # a real board blinks it; lit is enough to see here
+        print("board: error signalled on the LED (pin %d)" % pin)
 
     # --- sensors
 

@@ -41,6 +41,9 @@ class Device:
         self._free = []  # idle exchanges, reused
         self._attr_callbacks = []  # (key or None for all keys, callback)
         self._rpc_handler = None
+        # RPCs in progress, or answered but the server has not confirmed our reply: a repeat of
+        # one of these is ThingsBoard re-sending it. A confirmed one is never re-sent, so the
+        # same id later is a new RPC (ids restart at 0 when the server restarts).
         self._rpc_seen = []  # [id, crc of the notification, tick, reply or None]
         self._subs = []  # the observations to keep alive
         self._rpc_obs = None
@@ -169,8 +172,6 @@ class Device:
 
     async def _subscribe(self, obs):
         fresh = obs.mid < 0
-        if obs is self._rpc_obs and not obs.active:
-            self._rpc_seen.clear()  # ids restart at 0 after a server restart
         try:
             await (obs.register() if fresh else obs.renew())
         except (CoapTimeout, Reset, OSError) as e:
@@ -221,8 +222,8 @@ class Device:
         for seen in self._rpc_seen:
             if seen[0] == rpc_id and seen[1] == crc and ticks_diff(now, seen[2]) < _RPC_REPEAT_MS:
                 self.stats["rpc_duplicate"] += 1
-                if seen[3] is not None:  # answered: our reply may have been lost
-                    asyncio.create_task(self._reply(rpc_id, seen[3]))
+                if seen[3] is not None:  # answered: our reply was lost
+                    asyncio.create_task(self._reply(seen))
                 return
         entry = [rpc_id, crc, now, None]
         self._rpc_seen.append(entry)
@@ -239,13 +240,16 @@ class Device:
         except Exception as e:  # the message is the reply: make it say what was wrong
             reply = {"error": str(e) or type(e).__name__}
         entry[3] = _body(reply)
-        await self._reply(entry[0], entry[3])
+        await self._reply(entry)
 
-    async def _reply(self, rpc_id, body):
+    async def _reply(self, entry):
         try:
-            await self.send_rpc_reply(rpc_id, body)
+            await self.send_rpc_reply(entry[0], entry[3])
         except Exception as e:
-            self.log("rpc %d reply failed:" % rpc_id, e)
+            self.log("rpc %d reply failed:" % entry[0], e)
+            return
+        if entry in self._rpc_seen:  # confirmed: the server will not send this one again
+            self._rpc_seen.remove(entry)
 
 
 def _refusal(obs):

@@ -1,0 +1,246 @@
+# Fixtures for the end-to-end tests: the real firmware (main.py) on the MicroPython unix port
+# with the simulated board, started by tools/simdevice.py like a powered board, against tbsim
+# running in this process on ephemeral loopback ports.
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tools.run import sample_config
+from tools.tbsim import TbSim
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "E2E_DEVICE_TOKEN_0001"
+SEQ = "seq"  # a sim sensor that counts 0, 1, 2 ... one per telemetry message
+
+
+def until(fn, timeout=10.0, what="condition"):
+    """Poll fn until it returns something truthy (and return that); fail after timeout.
+    Only for server-side state, which has no event to wait on."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                "timed out after %s s waiting for %s (last: %r)" % (timeout, what, got)
+            )
+        time.sleep(0.05)
+
+
+def start_sim(data_dir, coap_port=0, **kw):
+    return TbSim(str(data_dir), coap_port=coap_port, http_port=0, log=False, **kw).start()
+
+
+@pytest.fixture
+def tbsim_dir(tmp_path):
+    return tmp_path / "tbsim"
+
+
+@pytest.fixture
+def sim(tbsim_dir):
+    s = start_sim(tbsim_dir)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def dev(sim):
+    return sim.create_device("e2e-device", token=TOKEN)
+
+
+@pytest.fixture
+def device_root(tmp_path):
+    root = tmp_path / "device"
+    root.mkdir()
+    return root
+
+
+def make_config(sim, token=TOKEN, **changes):
+    """tools.run's sample config for this tbsim, with a 1 s interval, a counter sensor (SEQ)
+    and quick observation refreshes; top-level keys in changes replace the sample's."""
+    cfg = sample_config(sim.coap_port, token)
+    cfg["server"]["observe_refresh_s"] = 10
+    cfg["telemetry"]["interval_s"] = 1
+    cfg["sensors"].append({"type": "sim", "key": SEQ, "min": 0, "max": 1000000, "step": 1})
+    cfg["gpio"].append({"name": "fan", "pin": 27, "direction": "out", "invert": True})
+    cfg.update(changes)
+    return cfg
+
+
+def write_json(path, value):
+    # whole-file replace, as board/sim.py expects from other processes
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, path)
+
+
+class Firmware:
+    """python -m tools.simdevice ROOT as a child process group; its output lines are
+    collected by a thread and can be waited for."""
+
+    def __init__(self, root, *args):
+        self.root = Path(root)
+        self.lines = []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.simdevice", str(root), *args],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: stop() kills the firmware too
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self.lines.append(None)  # end of output
+            self._cond.notify_all()
+
+    def mark(self):
+        """The index of the next line: pass it as after= to wait for lines from now on."""
+        with self._cond:
+            return len([x for x in self.lines if x is not None])
+
+    def output(self):
+        return "\n".join(x for x in self.lines if x is not None)
+
+    def wait_line(self, match, timeout=15.0, after=0):
+        """The first line at index >= after that contains match (a string) or for which
+        match(line) is true; fails after timeout or when the output ends."""
+        test = match if callable(match) else (lambda s: match in s)
+        deadline = time.monotonic() + timeout
+        i = after
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    line = self.lines[i]
+                    if line is None:
+                        raise AssertionError("output ended without %r:\n%s" % (match, self.tail()))
+                    if test(line):
+                        return line
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        "no line %r within %s s:\n%s" % (match, timeout, self.tail())
+                    )
+                self._cond.wait(left)
+
+    def wait_lines(self, match, n, timeout=15.0, after=0):
+        """The first n lines at index >= after that match (as in wait_line)."""
+        test = match if callable(match) else (lambda s: match in s)
+        found = []
+
+        def nth(line):
+            if test(line):
+                found.append(line)
+            return len(found) >= n
+
+        self.wait_line(nth, timeout, after)
+        return found
+
+    def grep(self, match, after=0):
+        test = match if callable(match) else (lambda s: match in s)
+        with self._cond:
+            return [x for x in self.lines[after:] if x is not None and test(x)]
+
+    def tail(self, n=40):
+        return "\n".join(x for x in self.lines[-n:] if x is not None)
+
+    def wait_exit(self, timeout=15.0):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            msg = "still running after %s s:\n%s" % (timeout, self.tail())
+            raise AssertionError(msg) from None
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(10)
+        self._reader.join(5)
+
+    def pins(self):
+        try:
+            return json.loads((self.root / "pins.json").read_text())
+        except FileNotFoundError:
+            return {}
+
+
+@pytest.fixture
+def firmware():
+    """firmware(root, cfg) writes root/config.json (a dict as JSON, a str as it is) and
+    boots the device; every one started is killed at teardown."""
+    started = []
+
+    def start(root, cfg=None, *args):
+        if cfg is not None:
+            text = cfg if isinstance(cfg, str) else json.dumps(cfg)
+            (Path(root) / "config.json").write_text(text)
+        fw = Firmware(root, *args)
+        started.append(fw)
+        return fw
+
+    yield start
+    for fw in started:
+        fw.stop()
+
+
+# tbsim state
+
+
+def rows(sim, did, key=SEQ):
+    """(ts, value) of the key's stored telemetry in insertion order (sqlite rowid)."""
+    got = sim.call(
+        lambda: sim.store.db.execute(
+            "SELECT ts, value FROM telemetry WHERE device_id=? AND key=? ORDER BY rowid",
+            (did, key),
+        ).fetchall()
+    )
+    return [(ts, json.loads(v)) for ts, v in got]
+
+
+def wait_rows(sim, did, n, key=SEQ, timeout=20.0):
+    """The key's rows once there are at least n."""
+    return until(
+        lambda: (lambda r: r if len(r) >= n else None)(rows(sim, did, key)),
+        timeout,
+        "%d rows of %s" % (n, key),
+    )
+
+
+def client_attrs(sim, did):
+    return sim.attributes(did, "CLIENT_SCOPE")
+
+
+def latest(sim, did):
+    """{key: value} of the newest message (all keys with the newest ts)."""
+    got = sim.call(
+        lambda: sim.store.db.execute(
+            "SELECT key, value FROM telemetry WHERE device_id=? AND ts ="
+            " (SELECT MAX(ts) FROM telemetry WHERE device_id=?)",
+            (did, did),
+        ).fetchall()
+    )
+    return {k: json.loads(v) for k, v in got}
