@@ -231,8 +231,7 @@ class App:
             if not b.isconnected():
                 log.warning("network down, reconnecting")
                 await b.connect(wifi["ssid"], wifi["password"])
-                self.device.reconnected()
-                await self.telemetry.flush()
+                self.device.reconnected()  # the spool empties on the next telemetry cycle
 
 
 def _led_of(board):
