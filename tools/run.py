@@ -53,10 +53,10 @@ def operator(sim, did, stop):
     sim.set_shared(did, {"telemetry_interval": 3})
     for method, params in (("setGpio", {"pin": 26, "value": 1}), ("getGpioStatus", None)):
         try:
-            print("operator: rpc %s ->" % method, sim.rpc(did, method, params, timeout=20))
+            reply = sim.rpc(did, method, params, timeout=20)
         except RpcTimeout:
-            print("operator: rpc %s -> no reply within 20 s" % method)
-        print(flush=True)
+            reply = "no reply within 20 s"
+        print("operator: rpc %s ->" % method, reply, flush=True)
 
 
 def main():
