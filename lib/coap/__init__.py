@@ -21,8 +21,10 @@ _attrs = {
 
 def __getattr__(name):
     mod = _attrs.get(name)
-    if mod is None:
-        raise AttributeError(name)
-    value = getattr(__import__("coap." + mod, None, None, [name]), name)
+    try:
+        m = __import__("coap." + (mod or name), None, None, [name])
+    except ImportError:
+        raise AttributeError(name) from None
+    value = getattr(m, name) if mod else m  # a name, or a submodule (from coap import codec)
     globals()[name] = value
     return value

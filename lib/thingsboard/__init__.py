@@ -13,8 +13,10 @@ _attrs = {
 
 def __getattr__(name):
     mod = _attrs.get(name)
-    if mod is None:
-        raise AttributeError(name)
-    value = getattr(__import__("thingsboard." + mod, None, None, [name]), name)
+    try:
+        m = __import__("thingsboard." + (mod or name), None, None, [name])
+    except ImportError:
+        raise AttributeError(name) from None
+    value = getattr(m, name) if mod else m  # a name, or a submodule (from thingsboard import codec)
     globals()[name] = value
     return value

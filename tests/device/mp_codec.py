@@ -115,3 +115,16 @@ def test_encode_and_view_allocate_nothing():
     gc.enable()
     assert seq == 0 and same
     assert a1 - a0 == 0, a1 - a0
+
+
+def test_package_gives_names_and_submodules_lazily():
+    import coap
+    from coap import Client, codec  # a name and a submodule through the lazy __getattr__
+
+    assert codec.GET == 1 and Client.__name__ == "Client"
+    try:
+        coap.nothing
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("coap.nothing resolved")
