@@ -123,7 +123,7 @@ def test_package_gives_names_and_submodules_lazily():
 
     assert codec.GET == 1 and Client.__name__ == "Client"
     try:
-        coap.nothing
+        coap.nothing  # noqa: B018
     except AttributeError:
         pass
     else:
