@@ -17,6 +17,6 @@ def __getattr__(name):
         m = __import__("thingsboard." + (mod or name), None, None, [name])
     except ImportError:
         raise AttributeError(name) from None
-    value = getattr(m, name) if mod else m  # a name, or a submodule (from thingsboard import device)
+    value = getattr(m, name) if mod else m  # a name, or a submodule
     globals()[name] = value
     return value
