@@ -26,6 +26,7 @@ run: setup
 	$(PY) -m tools.run --seconds $(SECONDS)
 
 test: setup
+	.venv/bin/ruff check -q . && .venv/bin/ruff format --check -q .
 	$(PY) -m pytest -q tests
 
 bench: venv
