@@ -64,6 +64,10 @@ async def main(board):
         await board.connect(wifi["ssid"], wifi["password"])
     await board.sync_time()
     server = cfg["server"]
+    if server["coaps"]:  # never fall back to plain CoAP when DTLS was asked for
+        log.error("config: server.coaps: DTLS is not available in this firmware yet")
+        board.signal_error(*_led_of(board))
+        return False
     client = connect(server["host"], server["port"])
     if not cfg.get("token"):
         cfg = await provision(board, client, cfg)
