@@ -448,6 +448,15 @@ def test_bad_config_signals_on_its_own_led_when_that_part_is_readable(
     assert fw.pins() == {"13": 0}  # lit, active low
 
 
+def test_coaps_is_refused_not_downgraded(sim, dev, device_root, firmware):
+    cfg = make_config(sim)
+    cfg["server"]["coaps"] = True
+    fw = firmware(device_root, cfg)
+    assert fw.wait_exit() == 0
+    assert fw.grep("E app: config: server.coaps: DTLS is not available")
+    assert rows(sim, dev["id"]) == []  # nothing went out in the clear
+
+
 # --- 7. packet loss
 
 
