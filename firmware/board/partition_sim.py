@@ -1,0 +1,218 @@
+# partition_sim: the ESP32's OTA partitions for the unix port, one file each in a root folder,
+# behind the esp32.Partition interface (readblocks/writeblocks with offset, ioctl, set_boot,
+# get_next_update, mark_app_valid_cancel_rollback, find).
+# Flash semantics: 4096-byte erase blocks; a write ANDs bits into what is there (NOR flash), so a
+# write without an erase corrupts data; each such write is counted in `unerased_writes`.
+# otadata is ESP-IDF's: two sectors, each a 32-byte esp_ota_select_entry_t
+# (seq, label, state, crc); the record with the highest valid seq picks the slot (seq-1) % 2.
+# boot() is the bootloader with CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE: an app still pending
+# verification at the next boot is aborted and the previous slot boots again.
+import struct
+from binascii import crc32
+
+BLOCK = 4096
+SIZE = 0x180000  # ota_0 and ota_1: 1.5 MB each
+MAGIC = 0xE9  # first byte of an ESP32 app image
+
+# esp_ota_img_states_t
+NEW = 0
+PENDING_VERIFY = 1
+VALID = 2
+INVALID = 3
+ABORTED = 4
+UNDEFINED = 0xFFFFFFFF
+
+_OTADATA = (0x0000D000, 2 * BLOCK)
+_APP0 = 0x10000
+_ERR_VALIDATE = -5379  # ESP_ERR_OTA_VALIDATE_FAILED, as MicroPython raises it
+_ERR_SIZE = -260  # ESP_ERR_INVALID_SIZE
+_FF = b"\xff" * BLOCK
+
+unerased_writes = 0  # writes that had to clear 0 bits back to 1: a missing erase
+_root = None
+_size = SIZE
+_running = None  # slot booted by boot()
+
+
+def flash(root, app, size=SIZE):
+    # what esptool write_flash leaves: everything erased, `app` in ota_0, blank otadata
+    global _root, _size
+    _root, _size = root, size
+    for label, n in (("otadata", _OTADATA[1]), ("ota_0", size), ("ota_1", size)):
+        with open(_path(label), "wb") as f:
+            for _ in range(n // BLOCK):
+                f.write(_FF)
+    Partition("ota_0").writeblocks(0, app)
+
+
+def boot(root=None, size=None):
+    # power on: apply the rollback rules, choose the slot, make it Partition.RUNNING
+    global _root, _size, _running
+    if root is not None:
+        _root = root
+    if size is not None:
+        _size = size
+    recs = _records()
+    for i, r in enumerate(recs):
+        if r[1] == PENDING_VERIFY:  # booted once and never confirmed: roll back
+            _put(i, r[0], ABORTED)
+            recs[i] = (r[0], ABORTED)
+    a = _active(recs)
+    slot = 0
+    if a is not None:
+        slot = (recs[a][0] - 1) % 2
+        if recs[a][1] == NEW:
+            _put(a, recs[a][0], PENDING_VERIFY)
+    for s in (slot, 1 - slot):  # the bootloader falls back to any loadable image
+        if _first_byte("ota_%d" % s) == MAGIC:
+            _running = s
+            return "ota_%d" % s
+    raise OSError("no bootable app")
+
+
+class Partition:
+    BOOT = 0
+    RUNNING = 1
+    TYPE_APP = 0
+    TYPE_DATA = 1
+
+    def __init__(self, id, block_size=BLOCK):
+        if id == Partition.RUNNING:
+            if _running is None:
+                raise OSError("not booted: call partition_sim.boot()")
+            id = "ota_%d" % _running
+        elif id == Partition.BOOT:
+            recs = _records()
+            a = _active(recs)
+            id = "ota_%d" % ((recs[a][0] - 1) % 2 if a is not None else 0)
+        if id not in ("otadata", "ota_0", "ota_1"):
+            raise ValueError("partition not found")
+        self.label = id
+        self.block_size = block_size
+
+    @staticmethod
+    def find(type=TYPE_APP, subtype=0xFF, label=None, block_size=BLOCK):
+        out = []
+        for name in ("otadata", "ota_0", "ota_1"):
+            p = Partition(name, block_size)
+            t, st = p.info()[:2]
+            if t == type and subtype in (0xFF, st) and label in (None, name):
+                out.append(p)
+        return out
+
+    def info(self):
+        if self.label == "otadata":
+            return (Partition.TYPE_DATA, 0x00, _OTADATA[0], _OTADATA[1], "otadata", False)
+        s = int(self.label[-1])
+        return (Partition.TYPE_APP, 0x10 + s, _APP0 + s * _size, _size, self.label, False)
+
+    def readblocks(self, block, buf, offset=0):
+        a = self._span(block, offset, len(buf))
+        with open(_path(self.label), "rb") as f:
+            f.seek(a)
+            f.readinto(buf)
+
+    def writeblocks(self, block, buf, offset=None):
+        global unerased_writes
+        if offset is None:  # the simple form erases first, like the real one
+            for b in range((len(buf) + self.block_size - 1) // self.block_size):
+                self.ioctl(6, block + b)
+            offset = 0
+        n = len(buf)
+        a = self._span(block, offset, n)
+        with open(_path(self.label), "r+b") as f:
+            f.seek(a)
+            old = f.read(n)
+            if old != b"\xff" * n:  # not erased: NOR flash can only clear bits
+                new = bytes(x & y for x, y in zip(old, buf))
+                if new != bytes(buf):
+                    unerased_writes += 1
+                buf = new
+            f.seek(a)
+            f.write(buf)
+
+    def ioctl(self, op, arg):
+        if op == 4:  # block count
+            return self.info()[3] // self.block_size
+        if op == 5:  # block size
+            return self.block_size
+        if op == 6:  # erase one block
+            a = self._span(arg, 0, self.block_size)
+            with open(_path(self.label), "r+b") as f:
+                f.seek(a)
+                f.write(_FF[: self.block_size])
+            return 0
+        return None
+
+    def get_next_update(self):
+        if _running is None:
+            raise OSError("not booted: call partition_sim.boot()")
+        return Partition("ota_%d" % (1 - _running))
+
+    def set_boot(self):
+        # esp_ota_set_boot_partition: verify the image, then write the next otadata record
+        if _first_byte(self.label) != MAGIC:
+            raise OSError(_ERR_VALIDATE, "ESP_ERR_OTA_VALIDATE_FAILED")
+        slot = int(self.label[-1])
+        recs = _records()
+        a = _active(recs)
+        if a is None:
+            _put(0, slot + 1, NEW)
+            return
+        seq = recs[a][0] + 1
+        while (seq - 1) % 2 != slot:
+            seq += 1
+        _put(1 - a, seq, NEW)
+
+    @staticmethod
+    def mark_app_valid_cancel_rollback():
+        recs = _records()
+        a = _active(recs)
+        if a is not None and recs[a][1] == PENDING_VERIFY:
+            _put(a, recs[a][0], VALID)
+
+    def _span(self, block, offset, n):
+        a = block * self.block_size + offset
+        if a < 0 or a + n > self.info()[3]:
+            raise OSError(_ERR_SIZE, "ESP_ERR_INVALID_SIZE")
+        return a
+
+
+def _path(label):
+    return "%s/%s.bin" % (_root, label)
+
+
+def _first_byte(label):
+    b = bytearray(1)
+    Partition(label).readblocks(0, b)
+    return b[0]
+
+
+def _records():
+    # [(seq, state)] of both otadata sectors; seq 0xFFFFFFFF or a bad crc reads as blank
+    buf = bytearray(32)
+    p = Partition("otadata")
+    out = []
+    for i in range(2):
+        p.readblocks(i, buf)
+        seq, _, state, crc = struct.unpack("<I20sII", buf)
+        if seq == UNDEFINED or crc != crc32(buf[:4], UNDEFINED):
+            seq, state = UNDEFINED, UNDEFINED
+        out.append((seq, state))
+    return out
+
+
+def _active(recs):
+    # bootloader_common_get_active_otadata: highest seq among usable records
+    best = None
+    for i, (seq, state) in enumerate(recs):
+        if seq != UNDEFINED and state not in (INVALID, ABORTED):
+            if best is None or seq > recs[best][0]:
+                best = i
+    return best
+
+
+def _put(sector, seq, state):
+    s = struct.pack("<I", seq)
+    rec = s + b"\xff" * 20 + struct.pack("<II", state, crc32(s, UNDEFINED))
+    Partition("otadata").writeblocks(sector, rec)
