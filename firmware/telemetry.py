@@ -35,9 +35,9 @@ class Telemetry:
         self._wake.set()
 
     async def cycle(self):
-        # the network gets what is left of this interval, so readings keep their schedule even
-        # when the server is gone (an unanswered message goes to the spool)
-        deadline = ticks_add(core.ticks(), self.interval)
+        # the network gets what is left of this interval (at least a second), so readings keep
+        # their schedule even when the server is gone (an unanswered message is spooled)
+        deadline = ticks_add(core.ticks(), max(self.interval, 1000))
         values = {}
         errors = await sensors_mod.read_all(self.sensors, values)
         for key, msg in errors.items():
