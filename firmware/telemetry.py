@@ -56,13 +56,11 @@ class Telemetry:
             self.spool.clear_dropped(dropped)  # the count now travels in a message
         await self.flush(deadline)
 
-    async def _send(self, body, deadline=None):
+    async def _send(self, body, deadline):
         # True once the server has it (or refused it for good); False to keep it for later
-        timeout = None
-        if deadline is not None:
-            timeout = ticks_diff(deadline, core.ticks())
-            if timeout <= 0:
-                return False
+        timeout = ticks_diff(deadline, core.ticks())
+        if timeout <= 0:
+            return False
         try:
             await self.device.send_telemetry(body, timeout)
         except ResponseError as e:
@@ -77,7 +75,7 @@ class Telemetry:
         self.sent += 1
         return True
 
-    async def flush(self, deadline=None):
+    async def flush(self, deadline):
         while len(self.spool):
             if not await self._send(self.spool.peek(), deadline):
                 return False

@@ -12,12 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
-for p in (ROOT, ROOT / "lib"):
+for p in (ROOT, ROOT / "lib", ROOT / "tests" / "device"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
 from ota import ChecksumMismatch, UnsupportedAlgorithm, checksum  # noqa: E402
 from ota.writer import Writer  # noqa: E402
+from otaimage import image  # noqa: E402
 
 from firmware.board import partition_sim as sim  # noqa: E402
 
@@ -26,17 +27,6 @@ REFERENCE = {
     "MD5": lambda d: hashlib.md5(d).hexdigest(),
     "CRC32": lambda d: zlib.crc32(d).to_bytes(4, "little").hex(),
 }
-
-
-def image(n):
-    # the generator of tests/device/mp_ota.py
-    b = bytearray(n)
-    x = 1
-    for i in range(n):
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        b[i] = x >> 16 & 0xFF
-    b[0] = 0xE9
-    return bytes(b)
 
 
 def device_constants():

@@ -479,18 +479,18 @@ class Client:
             return False
         if data is None:  # nothing waiting
             return False
-        n = len(data)
-        self._rx[:n] = data
         self.stats["rx"] += 1
         try:
-            self._received(n, crc32(data))
+            self._received(data)
         except Exception as e:  # never let one datagram stop the reader
             self._log("datagram handling failed:", repr(e))
         return True
 
-    def _received(self, n, crc):
+    def _received(self, data):
         v = self._view
         rx = self._rx
+        n = len(data)
+        rx[:n] = data
         try:
             v.parse(rx, n)
         except MessageError as e:
@@ -515,6 +515,7 @@ class Client:
         # CON or NON from the peer. A duplicate is the same datagram again: same MID and same
         # bytes (ThingsBoard picks notification MIDs at random, so a MID alone can repeat)
         seen = self._seen
+        crc = crc32(data)
         for i in range(_SEEN):
             e = seen[i]
             if e >> 2 == mid and self._seen_crc[i] == crc:

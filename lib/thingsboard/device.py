@@ -58,8 +58,6 @@ class Device:
         ex = self._free.pop() if self._free else self.client.exchange()
         try:
             await ex.request(code, opts, body, timeout=timeout)
-            if ex.code == NOT_FOUND and NOT_FOUND in ok:
-                return None
             check(ex, *ok)
             return json.loads(bytes(ex.payload()) or b"null") if parse else ex.code
         finally:

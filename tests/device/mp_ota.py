@@ -10,6 +10,8 @@ from binascii import hexlify
 ROOT = __file__.rsplit("/", 3)[0]
 sys.path.insert(0, ROOT)
 
+from otaimage import image  # noqa: E402
+
 from firmware.board import partition_sim as sim  # noqa: E402
 
 sys.modules["esp32"] = sim  # lib/ota/rollback imports esp32: the simulation stands in
@@ -33,17 +35,6 @@ DIGESTS = {
     "MD5": "af183afeac1d57434ad87fc31caf8ac6",
     "CRC32": "f66ee11a",
 }
-
-
-def image(n):
-    # deterministic bytes with the app-image magic first (same generator in tests/test_ota.py)
-    b = bytearray(n)
-    x = 1
-    for i in range(n):
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        b[i] = x >> 16 & 0xFF
-    b[0] = 0xE9
-    return bytes(b)
 
 
 IMAGE = image(N)
