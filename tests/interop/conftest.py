@@ -180,6 +180,20 @@ def aiocoap_server(tmp_path_factory):
         stop(proc)
 
 
+# appended to every script: its results line, and the run
+SCRIPT_TAIL = """
+
+
+def report(c, out):
+    out["stats"] = c.stats
+    c.close()
+    print(json.dumps(out))
+
+
+asyncio.run(main())
+"""
+
+
 class MicroPython:
     # Runs the client under the MicroPython unix port; stdout carries tracebacks too.
     def __init__(self, tmp_path):
@@ -207,10 +221,11 @@ class MicroPython:
         return p.returncode, p.stdout.decode(errors="replace")
 
     def script(self, source, *args, timeout=15):
-        # Run a MicroPython script; it must print one JSON object as its last line.
+        # Run a MicroPython script defining `async def main()`; it must print one JSON object
+        # as its last line (report(client, out) does that).
         self.n += 1
         path = self.tmp_path / ("mp_script_%d.py" % self.n)
-        path.write_text(textwrap.dedent(source))
+        path.write_text(textwrap.dedent(source) + SCRIPT_TAIL)
         p = self.run([path] + list(args), timeout)
         out = p.stdout.decode(errors="replace")
         assert p.returncode == 0, "script failed (rc=%d):\n%s" % (p.returncode, out)

@@ -26,11 +26,7 @@ async def main():
     out["tx"] = c.stats["tx"]
     ex = await c.exchange().request(GET, uri_options("echo"))
     out["digest"] = bytes(ex.payload()).decode()
-    out["stats"] = c.stats
-    c.close()
-    print(json.dumps(out))
-
-asyncio.run(main())
+    report(c, out)
 """
 
 DOWNLOAD = """
@@ -52,11 +48,7 @@ async def main():
 
     n = await download(c, uri_options(sys.argv[2]), sink, int(sys.argv[3]))
     out = {"n": n, "sha": h.digest().hex(), "blocks": len(sizes), "max_block": max(sizes)}
-    out["stats"] = c.stats
-    c.close()
-    print(json.dumps(out))
-
-asyncio.run(main())
+    report(c, out)
 """
 
 OBSERVE = """
@@ -95,12 +87,8 @@ async def main():
     out["after"] = await observers(probe)
     await asyncio.sleep_ms(500)  # 2 notification periods
     out["callbacks_after"] = len(got) - n
-    out["stats"] = c.stats
-    c.close()
     probe.close()
-    print(json.dumps(out))
-
-asyncio.run(main())
+    report(c, out)
 """
 
 PUT, POST = 3, 2

@@ -24,11 +24,7 @@ async def main():
     ex = await c.exchange().request(GET, uri_options(sys.argv[2], sys.argv[3]))
     ms = time.ticks_diff(time.ticks_ms(), t0)
     out = {"code": ex.code, "payload": bytes(ex.payload()).decode(), "ms": ms}
-    out["stats"] = c.stats
-    c.close()
-    print(json.dumps(out))
-
-asyncio.run(main())
+    report(c, out)
 """
 
 BLOCKS = """
@@ -61,11 +57,7 @@ async def main():
         out["sha"] = h.digest().hex()
         out["blocks"] = len(sizes)
         out["max_block"] = max(sizes)
-    out["stats"] = c.stats
-    c.close()
-    print(json.dumps(out))
-
-asyncio.run(main())
+    report(c, out)
 """
 
 OBSERVE_CANCEL = """
@@ -96,11 +88,7 @@ async def main():
     await asyncio.sleep_ms(int(sys.argv[3]))  # the server's next notification would come here
     out["rx_after"] = c.stats["rx"] - rx
     out["callbacks_after"] = len(got) - n
-    out["stats"] = c.stats
-    c.close()
-    print(json.dumps(out))
-
-asyncio.run(main())
+    report(c, out)
 """
 
 OBSERVE_CHANGES = """
@@ -141,8 +129,6 @@ async def main():
     c.close()
     w.close()
     print(json.dumps(out))
-
-asyncio.run(main())
 """
 
 BACK_TO_BACK = """
@@ -164,11 +150,7 @@ async def main():
     await b
     out = {"a": [a.code, bytes(a.payload()).hex()], "b": [b.code, len(b.payload())]}
     out["ms"] = time.ticks_diff(time.ticks_ms(), t0)
-    out["stats"] = c.stats
-    c.close()
-    print(json.dumps(out))
-
-asyncio.run(main())
+    report(c, out)
 """
 
 
