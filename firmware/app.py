@@ -13,6 +13,7 @@ from . import sensors as sensors_mod
 from .gpio import Gpio
 from .spool import Spool
 from .telemetry import Telemetry
+from .updates import FirmwareSlots, Updates
 
 log = logs.Log("app")
 INTERVAL_KEY = "telemetry_interval"  # shared attribute: seconds between messages
@@ -58,7 +59,13 @@ async def main(board):
         board.signal_error(*_led_of(board))
         return False
     logs.set_level(cfg["log_level"])
-    log.info("coapboard %s on %s" % (cfg["firmware"]["version"], board.name))
+    acked = asyncio.Event()  # the server took a telemetry post: what a new image's trial needs
+    fw = cfg["firmware"]
+    slots = FirmwareSlots(board.partition)
+    updates = [Updates("fw", slots, board, cfg, (fw["title"], fw["version"]), acked)]
+    for u in updates:
+        u.begin()
+    log.info("firmware %s %s on %s" % (tuple(updates[0].current()) + (board.name,)))
     wifi = cfg["wifi"]
     if wifi["ssid"]:
         await board.connect(wifi["ssid"], wifi["password"])
@@ -71,7 +78,7 @@ async def main(board):
     client = connect(server["host"], server["port"])
     if not cfg.get("token"):
         cfg = await provision(board, client, cfg)
-    app = App(board, client, cfg)
+    app = App(board, client, cfg, updates)
     await app.run()
 
 
@@ -84,12 +91,15 @@ async def provision(board, client, cfg):
     while True:
         try:
             creds = await tb_provision(client, p["device_name"], p["key"], p["secret"])
-            break
+            token = creds.get("credentialsValue")
+            if type(token) is str and token:
+                break
+            raise ValueError("the reply has no access token")
         except Exception as e:  # refused or unreachable: say so and try again later
             log.error("provisioning failed:", e)
             await asyncio.sleep_ms(delay)
             delay = min(delay * 2, 300000)
-    cfg["token"] = creds["credentialsValue"]
+    cfg["token"] = token
     _, problems = with_config(lambda config: config.save(config_path(board), cfg))
     if problems:
         raise ValueError("provisioned config not saved: %s" % problems)
@@ -98,7 +108,7 @@ async def provision(board, client, cfg):
 
 
 class App:
-    def __init__(self, board, client, cfg):
+    def __init__(self, board, client, cfg, updates):
         self.board = board
         self.cfg = cfg
         refresh = cfg["server"]["observe_refresh_s"] * 1000
@@ -114,7 +124,11 @@ class App:
             spool,
             cfg["telemetry"]["interval_s"],
             logs.Log("telemetry"),
+            updates[0].acked,
         )
+        self.updates = updates
+        for u in updates:
+            u.device = self.device
         self._pins_sending = False  # one pin-state upload at a time, always the latest
         self._pins_dirty = False
 
@@ -123,7 +137,8 @@ class App:
         d.subscribe_to_attribute(INTERVAL_KEY, self._interval_changed)
         d.set_server_side_rpc_request_handler(self.rpc)
         d.start()
-        for job in (self._boot_attributes(), self._claim(), self._watch_network()):
+        jobs = [self._boot_attributes(), self._claim(), self._watch_network()]
+        for job in jobs + [u.start() for u in self.updates]:
             asyncio.create_task(job)
         await self.telemetry.run()
 
@@ -193,8 +208,8 @@ class App:
 
     async def _boot_attributes(self):
         b = self.board
-        fw = self.cfg["firmware"]
-        values = {"fw_title": fw["title"], "fw_version": fw["version"], "board": b.name}
+        title, version = self.updates[0].current()
+        values = {"fw_title": title, "fw_version": version, "board": b.name}
         values.update(mac=b.mac(), ip=b.ip(), free_heap=b.free_heap())
         values["reset_cause"] = b.reset_cause()
         values.update(self.gpio.states())

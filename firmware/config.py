@@ -106,7 +106,7 @@ SCHEMA = {
             "port": (_int(1, 65535), 5683),
             "coaps": (BOOL, False),
             "ca": (TEXT, None),
-            "observe_refresh_s": (_int(10), 300),
+            "observe_refresh_s": (_int(10, 86400), 300),
         },
         REQ,
     ),
@@ -121,7 +121,7 @@ SCHEMA = {
         },
         None,
     ),
-    "telemetry": ({"interval_s": (_int(1), 60), "spool_bytes": (_int(1024), 16384)}, {}),
+    "telemetry": ({"interval_s": (_int(1, 86400), 60), "spool_bytes": (_int(1024), 16384)}, {}),
     "sensors": ([_sensor], []),
     "gpio": (
         [
@@ -138,6 +138,16 @@ SCHEMA = {
     "led": ({"pin": (PIN, REQ), "invert": (BOOL, False)}, None),
     "log_level": (_one("debug", "info", "warning", "error"), "info"),
     "firmware": ({"title": (TEXT, "coapboard"), "version": (TEXT, "0.1.0")}, {}),
+    "ota": (
+        {
+            "chunk_size": (_int(1, 1024), 1024),
+            "window": (_int(1, 16), 4),
+            "chunk_timeout_s": (_int(1), 10),
+            "retries": (_int(0), 5),
+            "self_test_s": (_int(5), 120),
+        },
+        {},
+    ),
 }
 SECRETS = (
     ("wifi", "password"),

@@ -12,9 +12,11 @@ from coap.client import CoapTimeout, Reset, ResponseError
 
 from . import sensors as sensors_mod
 
+MAX_INTERVAL_S = 86400  # a day; firmware/config.py has the same limit for interval_s
+
 
 class Telemetry:
-    def __init__(self, device, board, sensors, spool, interval_s, log):
+    def __init__(self, device, board, sensors, spool, interval_s, log, acked=None):
         self.device = device
         self.board = board
         self.sensors = sensors
@@ -23,11 +25,17 @@ class Telemetry:
         self.log = log
         self.extra = {}  # values added to the next message only (e.g. counters)
         self.sent = 0
+        self.acked = acked or asyncio.Event()  # set once a message reached the server
         self._wake = asyncio.Event()
 
     def set_interval(self, seconds):
-        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
-            raise ValueError("interval must be a whole number of seconds >= 1")
+        # the server sets this: past MAX_INTERVAL_S the ESP32's ticks arithmetic overflows
+        if (
+            not isinstance(seconds, int)
+            or isinstance(seconds, bool)
+            or not 0 < seconds <= MAX_INTERVAL_S
+        ):
+            raise ValueError("interval must be a whole number of seconds 1-%d" % MAX_INTERVAL_S)
         self.interval = seconds * 1000
         self._wake.set()
 
@@ -73,6 +81,7 @@ class Telemetry:
             self.log.warning("telemetry not delivered:", e)
             return False
         self.sent += 1
+        self.acked.set()
         return True
 
     async def flush(self, deadline):

@@ -21,6 +21,8 @@
 #   reset_cause() -> "power_on" | "hard_reset" | "watchdog" | "deepsleep" | "soft_reset"
 #                    | "brownout" | "unknown"
 #   free_heap() -> int
+#   partition                  the esp32.Partition class (or the unix simulation's): OTA
+#                              slots, boot selection and rollback, for lib/ota
 #   log, backoff_ms, backoff_max_ms    replaceable: a firmware.log.Log, the join retry waits
 # A sensor that cannot be read raises (OSError mostly, as the ESP32 drivers do).
 import asyncio

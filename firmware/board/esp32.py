@@ -31,6 +31,7 @@ _CAUSES = {
 class Board(Base):
     name = "esp32"
     root = "/"
+    partition = esp32.Partition
 
     def __init__(self):
         super().__init__()

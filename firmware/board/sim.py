@@ -11,6 +11,9 @@
 #                  leaves the clock unset; both default true
 #   reset_cause    written by the supervisor before each start, default "power_on"
 #   sleep.json     written by deepsleep(): {"ms": 60000}
+#   ota_0.bin, ota_1.bin, otadata.bin   the app partitions and otadata (partition_sim.py),
+#                  created on first use as a serial flash leaves them; every process start is a
+#                  boot: the bootloader's slot choice and rollback run then
 # Files are replaced whole (temp file, then rename), so a reader never sees half of one; other
 # processes should write the files the board reads the same way.
 # reset() and deepsleep() end the process with these statuses (any other status is a crash):
@@ -23,6 +26,7 @@ from . import LED_PIN, Base
 
 EXIT_RESET = 3  # reset(): restart at once, reset cause "hard_reset"
 EXIT_DEEPSLEEP = 4  # deepsleep(ms): restart after the ms in sleep.json, cause "deepsleep"
+FACTORY_IMAGE = b"\xe9 coapboard simulated factory image"  # what ota_0 holds after a flash
 
 
 class Board(Base):
@@ -34,6 +38,18 @@ class Board(Base):
         self._levels = {}  # output pin levels, as in pins.json
         self._seed = 12345  # the made-up sensor values are the same on every run
         self._id = binascii.crc32(root.encode()).to_bytes(4, "big")
+
+    @property
+    def partition(self):
+        from . import partition_sim as ps
+
+        if ps._running is None:  # first use in this process: power on
+            try:
+                os.stat(self._path("otadata.bin"))
+            except OSError:
+                ps.flash(self.root, FACTORY_IMAGE)
+            ps.boot(self.root)
+        return ps.Partition
 
     def _path(self, name):
         return self.root.rstrip("/") + "/" + name

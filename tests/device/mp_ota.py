@@ -14,7 +14,6 @@ from otaimage import image  # noqa: E402
 
 from firmware.board import partition_sim as sim  # noqa: E402
 
-sys.modules["esp32"] = sim  # lib/ota/rollback imports esp32: the simulation stands in
 
 from ota import (  # noqa: E402
     ChecksumMismatch,
@@ -348,16 +347,16 @@ def update(f):
 def test_rollback_unless_marked_valid():
     with Flash() as f:
         update(f)
-        st = rollback.state()
+        st = rollback.state(sim.Partition)
         assert st["running"] == "ota_0" and st["boot"] == "ota_1" and st["state"] == "new", st
-        assert not rollback.pending()  # the new image has not run yet
+        assert not rollback.pending(sim.Partition)  # the new image has not run yet
         assert sim.boot() == "ota_1"
-        assert rollback.state()["state"] == "pending_verify"
-        assert rollback.pending()
+        assert rollback.state(sim.Partition)["state"] == "pending_verify"
+        assert rollback.pending(sim.Partition)
         assert sim.boot() == "ota_0"  # reset without cancel(): back to the old image
-        st = rollback.state()
+        st = rollback.state(sim.Partition)
         assert st["running"] == "ota_0" and st["boot"] == "ota_0", st
-        assert not rollback.pending()
+        assert not rollback.pending(sim.Partition)
         assert sim.boot() == "ota_0"
 
 
@@ -365,10 +364,10 @@ def test_marked_valid_stays():
     with Flash() as f:
         update(f)
         assert sim.boot() == "ota_1"
-        rollback.cancel()
-        st = rollback.state()
+        rollback.cancel(sim.Partition)
+        st = rollback.state(sim.Partition)
         assert st["state"] == "valid" and st["running"] == "ota_1", st
-        assert not rollback.pending()
+        assert not rollback.pending(sim.Partition)
         assert sim.boot() == "ota_1"
         assert sim.boot() == "ota_1"
         seq = st["seq"]
@@ -376,6 +375,6 @@ def test_marked_valid_stays():
         assert f.next().info()[4] == "ota_0"
         update(f)
         assert sim.boot() == "ota_0"
-        st = rollback.state()
+        st = rollback.state(sim.Partition)
         assert st["seq"] > seq and st["state"] == "pending_verify", st
         assert sim.boot() == "ota_1"  # not confirmed: back to the confirmed ota_1

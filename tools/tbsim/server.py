@@ -4,6 +4,7 @@
 import asyncio
 import threading
 
+from . import ota
 from .admin import Admin
 from .core import Core
 from .events import EventLog
@@ -181,3 +182,16 @@ class TbSim:
 
     def attributes(self, device_id, scope):
         return self.call(self.store.attribute_dict, device_id, scope)
+
+    def add_ota(self, title, version, data, ota_type="FIRMWARE", algorithm="SHA256", **kw):
+        # a package with data, as the admin API's upload leaves it (checksum= overrides the
+        # computed one, e.g. to test a device's verification) -> its id
+        pkg = dict(type=ota_type, title=title, version=version, data=data, size=len(data))
+        pkg.update(checksum_algorithm=algorithm, checksum=ota.checksum(data, algorithm))
+        pkg.update(file_name="%s-%s.bin" % (title, version), content_type="application/binary")
+        pkg.update(kw)
+        return self.call(self.store.save_ota, pkg)["id"]
+
+    def assign_ota(self, device_id, package_id, ota_type="FIRMWARE"):
+        # package_id None unassigns: the fw_*/sw_* attributes are deleted
+        self.call(self.core.assign_ota, device_id, ota_type, package_id)

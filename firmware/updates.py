@@ -1,0 +1,305 @@
+# updates.py: ThingsBoard OTA (transport reference §6), the part that runs on every boot. The
+# download is in download.py and the image writer in lib/ota, imported only when a package has
+# to be fetched.
+#
+# One Updates per kind: "fw" (the MicroPython image, app partitions ota_0/ota_1) and "sw" (the
+# app bundle, bundle.py). Both have two slots, one running, and the same life cycle:
+#   assigned package differs from what runs -> DOWNLOADING -> DOWNLOADED -> VERIFIED ->
+#   UPDATING -> reset -> the new slot runs "pending": once a telemetry post is acknowledged
+#   within self_test_s it confirms itself and reports UPDATED; otherwise it resets, the old slot
+#   boots again and reports FAILED with the reason the new one left in ota.json.
+# ota.json beside config.json keeps each slot's title and version (an image carries only
+# MicroPython's), the update being tried and the package that failed (never fetched again until
+# the assignment changes). ota_progress.json keeps a download's progress for resuming.
+import asyncio
+import json
+
+from . import log as logs
+
+KEYS = ("title", "version", "size", "checksum", "checksum_algorithm")
+_SAVE_EVERY = 16384  # progress reaches flash at least every this many bytes
+
+
+class Updates:
+    def __init__(self, kind, slots, board, cfg, current, acked):
+        # slots: the kind's two-slot store (FirmwareSlots below, bundle.AppSlots); current:
+        # (title, version) of a slot ota.json knows nothing about (the factory one); acked: an
+        # Event set when the server acknowledges a telemetry post (the self-test). The device
+        # is set once the network is up.
+        self.kind = kind
+        self.slots = slots
+        self.board = board
+        self.device = None
+        self.acked = acked
+        self.opts = cfg["ota"]
+        self.log = logs.Log(kind + "-ota")
+        self._root = board.root.rstrip("/") + "/"
+        self._factory = list(current)
+        self._attrs = {}  # the kind's shared attributes, without the prefix
+        self._task = None  # the running download
+        self._target = None  # its package identity
+        self._trial = None
+
+    def begin(self):
+        # at boot, before the network: a slot on trial must pass its self-test in time even
+        # if it cannot join the network at all
+        if self.slots.pending():
+            self._trial = asyncio.create_task(self._self_test())
+
+    # --- ota.json
+
+    def _load(self, name):
+        try:
+            with open(self._root + name) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self, name, value):
+        path = self._root + name
+        with open(path + ".tmp", "w") as f:
+            json.dump(value, f)
+        import os
+
+        os.rename(path + ".tmp", path)
+
+    def _state(self):
+        st = self._load("ota.json")
+        return st, st.setdefault(self.kind, {})
+
+    def current(self):
+        _, mine = self._state()
+        return mine.get("slots", {}).get(self.slots.running(), self._factory)
+
+    # --- boot
+
+    async def start(self):
+        # once the device runs
+        st, mine = self._state()
+        trying = mine.get("trying")
+        if trying and trying["slot"] != self.slots.running():
+            # the bootloader went back: the new slot never confirmed itself
+            reason = trying.get("reason") or "new %s did not confirm itself" % self.kind
+            mine["failed"] = trying["pkg"]
+            del mine["trying"]
+            self._save("ota.json", st)
+            await self._report("FAILED", "rolled back to %s: %s" % (self.current()[1], reason))
+        elif self._trial:
+            await self._trial  # resets the board if it fails
+            await self._confirmed()
+        elif trying:  # confirmed before the UPDATED report went out
+            await self._confirmed()
+        else:
+            await self._report(None)
+        self.device.subscribe_to_all_attributes(self._on_attributes)
+        names = [self.kind + "_" + k for k in KEYS]
+        while True:
+            try:
+                got = await self.device.request_attributes(shared_keys=names)
+                break
+            except Exception as e:
+                self.log.warning("package attributes not read:", e)
+                await asyncio.sleep_ms(5000)
+        self._attrs = {}
+        self._on_attributes(got["shared"])
+
+    async def _self_test(self):
+        ms = self.opts["self_test_s"] * 1000
+        self.log.info("new %s on trial: the server has %d s to answer" % (self.kind, ms // 1000))
+        try:
+            await asyncio.wait_for_ms(self.acked.wait(), ms)
+        except asyncio.TimeoutError:
+            st, mine = self._state()
+            if "trying" in mine:
+                why = "self-test failed: no telemetry acknowledged within %d s" % (ms // 1000)
+                mine["trying"]["reason"] = why
+                self._save("ota.json", st)
+            self.log.error("self-test failed: resetting to roll back")
+            self.board.reset()
+        self.slots.confirm()
+        self._trial = None
+
+    async def _confirmed(self):
+        st, mine = self._state()
+        mine.pop("trying", None)
+        mine.pop("failed", None)
+        self._save("ota.json", st)
+        self.log.info("%s %s confirmed" % tuple(self.current()))
+        await self._report("UPDATED")
+        self._follow()  # an assignment that came during the trial
+
+    # --- what the server assigns
+
+    def _on_attributes(self, data):
+        p = self.kind + "_"
+        for k in data.get("deleted", ()):
+            if k.startswith(p):
+                self._attrs.pop(k[3:], None)
+        for k, v in data.items():
+            if k.startswith(p):
+                self._attrs[k[3:]] = v
+        self._follow()
+
+    def _follow(self):
+        a = self._attrs
+        pkg = [a.get(k) for k in KEYS] if "title" in a and "version" in a else None
+        if pkg is None or pkg[:2] == self.current():
+            if self._task:
+                self.log.info("assignment removed: download stopped")
+            self._stop()
+            return
+        if pkg == self._target:
+            return  # already on it
+        self._stop()
+        _, mine = self._state()
+        if pkg == mine.get("failed") or self._trial:
+            return  # failed before: wait for another assignment; or a trial is running
+        self._target = pkg
+        self._task = asyncio.create_task(self._update(pkg))
+
+    def _stop(self):
+        if self._task:
+            self._task.cancel()
+        self._task = self._target = None
+
+    # --- one update
+
+    async def _update(self, pkg):
+        delay = 30000
+        while True:
+            try:
+                return await self._fetch(pkg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the reason goes to the server; the device runs on
+                reason = str(e) or type(e).__name__
+                self.log.error("update to %s %s failed:" % (pkg[0], pkg[1]), reason)
+                if getattr(e, "retry", False):  # the network: resume later
+                    await self._report("FAILED", "%s; resuming in %d s" % (reason, delay // 1000))
+                    await asyncio.sleep_ms(delay)
+                    delay = min(delay * 2, 600000)
+                    continue
+                st, mine = self._state()
+                mine["failed"] = pkg
+                self._save("ota.json", st)
+                self._forget_progress()
+                self._task = self._target = None
+                await self._report("FAILED", reason)
+                return
+
+    async def _fetch(self, pkg):
+        title, version, size, checksum, algorithm = pkg
+        if not isinstance(size, int) or size < 1:
+            raise ValueError("package has no data (fw_size %r): a URL package?" % (size,))
+        if not checksum or not algorithm:
+            raise ValueError("package has no checksum: refused")
+        from .download import Download
+
+        prog = self._load("ota_progress.json")
+        label = self.slots.next()
+        offset = 0
+        if prog.get("kind") == self.kind and prog.get("pkg") == pkg and prog.get("slot") == label:
+            offset = prog["flashed"]
+        sink = self.slots.sink(pkg, offset)  # refuses a package that cannot fit
+        prog = {"kind": self.kind, "pkg": pkg, "slot": label, "flashed": offset}
+        self.log.info(
+            "%s %s %s: %d bytes%s"
+            % (
+                "resuming" if offset else "downloading",
+                title,
+                version,
+                size,
+                " from %d" % offset if offset else "",
+            )
+        )
+        await self._report("DOWNLOADING")
+        o = self.opts
+
+        def saved(flashed):
+            if flashed - prog["flashed"] >= _SAVE_EVERY or flashed == size:
+                prog["flashed"] = flashed
+                self._save("ota_progress.json", prog)
+
+        d = Download(
+            self.device,
+            self.kind,
+            {"title": title, "version": version, "size": size},
+            sink,
+            o["chunk_size"],
+            o["window"],
+            o["chunk_timeout_s"] * 1000,
+            o["retries"],
+            saved,
+        )
+        await d.run()
+        await self._report("DOWNLOADED")
+        self.slots.finish(sink)  # verify, read back, switch slots: raises if anything is off
+        self._forget_progress()
+        await self._report("VERIFIED")
+        st, mine = self._state()
+        mine.setdefault("slots", {})[label] = [title, version]
+        mine["trying"] = {"slot": label, "pkg": pkg}
+        self._save("ota.json", st)
+        await self._report("UPDATING")
+        self.log.info("%s %s installed: resetting into it" % (title, version))
+        self.board.reset()
+
+    def _forget_progress(self):
+        import os
+
+        try:
+            os.remove(self._root + "ota_progress.json")
+        except OSError:
+            pass
+
+    # --- reports
+
+    async def _report(self, state, error=None):
+        p = self.kind + "_"
+        title, version = self.current()
+        values = {"current_" + p + "title": title, "current_" + p + "version": version}
+        if state:
+            values[p + "state"] = state
+        if error:
+            values[p + "error"] = error
+        for _ in range(5):  # the update goes on even if a report cannot be sent
+            try:
+                await self.device.send_telemetry(values, 10000)
+                return
+            except Exception as e:
+                self.log.warning("state %s not reported:" % state, e)
+                await asyncio.sleep_ms(2000)
+
+
+class FirmwareSlots:
+    # the app partitions, through the board's esp32.Partition
+    def __init__(self, partition):
+        self.P = partition
+
+    def running(self):
+        P = self.P
+        return P(P.RUNNING).info()[4]
+
+    def next(self):
+        P = self.P
+        return P(P.RUNNING).get_next_update().info()[4]
+
+    def pending(self):
+        from ota import rollback
+
+        try:
+            return rollback.pending(self.P)
+        except (OSError, IndexError):  # a build without OTA partitions: never pending
+            return False
+
+    def confirm(self):
+        self.P.mark_app_valid_cancel_rollback()
+
+    def sink(self, pkg, offset):
+        from ota.writer import Writer
+
+        P = self.P
+        return Writer(P(P.RUNNING).get_next_update(), pkg[2], pkg[3], pkg[4], offset)
+
+    def finish(self, sink):
+        sink.finish()
