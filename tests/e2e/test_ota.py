@@ -96,3 +96,138 @@ def test_full_update_reboots_into_the_new_image_and_confirms_it(sim, dev, device
     # the new image runs on: its boot attributes name it, and nothing is fetched again
     until(lambda: sim.attributes(did, "CLIENT_SCOPE").get("fw_version") == "0.2.0")
     assert not (device_root / "ota_progress.json").exists()
+
+
+def assign_and_wait(sim, did, data, state, version="0.2.0", **kw):
+    pid = sim.add_ota("coapboard", version, data, **kw)
+    sim.assign_ota(did, pid)
+    return wait_state(sim, did, state)
+
+
+@pytest.fixture
+def running(sim, dev, device_root, firmware):
+    # a device on the flashed firmware, its boot report in
+    fw = firmware(device_root, ota_config(sim))
+    until(lambda: current(sim, dev["id"]) == OLD, what="boot report")
+    return fw
+
+
+def blank(root, n):
+    return slot(root, n).count(0xFF) == PART
+
+
+def test_checksum_mismatch_fails_and_never_switches_the_boot_slot(sim, dev, device_root, running):
+    did = dev["id"]
+    got = assign_and_wait(sim, did, image(20000), "FAILED", checksum="ab" * 32)
+    assert got[:2] == ["DOWNLOADING", "DOWNLOADED"]
+    assert got[2][0] == "FAILED" and "SHA256 mismatch" in got[2][1], got
+    assert otadata(device_root) == [None, None]  # set_boot never ran: ota_0 boots
+    assert not running.grep("board: reset")
+    # the failed package is not fetched again; the device runs on
+    n = len(running.grep("downloading"))
+    sim.set_shared(did, {"telemetry_interval": 1})  # any notification re-runs the decision
+    until(lambda: sim.telemetry(did, ["seq"]), what="telemetry after the failure")
+    assert len(running.grep("downloading")) == n == 1
+    assert current(sim, did) == OLD
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (image(PART + 1), "does not fit the 1572864-byte partition"),
+        (b"\xff" * 4096 + image(8000), "merged flash image"),
+        (b"\x00" + image(8000)[1:], "not the ESP32 app-image magic"),
+    ],
+    ids=["oversize", "merged-image", "wrong-magic"],
+)
+def test_images_that_cannot_be_apps_are_refused_before_anything_is_written(
+    sim, dev, device_root, running, data, reason
+):
+    got = assign_and_wait(sim, dev["id"], data, "FAILED")
+    assert got[-1][0] == "FAILED" and reason in got[-1][1], got
+    assert "DOWNLOADED" not in got
+    assert blank(device_root, 1)
+    assert otadata(device_root) == [None, None]
+
+
+def test_a_new_assignment_or_an_unassignment_stops_the_download(sim, dev, device_root, running):
+    did = dev["id"]
+    sim.call(sim.faults.configure, {"out": {"delay": 0.01}})  # slow enough to step in
+    first = sim.add_ota("coapboard", "0.2.0", image(400000))
+    sim.assign_ota(did, first)
+    wait_state(sim, did, "DOWNLOADING")
+    sim.assign_ota(did, None)
+    running.wait_line("assignment removed: download stopped")
+    small = image(30000)
+    sim.call(sim.faults.configure, {"out": {"delay": 0}})
+    sim.assign_ota(did, sim.add_ota("coapboard", "0.3.0", small))
+    wait_state(sim, did, "UPDATED")
+    assert current(sim, did) == ["coapboard", "0.3.0"]
+    assert slot(device_root, 1)[: len(small)] == small
+    assert "FAILED" not in str(states(sim, did))
+
+
+def test_killed_during_download_resumes_and_ends_with_the_image(sim, dev, device_root, firmware):
+    did = dev["id"]
+    cfg = ota_config(sim, window=1)
+    fw = firmware(device_root, cfg)
+    until(lambda: current(sim, did) == OLD, what="boot report")
+    sim.call(sim.faults.configure, {"out": {"delay": 0.004}})
+    img = image(500000)
+    sim.assign_ota(did, sim.add_ota("coapboard", "0.2.0", img))
+    rng = random.Random(5)
+    for point in sorted(rng.randrange(20000, 450000) for _ in range(3)):
+        until(lambda p=point: _flashed(device_root) >= p, 60, "progress past %d" % point)
+        fw.stop()  # power cut: SIGKILL, wherever the firmware was
+        assert otadata(device_root) == [None, None]  # ota_0 still boots
+        assert slot(device_root, 0).startswith(b"\xe9 coapboard")
+        fw = firmware(device_root)
+    wait_state(sim, did, "UPDATED", timeout=90)
+    assert slot(device_root, 1)[: len(img)] == img
+    assert current(sim, did) == ["coapboard", "0.2.0"]
+    assert len(fw.grep("resuming coapboard 0.2.0")) == 1  # the last start resumed too
+
+
+def _flashed(root):
+    try:
+        return json.loads((root / "ota_progress.json").read_text())["flashed"]
+    except (OSError, ValueError):
+        return 0
+
+
+def test_a_new_image_that_fails_its_self_test_is_rolled_back(sim, dev, device_root, firmware):
+    did = dev["id"]
+    cfg = ota_config(sim, self_test_s=5)
+    cfg["wifi"] = {"ssid": "lab", "password": "secret-wifi"}  # it joins before anything else
+    fw = firmware(device_root, cfg)
+    until(lambda: current(sim, did) == OLD, what="boot report")
+    sim.assign_ota(did, sim.add_ota("coapboard", "0.2.0", image(30000)))
+    wait_state(sim, did, "DOWNLOADING")
+    # the new image will not find the network: it cannot pass its trial
+    write_json(device_root / "network.json", {"up": False})
+    fw.wait_line("self-test failed: resetting to roll back", timeout=30)
+    fw.wait_line("simdevice: reset, restart 2")
+    write_json(device_root / "network.json", {"up": True})
+    got = wait_state(sim, did, "FAILED")
+    assert got[:4] == ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING"]
+    assert got[4] == (
+        "FAILED",
+        "rolled back to 0.1.0: self-test failed: no telemetry acknowledged within 5 s",
+    )
+    assert current(sim, did) == OLD
+    assert otadata(device_root) == [(2, 4), None]  # ota_1 (seq 2) ABORTED by the bootloader
+    assert not fw.grep("downloading coapboard 0.2.0", after=fw.mark() - 1)
+
+
+def test_update_through_ten_percent_loss(sim, dev, device_root, running):
+    did = dev["id"]
+    sim.call(sim.faults.configure, {"seed": 3, "loss": 0.1})
+    img = image(60000)
+    got = assign_and_wait(sim, did, img, "UPDATED")
+    assert [s for s in got if isinstance(s, str)][-4:] == [
+        "DOWNLOADED",
+        "VERIFIED",
+        "UPDATING",
+        "UPDATED",
+    ]
+    assert slot(device_root, 1)[: len(img)] == img
