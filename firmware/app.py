@@ -13,7 +13,7 @@ from . import sensors as sensors_mod
 from .gpio import Gpio
 from .spool import Spool
 from .telemetry import Telemetry
-from .updates import FirmwareSlots, Updates
+from .updates import AppSlots, FirmwareSlots, Updates
 
 log = logs.Log("app")
 INTERVAL_KEY = "telemetry_interval"  # shared attribute: seconds between messages
@@ -61,8 +61,11 @@ async def main(board):
     logs.set_level(cfg["log_level"])
     acked = asyncio.Event()  # the server took a telemetry post: what a new image's trial needs
     fw = cfg["firmware"]
-    slots = FirmwareSlots(board.partition)
-    updates = [Updates("fw", slots, board, cfg, (fw["title"], fw["version"]), acked)]
+    root = board.root.rstrip("/") + "/"
+    updates = [
+        Updates("fw", FirmwareSlots(board.partition), board, cfg, fw_id(fw, ""), acked),
+        Updates("sw", AppSlots(root), board, cfg, fw_id(fw, "app_"), acked),
+    ]
     for u in updates:
         u.begin()
     log.info("firmware %s %s on %s" % (tuple(updates[0].current()) + (board.name,)))
@@ -71,18 +74,63 @@ async def main(board):
         await board.connect(wifi["ssid"], wifi["password"])
     await board.sync_time()
     server = cfg["server"]
-    if server["coaps"]:  # never fall back to plain CoAP when DTLS was asked for
-        log.error("config: server.coaps: DTLS is not available in this firmware yet")
-        board.signal_error(*_led_of(board))
-        return False
-    client = connect(server["host"], server["port"])
-    if not cfg.get("token"):
-        cfg = await provision(board, client, cfg)
-    app = App(board, client, cfg, updates)
+    ctx = None
+    if server["coaps"]:  # DTLS: its files are checked like the config, never a plain fallback
+        from .coaps import credentials
+
+        ctx, problems = credentials(board, server)
+        for problem in problems:
+            log.error("config:", problem)
+        if problems:
+            board.signal_error(*_led_of(board))
+            return False
+    payload = _payload(board, server)
+    client = await _connect(server, ctx)
+    if not cfg.get("token") and not server["client_cert"]:  # X.509 devices go without
+        cfg = await provision(board, client, cfg, payload)
+    app = App(board, client, cfg, updates, payload)
     await app.run()
 
 
-async def provision(board, client, cfg):
+async def _connect(server, ctx=None):
+    # a host name that does not resolve (yet): say so and try again, never crash
+    delay = 2000
+    while True:
+        try:
+            if ctx is not None:  # coaps
+                from coap.dtls import connect as dtls_connect
+
+                dtls_log = logs.Log("dtls").info
+                return dtls_connect(server["host"], server["port"], ctx, None, dtls_log)
+            return connect(server["host"], server["port"])
+        except OSError as e:
+            log.error(
+                "server %s: DNS lookup failed (%s), retry in %d s"
+                % (server["host"], e, delay // 1000)
+            )
+            await asyncio.sleep_ms(delay)
+            delay = min(delay * 2, 60000)
+
+
+def fw_id(fw, prefix):
+    # (title, version) the flashed image or the deployed app files are known by
+    return (fw[prefix + "title"], fw[prefix + "version"])
+
+
+def _payload(board, server):
+    # the payload format: None for JSON (the Device's default); for a PROTOBUF profile its
+    # schema file, checked by config.load, and the protobuf code, loaded only then
+    if server["payload"] != "protobuf":
+        return None
+    from thingsboard.protopayload import load
+
+    path = server["schema"]
+    if not path.startswith("/"):
+        path = board.root.rstrip("/") + "/" + path
+    return load(path, logs.Log("thingsboard").warning)
+
+
+async def provision(board, client, cfg, payload=None):
     # first boot with provisioning settings: get a token and keep it in the config
     from thingsboard.provision import provision as tb_provision
 
@@ -90,7 +138,8 @@ async def provision(board, client, cfg):
     delay = 2000
     while True:
         try:
-            creds = await tb_provision(client, p["device_name"], p["key"], p["secret"])
+            args = (client, p["device_name"], p["key"], p["secret"])
+            creds = await tb_provision(*args, payload=payload)
             token = creds.get("credentialsValue")
             if type(token) is str and token:
                 break
@@ -108,11 +157,12 @@ async def provision(board, client, cfg):
 
 
 class App:
-    def __init__(self, board, client, cfg, updates):
+    def __init__(self, board, client, cfg, updates, payload=None):
         self.board = board
         self.cfg = cfg
         refresh = cfg["server"]["observe_refresh_s"] * 1000
-        self.device = Device(client, cfg["token"], refresh, logs.Log("thingsboard").warning)
+        tb_log = logs.Log("thingsboard").warning
+        self.device = Device(client, cfg["token"], refresh, tb_log, payload)
         root = board.root.rstrip("/")
         spool = Spool(root + "/spool", cfg["telemetry"]["spool_bytes"])
         sensors = sensors_mod.build(board, cfg["sensors"])
@@ -214,6 +264,8 @@ class App:
         values["reset_cause"] = b.reset_cause()
         values.update(self.gpio.states())
         await self._send_attributes(values)
+        s = self.cfg["server"]
+        log.info("reporting to %s:%d" % (s["host"], s["port"]))  # tools/provision waits for it
 
     async def _claim(self):
         c = self.cfg.get("claim")

@@ -79,7 +79,7 @@ class Updates:
         trying = mine.get("trying")
         if trying and trying["slot"] != self.slots.running():
             # the bootloader went back: the new slot never confirmed itself
-            reason = trying.get("reason") or "new %s did not confirm itself" % self.kind
+            reason = trying.get("reason") or self.slots.why() or "it did not confirm itself"
             mine["failed"] = trying["pkg"]
             del mine["trying"]
             self._save("ota.json", st)
@@ -295,11 +295,60 @@ class FirmwareSlots:
     def confirm(self):
         self.P.mark_app_valid_cancel_rollback()
 
+    def why(self):
+        return None  # the bootloader keeps no reason
+
     def sink(self, pkg, offset):
         from ota.writer import Writer
 
         P = self.P
         return Writer(P(P.RUNNING).get_next_update(), pkg[2], pkg[3], pkg[4], offset)
+
+    def finish(self, sink):
+        sink.finish()
+
+
+class AppSlots:
+    # app bundles: the app slots of lib/ota/appslot.py, filled by bundle.py
+    def __init__(self, root):
+        self.root = root
+
+    def running(self):
+        from ota import appslot
+
+        return appslot.running(self.root) or "factory"
+
+    def next(self):
+        from ota import appslot
+
+        return appslot.other(self.root)
+
+    def pending(self):
+        from ota import appslot
+
+        return appslot.pending(self.root)
+
+    def confirm(self):
+        from ota import appslot
+
+        appslot.confirm(self.root)
+
+    def why(self):
+        from ota import appslot
+
+        return appslot.read(self.root).get("reason")
+
+    def sink(self, pkg, offset):
+        import os
+
+        from ota.writer import Writer
+
+        from .bundle import BundleStore
+
+        st = os.statvfs(self.root or ".")
+        room = st[0] * st[4] // 2  # half the free flash: the download, then its unpacked files
+        store = BundleStore(self.root, self.next(), room)
+        return Writer(store, pkg[2], pkg[3], pkg[4], offset, magic=None)
 
     def finish(self, sink):
         sink.finish()

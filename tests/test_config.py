@@ -364,6 +364,17 @@ def test_defaults_are_what_a_minimal_config_gets():
     assert d == dict(want, server=dict(want["server"], host="h"), token="T")
     assert want["telemetry"] == {"interval_s": 60, "spool_bytes": 16384}
     assert want["claim"] is None and want["led"] is None and want["log_level"] == "info"
+    assert want["ota"] == {
+        "chunk_size": 1024,
+        "window": 4,
+        "chunk_timeout_s": 10,
+        "retries": 5,
+        "self_test_s": 120,
+    }
+    assert want["firmware"] == dict.fromkeys(("version", "app_version"), "0.1.0") | {
+        "title": "coapboard",
+        "app_title": "coapboard-app",
+    }
 
 
 def test_null_means_absent_only_where_the_default_is_null():

@@ -25,7 +25,8 @@ MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
 def run_once(root, script):
     env = dict(os.environ, COAPBOARD_ROOT=str(root))
     env["MICROPYPATH"] = "%s:%s:.frozen" % (REPO, REPO / "lib")
-    child = subprocess.Popen([str(MICROPYTHON), str(script)], env=env, cwd=str(root))
+    argv = [str(MICROPYTHON), str(REPO / "tools" / "simboot.py"), str(REPO / "boot.py")]
+    child = subprocess.Popen(argv + [str(script)], env=env, cwd=str(root))
     try:
         return child.wait()
     finally:  # the supervisor stopped (Ctrl-C, SIGTERM): the device goes with it

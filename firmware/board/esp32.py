@@ -31,13 +31,16 @@ _CAUSES = {
 class Board(Base):
     name = "esp32"
     root = "/"
-    partition = esp32.Partition
 
     def __init__(self):
         super().__init__()
         self._wlan = network.WLAN(network.STA_IF)
         self._buses = {}  # 1-Wire pin -> _DS18B20: sensors on one pin share the bus
         self._blinker = None
+
+    @property
+    def partition(self):
+        return esp32.Partition
 
     # --- pins
 

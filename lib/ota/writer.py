@@ -14,14 +14,16 @@ MAGIC = 0xE9  # first byte of an ESP32 app image
 
 
 class Writer:
-    def __init__(self, part, size, expected, algorithm="SHA256", offset=0):
-        # part: the partition to write (an esp32.Partition); expected: the checksum as
-        # ThingsBoard sends it. offset > 0 resumes: bytes below it are already in `part`
-        # (they must be below a `flashed` value this image reached before).
+    def __init__(self, part, size, expected, algorithm="SHA256", offset=0, magic=MAGIC):
+        # part: the partition to write (an esp32.Partition, or anything with its block
+        # interface); expected: the checksum as ThingsBoard sends it. offset > 0 resumes: bytes
+        # below it are already in `part` (they must be below a `flashed` value this image
+        # reached before). magic None: not an app image (an app bundle checks its own).
         self._hash = checksum.new(algorithm)  # first: an unusable algorithm refuses at once
         self._algorithm = algorithm
         self._part = part
         self._expected = str(expected).strip().lower()
+        self._magic = magic
         if part.ioctl(5, 0) != BLOCK:
             raise OTAError("partition block size is not %d" % BLOCK)
         room = part.ioctl(4, 0) * BLOCK
@@ -57,7 +59,7 @@ class Writer:
         self.flashed = full * BLOCK
 
     def _check_magic(self, first):
-        if first == MAGIC:
+        if first == self._magic or self._magic is None:
             return
         if first == 0xFF:
             # esptool merge-bin pads with 0xFF up to the bootloader at 0x1000

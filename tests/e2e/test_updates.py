@@ -6,6 +6,7 @@ import json
 import random
 import struct
 from binascii import crc32
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +232,74 @@ def test_update_through_ten_percent_loss(sim, dev, device_root, running):
         "UPDATED",
     ]
     assert slot(device_root, 1)[: len(img)] == img
+
+
+# --- software updates: app bundles (firmware/bundle.py, lib/ota/appslot.py, tools/bundle.py)
+
+MARK = 'print("app bundle %s running")\n'
+
+
+def app_bundle(version, **replace):
+    # this checkout's lib/ and firmware/ as a bundle, with some files' text replaced
+    from tools import bundle
+
+    files = [(rel, p.read_bytes()) for rel, p in bundle.app_files()]
+    files = [(rel, replace.get(rel, data)) for rel, data in files]
+    return bundle.pack(files)
+
+
+def upload_bundle(sim, data, version):
+    from tools import bundle
+
+    url = "http://127.0.0.1:%d" % sim.http_port
+    return bundle.upload(url, data, "coapboard-app", version, "e2e-device")
+
+
+def slot_state(root):
+    return json.loads((root / "apps" / "slot.json").read_text())
+
+
+def test_app_bundle_update_installs_into_a_slot_and_confirms_it(sim, dev, device_root, running):
+    did = dev["id"]
+    until(lambda: current(sim, did, "sw") == ["coapboard-app", "0.1.0"], what="sw boot report")
+    init = (MARK % "0.2.0").encode()
+    upload_bundle(sim, app_bundle("0.2.0", **{"firmware/__init__.py": init}), "0.2.0")
+    running.wait_line("app bundle 0.2.0 running", timeout=30)  # its own code runs
+    got = until(lambda: (lambda s: s if "UPDATED" in s else None)(states(sim, did, "sw")))
+    assert got == ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING", "UPDATED"]
+    assert current(sim, did, "sw") == ["coapboard-app", "0.2.0"]
+    assert slot_state(device_root) == {"run": "a", "prev": "", "state": "valid"}
+    assert (device_root / "apps/a/firmware/app.py").read_bytes() == (
+        Path(__file__).parents[2] / "firmware/app.py"
+    ).read_bytes()
+    assert not (device_root / "apps/bundle.bin").exists()
+    assert current(sim, did) == OLD  # the firmware image is untouched
+
+
+def test_an_app_bundle_that_cannot_start_is_rolled_back(sim, dev, device_root, running):
+    did = dev["id"]
+    broken = b'raise RuntimeError("this app is broken")\n'
+    upload_bundle(sim, app_bundle("0.3.0", **{"firmware/app.py": broken}), "0.3.0")
+    running.wait_line("failed on trial, back to the previous one", timeout=30)
+    got = until(
+        lambda: (lambda s: s if "UPDATING" in s and len(s) > 4 else None)(states(sim, did, "sw"))
+    )
+    assert got[:4] == ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING"]
+    assert got[4][0] == "FAILED" and "rolled back to 0.1.0" in got[4][1], got
+    assert "this app is broken" in got[4][1]
+    assert current(sim, did, "sw") == ["coapboard-app", "0.1.0"]
+    st = slot_state(device_root)
+    assert (st["run"], st["state"], st["aborted"]) == ("", "valid", "a")
+    # the factory app runs on: telemetry still flows
+    n = len(sim.telemetry(did, ["seq"]).get("seq", []))
+    until(
+        lambda: (
+            sim.call(
+                lambda: sim.store.db.execute(
+                    "SELECT COUNT(*) FROM telemetry WHERE device_id=? AND key='seq'", (did,)
+                ).fetchone()[0]
+            )
+            > n + 1
+        ),
+        what="telemetry after the rollback",
+    )
