@@ -1,0 +1,137 @@
+# firmware/download.py on the unix port against a fake ThingsBoard: chunks answered out of
+# order still reach the sink in order; never more than `window` requests in flight and never
+# one past the end; timeouts retried up to `retries`, then a DownloadError worth resuming; a
+# chunk of the wrong length or a 4.00 (the assignment changed) stops it for good; a resume
+# starts at the sink's offset, mid-chunk included.
+import random
+import sys
+
+ROOT = __file__.rsplit("/", 3)[0]
+sys.path.insert(0, ROOT)
+sys.path.insert(0, ROOT + "/lib")
+
+import asyncio  # noqa: E402
+
+from coap.client import CoapTimeout  # noqa: E402
+from coap.codec import CONTENT  # noqa: E402
+from firmware.download import Download, DownloadError  # noqa: E402
+from thingsboard.errors import BadRequest  # noqa: E402
+
+random.seed(7)
+DATA = bytes(random.getrandbits(8) for _ in range(10000))
+
+
+class FakeEx:
+    # an exchange whose answer comes after a random number of scheduler rounds
+    def __init__(self, server):
+        self.server = server
+        self.code = 0
+        self.body = b""
+
+    def payload(self):
+        return memoryview(self.body)
+
+
+class Server:
+    def __init__(self, data=DATA, lose=(), bad_len=None, code=CONTENT):
+        self.data = data
+        self.lose = list(lose)  # chunks whose first request times out
+        self.bad_len = bad_len
+        self.code = code
+        self.requests = []
+        self.inflight = 0
+        self.peak = 0
+        self.client = self
+
+    def exchange(self):
+        return FakeEx(self)
+
+    async def _answer(self, ex, size, chunk):
+        self.requests.append(chunk)
+        self.inflight += 1
+        self.peak = max(self.peak, self.inflight)
+        try:
+            for _ in range(random.getrandbits(3)):
+                await asyncio.sleep_ms(0)
+            if chunk in self.lose:
+                self.lose.remove(chunk)
+                raise CoapTimeout("no response within 100 ms")
+            ex.code = self.code
+            ex.body = self.data[chunk * size : chunk * size + size]
+            if chunk == self.bad_len:
+                ex.body = ex.body[:-1]
+            return ex
+        finally:
+            self.inflight -= 1
+
+    def request_chunk(self, ex, kind, title, version, size, chunk, timeout=None):
+        assert (kind, title, version, timeout) == ("fw", "t", "v", 100)
+        return self._answer(ex, size, chunk)
+
+
+class Sink:
+    def __init__(self, received=0):
+        self.received = received
+        self.got = bytearray(DATA[:received])
+        self.flashed = received
+
+    def write(self, data):
+        self.got += data
+        self.flashed = len(self.got) // 4096 * 4096
+
+
+def run(server, sink, size=1000, window=4, retries=2):
+    saved = []
+    pkg = {"title": "t", "version": "v", "size": len(server.data)}
+    d = Download(server, "fw", pkg, sink, size, window, 100, retries, saved.append)
+    asyncio.run(d.run())
+    return d, saved
+
+
+def test_out_of_order_answers_reach_the_sink_in_order():
+    for window, size in ((1, 1000), (4, 1000), (16, 1024), (3, 333)):
+        s = Server()
+        d, saved = run(s, Sink(), size, window)
+        n = (len(DATA) + size - 1) // size
+        assert bytes(d.sink.got) == DATA
+        assert sorted(s.requests) == list(range(n))  # each once, none past the end
+        assert s.peak <= window and (s.peak > 1) == (window > 1), (window, s.peak)
+        assert saved == [4096, 8192]
+
+
+def test_timeouts_are_retried_then_give_up_worth_resuming():
+    s = Server(lose=[2, 2, 5])
+    d, _ = run(s, Sink())
+    assert bytes(d.sink.got) == DATA and d.retried == 3
+    s = Server(lose=[3, 3, 3])
+    try:
+        run(s, Sink(), retries=2)
+    except DownloadError as e:
+        assert e.retry and "chunk 3" in str(e) and "3 tries" in str(e), str(e)
+    else:
+        raise AssertionError("no error")
+
+
+def test_wrong_length_and_refusals_stop_for_good():
+    try:
+        run(Server(bad_len=4), Sink())
+    except DownloadError as e:
+        assert not e.retry and str(e) == "chunk 4 has 999 bytes, expected 1000", str(e)
+    else:
+        raise AssertionError("no error")
+    try:
+        run(Server(code=128), Sink())  # 4.00: title or version no longer assigned
+    except BadRequest:
+        pass
+    else:
+        raise AssertionError("no error")
+
+
+def test_resume_starts_at_the_sinks_offset():
+    s = Server()
+    d, _ = run(s, Sink(received=4096), size=1000)
+    assert bytes(d.sink.got) == DATA
+    assert min(s.requests) == 4  # chunk 4 holds byte 4096: its first 96 bytes are skipped
+    s = Server()
+    d, _ = run(s, Sink(received=len(DATA)), size=1000)
+    assert s.requests == []  # everything was there: nothing to ask for
