@@ -13,6 +13,7 @@ import pytest
 from tests.device.otaimage import image
 from tests.e2e.conftest import make_config, until, write_json
 
+REPO = Path(__file__).resolve().parents[2]
 OLD = ["coapboard", "0.1.0"]  # tools.run's sample config names the flashed firmware so
 PART = 0x180000  # ota_0 / ota_1 of the simulation
 
@@ -133,18 +134,19 @@ def test_checksum_mismatch_fails_and_never_switches_the_boot_slot(sim, dev, devi
 
 
 @pytest.mark.parametrize(
-    "data, reason",
+    "data, algorithm, reason",
     [
-        (image(PART + 1), "does not fit the 1572864-byte partition"),
-        (b"\xff" * 4096 + image(8000), "merged flash image"),
-        (b"\x00" + image(8000)[1:], "not the ESP32 app-image magic"),
+        (image(PART + 1), "SHA256", "does not fit the 1572864-byte partition"),
+        (b"\xff" * 4096 + image(8000), "SHA256", "merged flash image"),
+        (b"\x00" + image(8000)[1:], "SHA256", "not the ESP32 app-image magic"),
+        (image(8000), "SHA384", "SHA384"),
     ],
-    ids=["oversize", "merged-image", "wrong-magic"],
+    ids=["oversize", "merged-image", "wrong-magic", "unsupported-checksum"],
 )
 def test_images_that_cannot_be_apps_are_refused_before_anything_is_written(
-    sim, dev, device_root, running, data, reason
+    sim, dev, device_root, running, data, algorithm, reason
 ):
-    got = assign_and_wait(sim, dev["id"], data, "FAILED")
+    got = assign_and_wait(sim, dev["id"], data, "FAILED", algorithm=algorithm)
     assert got[-1][0] == "FAILED" and reason in got[-1][1], got
     assert "DOWNLOADED" not in got
     assert blank(device_root, 1)
@@ -239,13 +241,13 @@ def test_update_through_ten_percent_loss(sim, dev, device_root, running):
 MARK = 'print("app bundle %s running")\n'
 
 
-def app_bundle(version, **replace):
-    # this checkout's lib/ and firmware/ as a bundle, with some files' text replaced
+def app_bundle(version, mpy=False, **replace):
+    # this checkout's lib/ and firmware/ as a bundle (.py, or .mpy as tools/bundle.py compiles
+    # them), with some files replaced
     from tools import bundle
 
-    files = [(rel, p.read_bytes()) for rel, p in bundle.app_files()]
-    files = [(rel, replace.get(rel, data)) for rel, data in files]
-    return bundle.pack(files)
+    files = bundle.unpack(bundle.build(mpy))
+    return bundle.pack([(rel, replace.get(rel, data)) for rel, data in files])
 
 
 def upload_bundle(sim, data, version):
@@ -259,19 +261,23 @@ def slot_state(root):
     return json.loads((root / "apps" / "slot.json").read_text())
 
 
-def test_app_bundle_update_installs_into_a_slot_and_confirms_it(sim, dev, device_root, running):
+@pytest.mark.parametrize("mpy", [False, True], ids=["py", "mpy"])
+def test_app_bundle_update_installs_into_a_slot_and_confirms_it(
+    sim, dev, device_root, running, mpy
+):
     did = dev["id"]
     until(lambda: current(sim, did, "sw") == ["coapboard-app", "0.1.0"], what="sw boot report")
     init = (MARK % "0.2.0").encode()
-    upload_bundle(sim, app_bundle("0.2.0", **{"firmware/__init__.py": init}), "0.2.0")
+    upload_bundle(sim, app_bundle("0.2.0", mpy, **{"firmware/__init__.py": init}), "0.2.0")
     running.wait_line("app bundle 0.2.0 running", timeout=30)  # its own code runs
     got = until(lambda: (lambda s: s if "UPDATED" in s else None)(states(sim, did, "sw")))
     assert got == ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING", "UPDATED"]
     assert current(sim, did, "sw") == ["coapboard-app", "0.2.0"]
     assert slot_state(device_root) == {"run": "a", "prev": "", "state": "valid"}
-    assert (device_root / "apps/a/firmware/app.py").read_bytes() == (
-        Path(__file__).parents[2] / "firmware/app.py"
-    ).read_bytes()
+    app = "firmware/app.mpy" if mpy else "firmware/app.py"
+    assert (device_root / "apps/a" / app).exists()
+    if not mpy:
+        assert (device_root / "apps/a" / app).read_bytes() == (REPO / app).read_bytes()
     assert not (device_root / "apps/bundle.bin").exists()
     assert current(sim, did) == OLD  # the firmware image is untouched
 
