@@ -3,7 +3,7 @@ PY := .venv/bin/python
 MP := .venv/bin/micropython
 APT_PKGS := libcoap3-bin socat
 
-.PHONY: setup venv sysdeps run test lint bench clean
+.PHONY: setup venv sysdeps run test lint bench clean flash deploy provision fuzz soak
 
 setup: venv sysdeps
 
@@ -28,6 +28,38 @@ run: setup
 test: setup
 	.venv/bin/ruff check -q . && .venv/bin/ruff format --check -q .
 	$(PY) -m pytest -q tests
+
+# A real board (README "From a blank board to telemetry"): PORT=/dev/ttyUSB0 and
+#   flash:     FIRMWARE=ESP32_GENERIC-OTA-<date>-<version>.bin [DRY_RUN=1]
+#   deploy:    [CONFIG=my-device.json]
+#   provision: NAME= TOKEN= (or KEY= SECRET=) SSID= PASSWORD= SERVER=host[:port] [TEMPLATE=]
+#              or CSV=boards.csv ROW=<name>, or CSV=boards.csv BATCH=1
+flash: venv
+	$(PY) -m tools.flash --port "$(PORT)" "$(FIRMWARE)" $(if $(DRY_RUN),--dry-run)
+
+deploy: venv
+	$(PY) -m tools.deploy --port "$(PORT)" $(if $(CONFIG),--config "$(CONFIG)")
+
+provision: venv
+	$(PY) -m tools.provision --port "$(PORT)" $(if $(CSV),--csv "$(CSV)") \
+		$(if $(ROW),--row "$(ROW)") $(if $(BATCH),--batch) $(if $(TEMPLATE),--template "$(TEMPLATE)") \
+		$(if $(NAME),--name "$(NAME)") $(if $(TOKEN),--token "$(TOKEN)") \
+		$(if $(KEY),--provision-key "$(KEY)") $(if $(SECRET),--provision-secret "$(SECRET)") \
+		$(if $(SSID),--ssid "$(SSID)") $(if $(PASSWORD),--password "$(PASSWORD)") \
+		$(if $(SERVER),--server "$(SERVER)")
+
+# The long fuzz run (well over 1,000,000 inputs, about 15 minutes): the codec under CPython,
+# and server input into the device stack on the unix port (see tests/fuzz).
+FUZZ_SCALE ?= 20
+FUZZ_AMP ?= 400
+fuzz: setup
+	COAP_FUZZ_EXAMPLES=5000 FUZZ_SCALE=$(FUZZ_SCALE) FUZZ_AMP=$(FUZZ_AMP) \
+		$(PY) -m pytest -q -p no:cacheprovider tests/codec/test_fuzz.py tests/fuzz
+
+# The firmware against tbsim with loss, duplication, reordering, restarts and outages.
+CYCLES ?= 600
+soak: setup
+	$(PY) -m tools.soak --cycles $(CYCLES)
 
 bench: venv
 	$(PY) bench/run_coap.py 5000

@@ -1,0 +1,131 @@
+# tools/deploy.py against the MicroPython unix port behind a pty, reached through mpremote's
+# transport: what lands on the board's filesystem (compared byte for byte), what a re-deploy
+# copies, the .mpy version check, and the first log lines of the started firmware.
+import json
+import subprocess
+import sys
+
+import pytest
+from toolsupport import REPO, device_config
+
+from tools import deploy
+from tools.link import Link
+
+
+def files_for(board, mpy_dir, cfg):
+    link = Link(board.port, resume=True)
+    info = link.info()
+    return link, info, deploy.collect(info, json.dumps(cfg).encode(), out=mpy_dir)
+
+
+def test_first_deploy_copies_everything_and_a_redeploy_only_what_changed(unix_board, mpy_dir):
+    board = unix_board()
+    link, info, files = files_for(board, mpy_dir, device_config(5683))
+    try:
+        assert info["platform"] == "linux" and info["mpy"] & 0xFF == 6
+        assert "lib/coap/client.mpy" in files and "firmware/app.mpy" in files
+        assert "firmware/manifest.mpy" not in files
+        copied, same = deploy.deploy(link, files, log=lambda *a: None)
+        assert sorted(copied) == sorted(files) and same == []
+        for path, data in files.items():  # the board's filesystem is this folder
+            assert (board.root / path).read_bytes() == data, path
+        assert not list(board.root.rglob("*.tmp"))
+
+        copied, same = deploy.deploy(link, files, log=lambda *a: None)
+        assert copied == [] and sorted(same) == sorted(files)
+
+        files["config.json"] = json.dumps(device_config(5684)).encode()
+        log = []
+        copied, same = deploy.deploy(link, files, log=log.append)
+        assert copied == ["config.json"] and len(same) == len(files) - 1
+        assert log[-1] == "deploy: 1 copied, %d up to date" % (len(files) - 1)
+        assert json.loads((board.root / "config.json").read_text())["server"]["port"] == 5684
+    finally:
+        link.close()
+
+
+def test_a_py_that_would_shadow_the_mpy_is_removed(unix_board, mpy_dir):
+    board = unix_board(deployed=True)
+    (board.root / "lib" / "coap" / "client.py").write_text("raise ImportError('old copy')\n")
+    (board.root / "notes.txt").write_text("the maker's own file")
+    (board.root / "apps").mkdir()
+    (board.root / "apps" / "slot.json").write_text('{"run": "a", "prev": "", "state": "valid"}')
+    link, _, files = files_for(board, mpy_dir, device_config(5683))
+    try:
+        log = []
+        deploy.deploy(link, files, log=log.append)
+        assert "remove lib/coap/client.py (it would shadow the .mpy)" in log
+        assert log[-1] == (
+            'deploy: the board ran app slot "a" of a software update; now the deployed files'
+        )
+        assert not (board.root / "apps" / "slot.json").exists()
+        assert not (board.root / "lib" / "coap" / "client.py").exists()
+        assert (board.root / "notes.txt").read_text() == "the maker's own file"
+        # the deployed code imports on the board: the .mpy, not the removed .py
+        out = link.t.exec("import coap.client, firmware.config; print(coap.client.__file__)")
+        assert out.strip() == b"lib/coap/client.mpy"
+    finally:
+        link.close()
+
+
+@pytest.mark.parametrize(
+    "info, why",
+    [
+        ({"mpy": 0x0A05, "version": "1.19.1"}, "loads .mpy v5, mpy-cross makes v6"),
+        ({"mpy": None, "version": "1.12.0"}, "cannot load .mpy files"),
+    ],
+)
+def test_a_board_that_cannot_load_our_mpy_is_refused(info, why):
+    with pytest.raises(deploy.DeployError, match=why):
+        deploy.check_mpy(info, 6)
+    deploy.check_mpy({"mpy": 0x0A06, "version": "1.26.1"}, 6)  # ESP32 (xtensawin), v6.x
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "tools.deploy", *args],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+
+
+def test_cli_deploys_starts_the_firmware_and_shows_its_first_lines(
+    unix_board, sim, tmp_path, mpy_dir
+):
+    sim.create_device("deployed", token="DEPLOYED_TOKEN_0001")
+    board = unix_board(deployed=True)  # the code is there already: only the config is copied
+    cfg = tmp_path / "device.json"
+    cfg.write_text(json.dumps(device_config(sim.coap_port, token="DEPLOYED_TOKEN_0001")))
+    p = run("--port", board.port, "--resume", "--config", str(cfg), "--seconds", "10",
+            "--lines", "3", "--build", str(mpy_dir))  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "deploy: %s runs MicroPython 1.29.0 (linux)" % board.port
+    assert lines[1:3] == [
+        "copy config.json (%d bytes)" % cfg.stat().st_size,
+        "deploy: 1 copied, %d up to date" % (len(deploy.sources()) + len(deploy.PLAIN)),
+    ]
+    assert lines[-3:] == [
+        "board| I app: firmware coapboard 0.1.0 on unix-sim",
+        "board| I board: network up, ip 127.0.0.1",
+        "board| I app: reporting to 127.0.0.1:%d" % sim.coap_port,
+    ]
+
+
+def test_cli_refuses_a_bad_config_before_copying_anything(unix_board, tmp_path, mpy_dir):
+    board = unix_board()
+    cfg = tmp_path / "device.json"
+    cfg.write_text(json.dumps(device_config("abc", sensors=[{"type": "dht22", "pin": 36}])))
+    p = run("--port", board.port, "--resume", "--config", str(cfg), "--build", str(mpy_dir))
+    assert p.returncode == 2
+    assert p.stdout.splitlines()[1:] == [
+        "deploy: config %s:" % cfg,
+        "  sensors[0].pin: 36 is input-only on ESP32, cannot be an output",
+        '  server.port: expected an integer 1-65535, got "abc"',
+    ]
+    assert list(board.root.iterdir()) == []
+
+
+def test_cli_says_when_no_board_answers(tmp_path):
+    p = run("--port", str(tmp_path / "ttyUSB9"))
+    assert p.returncode == 2
+    assert "deploy: cannot talk to MicroPython on %s" % (tmp_path / "ttyUSB9") in p.stdout
