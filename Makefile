@@ -51,7 +51,7 @@ provision: venv
 # The long fuzz run (well over 1,000,000 inputs, about 15 minutes): the codec under CPython,
 # and server input into the device stack on the unix port (see tests/fuzz).
 FUZZ_SCALE ?= 20
-FUZZ_AMP ?= 400
+FUZZ_AMP ?= 500
 fuzz: setup
 	COAP_FUZZ_EXAMPLES=5000 FUZZ_SCALE=$(FUZZ_SCALE) FUZZ_AMP=$(FUZZ_AMP) \
 		$(PY) -m pytest -q -p no:cacheprovider tests/codec/test_fuzz.py tests/fuzz
@@ -63,7 +63,9 @@ soak: setup
 
 bench: venv
 	$(PY) bench/run_coap.py 5000
+	$(PY) bench/payload_size.py
 	$(PY) bench/fw_run.py
+	$(PY) bench/ota_run.py
 
 lint: venv
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

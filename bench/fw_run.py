@@ -49,10 +49,10 @@ class Bench:
         out = self.work / "mpy"
         srcs = [
             p
-            for d in ("lib/coap", "lib/thingsboard", "firmware")
+            for d in ("lib/coap", "lib/thingsboard", "lib/ota", "firmware")
             for p in (ROOT / d).rglob("*.py")
         ]
-        srcs.append(ROOT / "bench" / "fw_device.py")
+        srcs += [ROOT / "bench" / "fw_device.py", ROOT / "bench" / "ota_device.py"]
         for src in srcs:
             rel = src.relative_to(ROOT)
             if rel.parts[0] == "bench":
@@ -65,21 +65,23 @@ class Bench:
 
     # --- one device
 
-    def new_device(self, interval_s=1):
+    def new_device(self, interval_s=1, **sections):
+        # sections: config sections to add or replace, e.g. ota={"window": 8}
         self.n += 1
         dev = self.sim.create_device("bench-%d-%d" % (os.getpid(), self.n))
         root = self.work / ("dev%d" % self.n)
         root.mkdir()
         cfg = sample_config(self.sim.coap_port, dev["token"])
         cfg["telemetry"]["interval_s"] = interval_s
+        cfg.update(sections)
         (root / "config.json").write_text(json.dumps(cfg))
         return dev["id"], root
 
-    def start(self, root, args, heap_k=None, kind="py"):
+    def start(self, root, args, heap_k=None, kind="py", driver="fw_device"):
         cmd = [str(MICROPYTHON)]
         if heap_k:
             cmd += ["-X", "heapsize=%dK" % heap_k]
-        cmd += ["-m", "fw_device"] + [str(a) for a in args]
+        cmd += ["-m", driver] + [str(a) for a in args]
         env = dict(os.environ, MICROPYPATH=self.paths[kind], COAPBOARD_ROOT=str(root))
         return subprocess.Popen(
             cmd,
@@ -241,9 +243,9 @@ class Bench:
             times.append((time.perf_counter() - t0) * 1000)
         return times
 
-    def imports(self, kind):
+    def imports(self, kind, driver="fw_device"):
         out = subprocess.run(
-            [str(MICROPYTHON), "-m", "fw_device", "imports"],
+            [str(MICROPYTHON), "-m", driver, "imports"],
             env=dict(os.environ, MICROPYPATH=self.paths[kind]),
             cwd=str(self.work),
             capture_output=True,

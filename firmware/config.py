@@ -106,7 +106,14 @@ SCHEMA = {
             "port": (_int(1, 65535), 5683),
             "coaps": (BOOL, False),
             "ca": (TEXT, None),
+            "pin": (TEXT, None),
+            "client_cert": (TEXT, None),
+            "client_key": (TEXT, None),
+            "psk_identity": (TEXT, None),
+            "psk_key": (TEXT, None),
             "observe_refresh_s": (_int(10, 86400), 300),
+            "payload": (_one("json", "protobuf"), "json"),
+            "schema": (TEXT, None),
         },
         REQ,
     ),
@@ -137,7 +144,15 @@ SCHEMA = {
     ),
     "led": ({"pin": (PIN, REQ), "invert": (BOOL, False)}, None),
     "log_level": (_one("debug", "info", "warning", "error"), "info"),
-    "firmware": ({"title": (TEXT, "coapboard"), "version": (TEXT, "0.1.0")}, {}),
+    "firmware": (
+        {
+            "title": (TEXT, "coapboard"),
+            "version": (TEXT, "0.1.0"),
+            "app_title": (TEXT, "coapboard-app"),
+            "app_version": (TEXT, "0.1.0"),
+        },
+        {},
+    ),
     "ota": (
         {
             "chunk_size": (_int(1, 1024), 1024),
@@ -155,17 +170,30 @@ SECRETS = (
     ("provisioning", "key"),
     ("provisioning", "secret"),
     ("claim", "secret_key"),
+    ("server", "psk_key"),
 )
 # what each sensor type needs from its pin: "out" (driven), "adc" (ADC1), "bus" (1-Wire, shared)
 _PIN_USE = {"adc": "adc", "dht11": "out", "dht22": "out", "ds18b20": "bus"}
 
 
-def _show(v):
+def _show(v, path=None):
+    # a value for a problem report; never a secret, nor a string in place of a section that
+    # holds one (a password typed as "wifi": "...")
+    if path and v is not None and type(v) is not bool:
+        for sect, key in SECRETS:
+            leaf = path == (sect + "." + key if sect else key)
+            if leaf or (path == sect and type(v) is str):
+                return "%s (not shown: it may be a secret)" % _kind(v)
     try:
         s = json.dumps(v)
     except TypeError:  # CPython, for values that did not come from JSON
         s = repr(v)
     return s if len(s) <= 40 else s[:37] + "..."
+
+
+def _kind(v):
+    kinds = {str: "a string", int: "a number", float: "a number", list: "a list"}
+    return kinds.get(type(v), "an object")
 
 
 def _distance(a, b):
@@ -190,7 +218,7 @@ def _check(v, t, path, out):
     # -> v with defaults filled in, or None where a problem was reported (later checks skip it)
     if type(t) is dict:
         if type(v) is not dict:
-            out.append("%s: expected an object, got %s" % (path or "config", _show(v)))
+            out.append("%s: expected an object, got %s" % (path or "config", _show(v, path)))
             return None
         r = {}
         for k in v:
@@ -219,7 +247,9 @@ def _check(v, t, path, out):
         if ok is True:
             return v
         out.append(
-            "%s: %s" % (path, ok) if ok else "%s: expected %s, got %s" % (path, t[1], _show(v))
+            "%s: %s" % (path, ok)
+            if ok
+            else "%s: expected %s, got %s" % (path, t[1], _show(v, path))
         )
         return None
     return t(v, path, out)
@@ -237,9 +267,13 @@ def _rules(c, cfg, out, need_wifi):
     if s:
         if s["coaps"] and "port" not in cfg["server"]:
             s["port"] = 5684
-        if s["ca"] and s["coaps"] is False:
-            out.append("server.ca: only used with coaps, expected coaps: true")
-    if c["token"] == "" and cfg.get("provisioning") is None:
+        _dtls(s, cfg["server"], out)
+        if s["payload"] == "protobuf" and cfg["server"].get("schema") is None:
+            out.append("server.schema: missing, expected the schema file of the protobuf profile")
+        elif s["schema"] and s["payload"] == "json":
+            out.append('server.schema: only used with protobuf, expected payload: "protobuf"')
+    x509 = s and s["coaps"] and s["client_cert"]  # X.509 authentication needs no token
+    if c["token"] == "" and cfg.get("provisioning") is None and not x509:
         out.append('token: expected a ThingsBoard access token (or a "provisioning" section)')
 
     pins = []  # (pin, key path, use): "in", "out", "adc" or "bus"
@@ -322,6 +356,31 @@ def _rules(c, cfg, out, need_wifi):
             out.append("%s: %d is already used by %s" % (p, pin, first[0]))
 
 
+def _dtls(s, raw, out):
+    # the DTLS keys: only with coaps, in pairs, and always a way to verify the server
+    keys = ("ca", "pin", "client_cert", "client_key", "psk_identity", "psk_key")
+    has = [k for k in keys if raw.get(k) is not None]
+    if s["coaps"] is not True:
+        for k in has if s["coaps"] is False else ():
+            out.append("server.%s: only used with coaps, expected coaps: true" % k)
+        return
+    pairs = ("client_cert", "client_key"), ("psk_identity", "psk_key")
+    for a, b in pairs + tuple((b, a) for a, b in pairs):
+        if a in has and b not in has:
+            out.append("server.%s: missing, expected it with server.%s" % (b, a))
+    if "psk_identity" in has or "psk_key" in has:
+        for k in ("ca", "pin", "client_cert", "client_key"):
+            if k in has:
+                out.append("server.%s: not used with a PSK (server.psk_identity)" % k)
+    elif "ca" in has and "pin" in has:
+        out.append("server.pin: expected server.ca or server.pin, not both")
+    elif "ca" not in has and "pin" not in has:
+        out.append(
+            "server.ca: missing, expected the CA certificate file of the server"
+            " (or server.pin, or a PSK): coaps never trusts an unverified server"
+        )
+
+
 def _validate(cfg, need_wifi):
     if need_wifi is None:
         need_wifi = sys.platform == "esp32"
@@ -370,6 +429,8 @@ def load(path, need_wifi=None):
     except ValueError as e:
         raise ConfigError(["%s: invalid JSON (%s)" % (name, e)]) from None
     c, problems = _validate(cfg, need_wifi)
+    if not problems and c["server"]["payload"] == "protobuf":
+        problems = _check_schema(schema_path(path, c["server"]["schema"]))
     if problems:
         raise ConfigError(problems)
     if name != path:
@@ -380,6 +441,32 @@ def load(path, need_wifi=None):
 def _read(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+def schema_path(config_path, schema):
+    # server.schema is a path on the board; a relative one is next to config.json
+    if schema.startswith("/"):
+        return schema
+    folder = config_path.rpartition("/")[0]
+    return folder + "/" + schema if folder else schema
+
+
+def _check_schema(path):
+    # the protobuf profile's schema file (tools/protoschema makes it) must be there and whole
+    try:
+        desc = json.loads(_read(path))
+    except OSError as e:
+        return ["server.schema: cannot read %s (%s)" % (path, e)]
+    except ValueError:
+        return ["server.schema: %s is not JSON (make it with tools/protoschema)" % path]
+    messages = desc.get("messages") if type(desc) is dict else None
+    for role in ("telemetry", "attributes", "rpc_request", "rpc_response"):
+        if type(messages) is not dict or desc.get(role) not in messages:
+            return [
+                "server.schema: %s has no %s message (make it with tools/protoschema)"
+                % (path, role)
+            ]
+    return []
 
 
 def _dumps(cfg):

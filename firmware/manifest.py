@@ -5,5 +5,6 @@
 include("$(PORT_DIR)/boards/manifest.py")
 package("coap", base_path="../lib")
 package("thingsboard", base_path="../lib")
+package("protobuf", base_path="../lib")
 package("ota", base_path="../lib")
 package("firmware", base_path="..", opt=3)

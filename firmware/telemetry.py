@@ -4,7 +4,6 @@
 # nothing is lost and nothing overtakes. With a device timestamp a message re-sent after a
 # lost ACK lands on the same (key, ts) and is stored once.
 import asyncio
-import json
 from asyncio import core
 from time import ticks_add, ticks_diff
 
@@ -56,7 +55,7 @@ class Telemetry:
         if dropped:
             values["spool_dropped"] = dropped
         record = {"ts": self.board.now_ms(), "values": values} if self.board.time_set() else values
-        body = json.dumps(record).encode()
+        body = self.device.payload.telemetry(record)  # JSON, or the profile's protobuf
         if len(self.spool) or not await self._send(body, deadline):
             self.spool.append(body)
             self.log.info("spooled (%d waiting)" % len(self.spool))

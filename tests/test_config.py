@@ -64,6 +64,49 @@ BAD = [
         cfg(server={"host": "h", "ca": "ca.der"}),
         ["server.ca: only used with coaps, expected coaps: true"],
     ),
+    (
+        "coaps with nothing to verify the server",
+        cfg(server={"host": "h", "coaps": True}),
+        [
+            "server.ca: missing, expected the CA certificate file of the server (or server.pin,"
+            " or a PSK): coaps never trusts an unverified server"
+        ],
+    ),
+    (
+        "coaps: ca and pin",
+        cfg(server={"host": "h", "coaps": True, "ca": "ca.der", "pin": "s.der"}),
+        ["server.pin: expected server.ca or server.pin, not both"],
+    ),
+    (
+        "coaps: certificate without key, PSK identity without key",
+        cfg(
+            server={"host": "h", "coaps": True, "ca": "c", "client_cert": "d", "psk_identity": "i"}
+        ),
+        [
+            "server.ca: not used with a PSK (server.psk_identity)",
+            "server.client_cert: not used with a PSK (server.psk_identity)",
+            "server.client_key: missing, expected it with server.client_cert",
+            "server.psk_key: missing, expected it with server.psk_identity",
+        ],
+    ),
+    (
+        "DTLS keys without coaps",
+        cfg(server={"host": "h", "client_cert": "d", "client_key": "k", "psk_key": "p"}),
+        [
+            "server.client_cert: only used with coaps, expected coaps: true",
+            "server.client_key: only used with coaps, expected coaps: true",
+            "server.psk_key: only used with coaps, expected coaps: true",
+        ],
+    ),
+    (
+        "no token and a client certificate without coaps",
+        cfg(token="", server={"host": "h", "client_cert": "d", "client_key": "k"}),
+        [
+            "server.client_cert: only used with coaps, expected coaps: true",
+            "server.client_key: only used with coaps, expected coaps: true",
+            TOKEN,
+        ],
+    ),
     ("unknown top key", cfg(wfi={}), ['config: unknown key "wfi" (did you mean "wifi"?)']),
     (
         "unknown key hint",
@@ -77,7 +120,11 @@ BAD = [
     ),
     ("unknown key, no hint", cfg(color="red"), ['config: unknown key "color"']),
     ("no token", cfg(token=""), [TOKEN]),
-    ("token not a string", cfg(token=123), ["token: expected a string, got 123"]),
+    (
+        "token not a string",
+        cfg(token=123),
+        ["token: expected a string, got a number (not shown: it may be a secret)"],
+    ),
     (
         "provisioning without secret",
         cfg(token="", provisioning={"key": "k"}),
@@ -86,7 +133,7 @@ BAD = [
     (
         "provisioning not an object",
         cfg(token="", provisioning="k"),
-        ['provisioning: expected an object, got "k"'],
+        ["provisioning: expected an object, got a string (not shown: it may be a secret)"],
     ),
     ("ssid not a string", cfg(wifi={"ssid": 5}), ["wifi.ssid: expected a string, got 5"]),
     (
@@ -102,7 +149,7 @@ BAD = [
     (
         "interval bool",
         cfg(telemetry={"interval_s": True}),
-        ["telemetry.interval_s: expected an integer >= 1, got true"],
+        ["telemetry.interval_s: expected an integer 1-86400, got true"],
     ),
     (
         "spool too small",
@@ -329,9 +376,27 @@ def test_repo_config_json_validates_with_every_section():
     assert kinds | {"dht11"} == set(config.SENSORS)
 
 
+DTLS_NONE = dict.fromkeys(["pin", "client_cert", "client_key", "psk_identity", "psk_key"])
+
+
+def test_x509_device_needs_no_token():
+    # ThingsBoard knows the device by its certificate: token-less paths (OTA still needs one)
+    server = {"host": "h", "coaps": True, "ca": "c", "client_cert": "d", "client_key": "k"}
+    assert config.validate(cfg(token="", server=server)) == []
+
+
+def test_psk_key_is_masked():
+    server = {"host": "h", "coaps": True, "psk_identity": "dev", "psk_key": "0123456789"}
+    c = cfg(server=server)
+    assert config.validate(c) == []
+    assert config.mask(c)["server"]["psk_key"] == "0123…" and server["psk_key"] == "0123456789"
+
+
 def test_load_fills_defaults():
     c = cfg(
-        token="", provisioning={"key": "k", "secret": "s"}, server={"host": "h", "coaps": True}
+        token="",
+        provisioning={"key": "k", "secret": "s"},
+        server={"host": "h", "coaps": True, "ca": "ca.der"},
     )
     c["gpio"] = [OUT, {"name": "door", "pin": 35, "direction": "in"}]
     c["sensors"] = [{"type": "adc", "key": "v", "pin": 33}, {"type": "dht22", "pin": 4}]
@@ -341,8 +406,11 @@ def test_load_fills_defaults():
         "host": "h",
         "port": 5684,
         "coaps": True,
-        "ca": None,
+        "ca": "ca.der",
+        **DTLS_NONE,
         "observe_refresh_s": 300,
+        "payload": "json",
+        "schema": None,
     }
     assert d["provisioning"] == {"device_name": "", "key": "k", "secret": "s"}
     assert [g["initial"] for g in d["gpio"]] == [0, None] and d["gpio"][1]["invert"] is False
@@ -359,7 +427,10 @@ def test_defaults_are_what_a_minimal_config_gets():
         "port": 5683,
         "coaps": False,
         "ca": None,
+        **DTLS_NONE,
         "observe_refresh_s": 300,
+        "payload": "json",
+        "schema": None,
     }
     assert d == dict(want, server=dict(want["server"], host="h"), token="T")
     assert want["telemetry"] == {"interval_s": 60, "spool_bytes": 16384}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mpenv import MICROPYTHON, ROOT
 
-LIBS = ("coap", "thingsboard", "ota")
+LIBS = ("coap", "thingsboard", "protobuf", "ota")
 
 
 def test_package_json_lists_every_library_file():

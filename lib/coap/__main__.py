@@ -6,6 +6,10 @@
 #   -o secs     observe for secs  -b size    block size (16..1024) for Block1/Block2
 #   -A fmt      content format number (e.g. 50 for JSON)
 #   -t ms       give up after (30 s)  -v     show the response options
+# coaps:// (DTLS; files DER or PEM):
+#   -R file     CA certificate(s) the server's must be signed by (-C: the same)
+#   -c file     client certificate    -j file    its private key
+#   -u identity PSK identity          -k key     pre-shared key (instead of certificates)
 # Prints the response code, then the payload; exits 0 on 2.xx, 1 otherwise.
 
 import asyncio
@@ -18,6 +22,7 @@ from .uri import parse_uri
 
 METHODS = {"get": GET, "post": POST, "put": PUT, "delete": DELETE, "fetch": FETCH}
 UINT_OPTIONS = (OBSERVE, CONTENT_FORMAT, 14, 17, 23, 27, 28, 60)  # Max-Age, Accept, Block, Size
+TLS_FLAGS = {"-R": "ca", "-C": "ca", "-c": "cert", "-j": "key", "-u": "identity", "-k": "psk"}
 
 
 class UsageError(Exception):
@@ -28,6 +33,7 @@ def parse_args(argv):
     a = {"method": "get", "payload": b"", "opts": [], "token": None, "con": True}
     a.update({"observe": 0, "block": 0, "format": None, "timeout": 30000, "verbose": False})
     a["uri"] = None
+    a["tls"] = {}
     it = iter(argv)
     for arg in it:
         if arg == "-N":
@@ -57,6 +63,8 @@ def parse_args(argv):
             a["opts"].append(option(int(num), v))
         elif arg == "-T":
             a["token"] = bytes.fromhex(val)
+        elif arg in TLS_FLAGS:
+            a["tls"][TLS_FLAGS[arg]] = val
         elif arg in ("-o", "-b", "-A", "-t"):
             key = {"-o": "observe", "-b": "block", "-A": "format", "-t": "timeout"}[arg]
             a[key] = int(val)
@@ -102,13 +110,16 @@ def show(ex, verbose):
 
 async def run(a):
     secure, host, port, opts = parse_uri(a["uri"])
-    if secure:
-        raise UsageError("coaps:// is not supported by this command yet")
     opts += a["opts"]
     if a["format"] is not None:
         opts.append((CONTENT_FORMAT, a["format"]))
     method = METHODS[a["method"]]
-    client = connect(host, port, response_timeout=a["timeout"])
+    if secure:
+        client = await secure_client(host, port, a)
+    elif a["tls"]:
+        raise UsageError("%s need a coaps:// URI" % ", ".join(sorted(a["tls"])))
+    else:
+        client = connect(host, port, response_timeout=a["timeout"])
     client.start()
     ex = client.exchange()
     try:
@@ -130,6 +141,42 @@ async def run(a):
         return ex.code >> 5 == 2
     finally:
         client.close()
+
+
+async def secure_client(host, port, a):
+    # a DTLS session, established before the first request so that its failure is the error
+    from .dtls import connect as dtls_connect
+    from .dtls import context
+
+    t = a["tls"]
+    if ("cert" in t) != ("key" in t):
+        raise UsageError("-c (certificate) and -j (key) go together")
+    if ("psk" in t) != ("identity" in t):
+        raise UsageError("-u (PSK identity) and -k (key) go together")
+    if "psk" in t and ("ca" in t or "cert" in t):
+        raise UsageError("a PSK (-u, -k) is used instead of certificates (-R, -c, -j)")
+    if "psk" not in t and "ca" not in t:
+        raise UsageError("coaps needs -R ca-file (the server's CA) or a PSK (-u, -k)")
+    files = {k: read(t.get(k), flag) for k, flag in (("ca", "-R"), ("cert", "-c"), ("key", "-j"))}
+    psk = (t["identity"].encode(), t["psk"].encode()) if "psk" in t else None
+    ctx = context(psk=psk, **files)
+    client = dtls_connect(host, port, ctx, response_timeout=a["timeout"])
+    try:
+        await client.sock.handshake(min(a["timeout"], 10000))
+    except OSError:
+        client.close()
+        raise
+    return client
+
+
+def read(path, flag):
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise UsageError("%s %s: cannot read it (%s)" % (flag, path, e)) from None
 
 
 async def observe(client, opts, a):

@@ -13,6 +13,14 @@ def szx(size):
     raise ValueError("block size must be a power of two from 16 to 1024: %r" % size)
 
 
+def _text(payload):
+    # a diagnostic payload for the error message; it is the server's, so maybe not UTF-8
+    try:
+        return bytes(payload).decode()
+    except UnicodeError:
+        return "<%d bytes>" % len(payload)
+
+
 def _with(options, num, value):
     # options plus a mutable [num, value] entry in number order (repeated options keep order)
     opts = [o for o in options if o[0] != num]
@@ -40,7 +48,7 @@ async def download(client, options, sink, size=1024, ex=None, code=GET, timeout=
         entry[1] = num << 4 | exp
         await ex.request(code, opts, timeout=timeout, token=token)
         if ex.code >> 5 != 2:
-            raise ResponseError(ex.code, bytes(ex.payload()).decode())
+            raise ResponseError(ex.code, _text(ex.payload()))
         b = ex.uint(BLOCK2)
         data = ex.payload()
         if b is None:  # the whole representation in one response

@@ -539,12 +539,17 @@ class Client:
             ex._deliver(v)
 
 
-def connect(host, port=5683, **kw):
-    # A Client on a fresh UDP socket connected to host:port (IPv4 or IPv6).
+def udp_socket(host, port):
+    # a fresh non-blocking UDP socket connected to host:port (IPv4 or IPv6)
     import socket
 
     ai = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
     s = socket.socket(ai[0], socket.SOCK_DGRAM)
     s.connect(ai[-1])
     s.setblocking(False)
-    return Client(s, **kw)
+    return s
+
+
+def connect(host, port=5683, **kw):
+    # A Client on a fresh UDP socket connected to host:port. For coaps: coap.dtls.connect.
+    return Client(udp_socket(host, port), **kw)

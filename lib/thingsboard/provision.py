@@ -1,9 +1,9 @@
 # provision.py: ThingsBoard device provisioning over CoAP (POST /api/v1/provision), used once
 # on a first boot, so it lives apart from the per-message code.
-import json
-
 from coap.client import ResponseError
 from coap.codec import CREATED, POST, URI_PATH, code_str
+
+from . import jsonpayload
 
 _PATH = [(URI_PATH, b"api"), (URI_PATH, b"v1"), (URI_PATH, b"provision")]
 
@@ -16,22 +16,21 @@ class ProvisionError(ResponseError):
         self.message = message
 
 
-async def provision(client, device_name, key, secret, credentials=None, timeout=None):
+async def provision(
+    client, device_name, key, secret, credentials=None, timeout=None, payload=None
+):
     # -> {"credentialsType": ..., "credentialsValue": ..., "status": "SUCCESS"}
     # credentials: extra request fields, e.g. {"credentialsType": "ACCESS_TOKEN", "token": "..."}
+    # payload: the payload format (None: JSON; a ProtoPayload for a PROTOBUF profile)
+    payload = payload or jsonpayload
     body = {"provisionDeviceKey": key, "provisionDeviceSecret": secret}
     if device_name:  # empty: the server picks a name
         body["deviceName"] = device_name
     if credentials:
         body.update(credentials)
     ex = client.exchange()
-    await ex.request(POST, _PATH, json.dumps(body).encode(), timeout=timeout)
-    try:
-        reply = json.loads(bytes(ex.payload()))
-    except ValueError:
-        reply = {}
-    if not isinstance(reply, dict):
-        reply = {}
+    await ex.request(POST, _PATH, payload.provision_request(body), timeout=timeout)
+    reply = payload.provision_response(ex.payload())
     if ex.code == CREATED and reply.get("status") == "SUCCESS":
         return reply
     status = reply.get("status") or code_str(ex.code)

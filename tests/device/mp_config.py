@@ -45,7 +45,13 @@ def test_defaults_filled_and_empty_ssid_allowed_on_unix():
     d = config.defaults()
     assert d["telemetry"] == {"interval_s": 60, "spool_bytes": 16384}
     assert d["log_level"] == "info" and d["claim"] is None and d["server"]["port"] == 5683
-    assert c["firmware"] == {"title": "coapboard", "version": "0.1.0"}
+    assert c["firmware"] == {
+        "title": "coapboard",
+        "version": "0.1.0",
+        "app_title": "coapboard-app",
+        "app_version": "0.1.0",
+    }
+    assert c["ota"]["window"] == d["ota"]["window"] and c["ota"]["retries"] == 5
 
 
 def test_each_bad_case_names_its_key():
@@ -94,7 +100,7 @@ def test_several_problems_all_reported():
         'log_level: expected one of "debug", "info", "warning", "error", got "loud"',
         'server.host: expected a non-empty string, got ""',
         "server.port: expected an integer 1-65535, got 0",
-        "telemetry.interval_s: expected an integer >= 1, got 0",
+        "telemetry.interval_s: expected an integer 1-86400, got 0",
         'token: expected a ThingsBoard access token (or a "provisioning" section)',
         "wifi.ssid: expected the Wi-Fi network name (empty: no Wi-Fi, unix port only)",
     ]

@@ -10,11 +10,6 @@ from binascii import hexlify
 ROOT = __file__.rsplit("/", 3)[0]
 sys.path.insert(0, ROOT)
 
-from otaimage import image  # noqa: E402
-
-from firmware.board import partition_sim as sim  # noqa: E402
-
-
 from ota import (  # noqa: E402
     ChecksumMismatch,
     ImageRejected,
@@ -24,6 +19,9 @@ from ota import (  # noqa: E402
     rollback,
 )
 from ota.writer import Writer  # noqa: E402
+from otaimage import image  # noqa: E402
+
+from firmware.board import partition_sim as sim  # noqa: E402
 
 PART = 8 * 4096  # small partitions keep the tests fast
 N = 13522  # three blocks and a part

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.protoschema import json_name, profile
 from tools.run import sample_config
 from tools.tbsim import TbSim
 
@@ -51,9 +52,107 @@ def sim(tbsim_dir):
     s.stop()
 
 
+# The firmware's keys as a PROTOBUF device profile's schemas (the RPC ones: ThingsBoard's)
+FW_TELEMETRY = """syntax = "proto3";
+package coapboard;
+
+message Telemetry {
+  optional int64 ts = 1;
+  Values values = 2;
+
+  message Values {
+    optional double chip_temp = 1;
+    optional double temperature = 2;
+    optional double air_temperature = 3;
+    optional double air_humidity = 4;
+    optional double soil = 5;
+    optional int32 soil_raw = 6;
+    optional int32 spool_dropped = 7;
+    optional string air_dht22_error = 8;
+    optional double seq = 9;
+  }
+}
+"""
+FW_ATTRIBUTES = """syntax = "proto3";
+package coapboard;
+
+message Attributes {
+  optional string fw_title = 1;
+  optional string fw_version = 2;
+  optional string board = 3;
+  optional string mac = 4;
+  optional string ip = 5;
+  optional int32 free_heap = 6;
+  optional string reset_cause = 7;
+  optional int32 gpio_pump = 8;
+  optional int32 gpio_fan = 9;
+  optional int32 gpio_door = 10;
+}
+"""
+
+
+class Payload:
+    """One payload mode of the firmware and tbsim: "json" (the default profile) or
+    "protobuf" (a PROTOBUF profile, the firmware with server.payload "protobuf"). Tests say
+    keys, RPC params and RPC replies through it, so one test body serves both."""
+
+    def __init__(self, name):
+        self.name = name
+        self.proto = name == "protobuf"
+        self._profile = None
+
+    def transport(self):
+        if not self.proto:
+            return None
+        conf = {"transportPayloadType": "PROTOBUF", "deviceTelemetryProtoSchema": FW_TELEMETRY}
+        conf["deviceAttributesProtoSchema"] = FW_ATTRIBUTES
+        return {
+            "type": "COAP",
+            "coapDeviceTypeConfiguration": {"transportPayloadTypeConfiguration": conf},
+        }
+
+    def profile_id(self, sim):
+        # the PROTOBUF profile devices go in; None: tbsim's default (JSON)
+        if self.proto and self._profile is None:
+            p = {"name": "protobuf", "transport": self.transport()}
+            self._profile = sim.call(sim.store.save_profile, p)["id"]
+        return self._profile
+
+    def key(self, key):
+        # the key ThingsBoard stores: a protobuf field goes by its JSON name
+        return json_name(key) if self.proto else key
+
+    def params(self, params):
+        # ThingsBoard's default RPC request schema carries params as JSON text
+        if self.proto and params is not None and not isinstance(params, str):
+            return json.dumps(params)
+        return params
+
+    def reply(self, reply):
+        # ... and the default RPC response schema the reply as JSON text in "payload"
+        return json.loads(reply["payload"]) if self.proto else reply
+
+    def install(self, root, cfg):
+        # the firmware side: its config switched to protobuf, the schema file beside it
+        if self.proto and isinstance(cfg, dict):
+            desc = profile({"telemetry": FW_TELEMETRY, "attributes": FW_ATTRIBUTES})[0]
+            (Path(root) / "proto.json").write_text(json.dumps(desc))
+            cfg = dict(cfg, server=dict(cfg["server"], payload="protobuf", schema="proto.json"))
+        return cfg
+
+
+BOTH = pytest.mark.parametrize("payload", ["json", "protobuf"], indirect=True)
+
+
 @pytest.fixture
-def dev(sim):
-    return sim.create_device("e2e-device", token=TOKEN)
+def payload(request):
+    """The payload mode: "json" unless a test is marked BOTH."""
+    return Payload(getattr(request, "param", "json"))
+
+
+@pytest.fixture
+def dev(sim, payload):
+    return sim.create_device("e2e-device", token=TOKEN, profile_id=payload.profile_id(sim))
 
 
 @pytest.fixture
@@ -189,12 +288,14 @@ class Firmware:
 
 
 @pytest.fixture
-def firmware():
-    """firmware(root, cfg) writes root/config.json (a dict as JSON, a str as it is) and
-    boots the device; every one started is killed at teardown."""
+def firmware(payload):
+    """firmware(root, cfg) writes root/config.json (a dict as JSON, a str as it is; in
+    protobuf mode switched to it) and boots the device; every one started is killed at
+    teardown."""
     started = []
 
     def start(root, cfg=None, *args):
+        cfg = payload.install(root, cfg)
         if cfg is not None:
             text = cfg if isinstance(cfg, str) else json.dumps(cfg)
             (Path(root) / "config.json").write_text(text)

@@ -11,6 +11,7 @@ import pytest
 from firmware import config as fwconfig
 from firmware.spool import Spool
 from tests.e2e.conftest import (
+    BOTH,
     SEQ,
     client_attrs,
     latest,
@@ -56,24 +57,25 @@ def assert_counted_once(r):
 # --- 1. boot: client attributes, telemetry, sensor failures
 
 
-def test_boot_posts_client_attributes_and_telemetry_each_interval(sim, dev, device_root, firmware):
+@BOTH
+def test_boot_posts_client_attributes_and_telemetry_each_interval(
+    sim, dev, device_root, firmware, payload
+):
     did = dev["id"]
+    k = payload.key  # protobuf: the key ThingsBoard stores a field under
     t0 = now_ms()
     fw = firmware(device_root, make_config(sim))
     r = wait_rows(sim, did, 4)
     t1 = now_ms()
-    attrs = until(lambda: (lambda a: a if "reset_cause" in a else None)(client_attrs(sim, did)))
-    assert attrs["fw_title"] == "coapboard" and attrs["fw_version"] == "0.1.0"
+    attrs = until(lambda: (lambda a: a if k("reset_cause") in a else None)(client_attrs(sim, did)))
+    assert attrs[k("fw_title")] == "coapboard" and attrs[k("fw_version")] == "0.1.0"
     assert attrs["board"] == "unix-sim" and attrs["ip"] == "127.0.0.1"
-    assert attrs["reset_cause"] == "power_on"
+    assert attrs[k("reset_cause")] == "power_on"
     mac = attrs["mac"].split(":")
     assert len(mac) == 6 and all(len(b) == 2 and int(b, 16) >= 0 for b in mac)
-    assert isinstance(attrs["free_heap"], int) and attrs["free_heap"] > 0
-    assert {k: attrs[k] for k in ("gpio_pump", "gpio_fan", "gpio_door")} == {
-        "gpio_pump": 0,
-        "gpio_fan": 0,
-        "gpio_door": 0,
-    }
+    assert isinstance(attrs[k("free_heap")], int) and attrs[k("free_heap")] > 0
+    pins = [k("gpio_pump"), k("gpio_fan"), k("gpio_door")]
+    assert {p: attrs[p] for p in pins} == dict.fromkeys(pins, 0)
     # outputs at their initial values; the fan is active-low, so its pin is high
     assert fw.pins() == {"26": 0, "27": 1}
 
@@ -85,7 +87,7 @@ def test_boot_posts_client_attributes_and_telemetry_each_interval(sim, dev, devi
     assert all(950 <= g <= 1400 for g in gaps), gaps
     msgs = messages(sim, did)
     for ts in stamps:  # one message per cycle, every configured sensor in it
-        assert SENSOR_KEYS | {SEQ} <= set(msgs[ts]), msgs[ts]
+        assert {k(x) for x in SENSOR_KEYS} | {SEQ} <= set(msgs[ts]), msgs[ts]
     assert fw.running()
 
 
@@ -114,6 +116,7 @@ def test_failed_sensor_is_reported_as_error_and_others_still_report(
 # --- 2. the interval follows the shared attribute
 
 
+@BOTH
 def test_interval_changes_live_with_shared_attribute(sim, dev, device_root, firmware):
     did = dev["id"]
     fw = firmware(device_root, make_config(sim))
@@ -160,42 +163,48 @@ def test_interval_from_a_shared_attribute_set_before_boot(sim, dev, device_root,
 # --- 3. RPC
 
 
-def test_gpio_rpcs_drive_pins_and_post_pin_states(sim, dev, device_root, firmware):
+@BOTH
+def test_gpio_rpcs_drive_pins_and_post_pin_states(sim, dev, device_root, firmware, payload):
     did = dev["id"]
     fw = firmware(device_root, make_config(sim))
     wait_rows(sim, did, 1)
-    assert sim.rpc(did, "setGpio", {"pin": 26, "value": 1}) == {"pin": 26, "value": 1}
-    assert fw.pins()["26"] == 1
-    until(attr_is(sim, did, "gpio_pump", 1), what="gpio_pump=1")
+    k = payload.key
 
-    assert sim.rpc(did, "setGpio", {"pin": "26", "value": 0}) == {"pin": 26, "value": 0}
+    def rpc(method, params):  # protobuf: ThingsBoard's default RPC schemas carry JSON text
+        return payload.reply(sim.rpc(did, method, payload.params(params)))
+
+    assert rpc("setGpio", {"pin": 26, "value": 1}) == {"pin": 26, "value": 1}
+    assert fw.pins()["26"] == 1
+    until(attr_is(sim, did, k("gpio_pump"), 1), what="gpio_pump=1")
+
+    assert rpc("setGpio", {"pin": "26", "value": 0}) == {"pin": 26, "value": 0}
     assert fw.pins()["26"] == 0
-    until(attr_is(sim, did, "gpio_pump", 0), what="gpio_pump=0")
+    until(attr_is(sim, did, k("gpio_pump"), 0), what="gpio_pump=0")
 
-    assert sim.rpc(did, "setGpio", {"pin": "pump", "value": 1}) == {"pin": 26, "value": 1}
+    assert rpc("setGpio", {"pin": "pump", "value": 1}) == {"pin": 26, "value": 1}
     assert fw.pins()["26"] == 1
-    until(attr_is(sim, did, "gpio_pump", 1), what="gpio_pump=1")
+    until(attr_is(sim, did, k("gpio_pump"), 1), what="gpio_pump=1")
 
     # active-low output: logical 1 drives the pin low
-    assert sim.rpc(did, "setGpio", {"pin": "fan", "value": 1}) == {"pin": 27, "value": 1}
+    assert rpc("setGpio", {"pin": "fan", "value": 1}) == {"pin": 27, "value": 1}
     assert fw.pins()["27"] == 0
-    until(attr_is(sim, did, "gpio_fan", 1), what="gpio_fan=1")
+    until(attr_is(sim, did, k("gpio_fan"), 1), what="gpio_fan=1")
 
-    assert sim.rpc(did, "getGpio", {"pin": 26}) == {"pin": 26, "value": 1}
-    assert sim.rpc(did, "getGpio", {"pin": "27"}) == {"pin": 27, "value": 1}
+    assert rpc("getGpio", {"pin": 26}) == {"pin": 26, "value": 1}
+    assert rpc("getGpio", {"pin": "27"}) == {"pin": 27, "value": 1}
     write_json(device_root / "inputs.json", {"35": 1})
-    assert sim.rpc(did, "getGpio", {"pin": "door"}) == {"pin": 35, "value": 1}
+    assert rpc("getGpio", {"pin": "door"}) == {"pin": 35, "value": 1}
 
-    assert sim.rpc(did, "getGpioStatus", {}) == {"26": True, "27": True, "35": True}
-    got = sim.rpc(did, "setGpioStatus", {"pin": 26, "enabled": False})
+    assert rpc("getGpioStatus", {}) == {"26": True, "27": True, "35": True}
+    got = rpc("setGpioStatus", {"pin": 26, "enabled": False})
     assert got == {"26": False, "27": True, "35": True}
     assert fw.pins() == {"26": 0, "27": 0}
-    until(attr_is(sim, did, "gpio_pump", 0), what="gpio_pump=0")
-    got = sim.rpc(did, "setGpioStatus", {"pin": "26", "enabled": True})
+    until(attr_is(sim, did, k("gpio_pump"), 0), what="gpio_pump=0")
+    got = rpc("setGpioStatus", {"pin": "26", "enabled": True})
     assert got == {"26": True, "27": True, "35": True}
     assert fw.pins()["26"] == 1
     # params as a JSON string, as some ThingsBoard widgets send them
-    got = sim.rpc(did, "setGpio", '{"pin": 26, "value": 0}')
+    got = rpc("setGpio", '{"pin": 26, "value": 0}')
     assert got == {"pin": 26, "value": 0}
     assert fw.pins()["26"] == 0
     assert fw.running()
@@ -246,13 +255,16 @@ BAD_RPCS = [
 ]
 
 
-def test_bad_rpcs_get_error_replies_and_the_device_keeps_running(sim, dev, device_root, firmware):
+@BOTH
+def test_bad_rpcs_get_error_replies_and_the_device_keeps_running(
+    sim, dev, device_root, firmware, payload
+):
     did = dev["id"]
     fw = firmware(device_root, make_config(sim))
     wait_rows(sim, did, 1)
     wrong = []
     for method, params, fragment in BAD_RPCS:
-        reply = sim.rpc(did, method, params)
+        reply = payload.reply(sim.rpc(did, method, payload.params(params)))
         ok = (
             isinstance(reply, dict)
             and list(reply) == ["error"]
@@ -266,7 +278,8 @@ def test_bad_rpcs_get_error_replies_and_the_device_keeps_running(sim, dev, devic
     n = len(rows(sim, did))
     r = wait_rows(sim, did, n + 2)  # telemetry goes on
     assert_counted_once(r)
-    assert sim.rpc(did, "setGpio", {"pin": 26, "value": 1}) == {"pin": 26, "value": 1}
+    reply = sim.rpc(did, "setGpio", payload.params({"pin": 26, "value": 1}))
+    assert payload.reply(reply) == {"pin": 26, "value": 1}
     assert fw.pins()["26"] == 1
 
 
@@ -281,7 +294,7 @@ def provisioning_config(sim, secret):
 
 
 @pytest.fixture
-def profile(sim):
+def profile(sim, payload):
     return sim.call(
         sim.store.save_profile,
         {
@@ -289,14 +302,16 @@ def profile(sim):
             "provision_type": "ALLOW_CREATE_NEW_DEVICES",
             "provision_key": "E2E_KEY",
             "provision_secret": "E2E_SECRET",
+            "transport": payload.transport(),
         },
     )
 
 
+@BOTH
 def test_provisions_itself_stores_the_token_and_sends_telemetry(
-    sim, profile, device_root, firmware
+    sim, profile, device_root, firmware, payload
 ):
-    cfg = provisioning_config(sim, "E2E_SECRET")
+    cfg = payload.install(device_root, provisioning_config(sim, "E2E_SECRET"))
     fw = firmware(device_root, cfg)
     fw.wait_line("provisioned; token stored in config.json")
     new = sim.call(sim.store.device_by_name, "e2e-provisioned")
@@ -310,7 +325,7 @@ def test_provisions_itself_stores_the_token_and_sends_telemetry(
     assert json.loads(path.read_text())["token"] == token
     r = wait_rows(sim, new["id"], 2)
     assert_counted_once(r)
-    until(attr_is(sim, new["id"], "fw_title", "coapboard"), what="boot attributes")
+    until(attr_is(sim, new["id"], payload.key("fw_title"), "coapboard"), what="boot attributes")
 
     # the next boot uses the stored token: no second provisioning
     fw.stop()
@@ -361,6 +376,7 @@ def test_claim_on_first_boot_only(sim, dev, device_root, firmware):
     assert sim.call(sim.store.claim, did) is None
 
 
+@BOTH
 def test_claim_button(sim, dev, device_root, firmware):
     did = dev["id"]
     cfg = make_config(sim)
@@ -448,13 +464,27 @@ def test_bad_config_signals_on_its_own_led_when_that_part_is_readable(
     assert fw.pins() == {"13": 0}  # lit, active low
 
 
-def test_coaps_is_refused_not_downgraded(sim, dev, device_root, firmware):
+def test_coaps_without_a_way_to_verify_the_server_is_refused_not_downgraded(
+    sim, dev, device_root, firmware
+):
     cfg = make_config(sim)
     cfg["server"]["coaps"] = True
     fw = firmware(device_root, cfg)
     assert fw.wait_exit() == 0
-    assert fw.grep("E app: config: server.coaps: DTLS is not available")
+    assert fw.grep("E app: config: server.ca: missing, expected the CA certificate file")
     assert rows(sim, dev["id"]) == []  # nothing went out in the clear
+
+
+def test_coaps_file_problems_name_their_key(sim, dev, device_root, firmware):
+    cfg = make_config(sim)
+    cfg["server"].update(coaps=True, ca="ca.der", client_cert="dev.der", client_key="dev.key")
+    (device_root / "ca.der").write_bytes(b"not a certificate")
+    (device_root / "dev.key").write_bytes(b"\x30\x03\x02\x01\x01")  # DER, but no key
+    fw = firmware(device_root, cfg)
+    assert fw.wait_exit() == 0
+    assert fw.grep("E app: config: server.ca: ca.der is not a DER or PEM CA certificate")
+    assert fw.grep("E app: config: server.client_cert: cannot read dev.der (ENOENT)")
+    assert rows(sim, dev["id"]) == []
 
 
 # --- 7. packet loss

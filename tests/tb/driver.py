@@ -36,8 +36,14 @@ async def run(cmd):
     if op == "connect":
         client = connect(cmd["host"], cmd["port"], **cmd.get("client", {}))
         state["client"] = client
+        state["payload"] = None
+        if "schema" in cmd:  # a PROTOBUF profile's schema description
+            from thingsboard.protopayload import ProtoPayload
+
+            log = lambda *a: out("!!", {"event": "log", "text": " ".join(str(x) for x in a)})  # noqa: E731
+            state["payload"] = ProtoPayload(cmd["schema"], log)
         if "token" in cmd:
-            d = Device(client, cmd["token"], **cmd.get("device", {}))
+            d = Device(client, cmd["token"], payload=state["payload"], **cmd.get("device", {}))
             d.log = lambda *a: out("!!", {"event": "log", "text": " ".join(str(x) for x in a)})
             state["device"] = d
         return True
@@ -56,7 +62,8 @@ async def run(cmd):
         return await getattr(d, cmd["fn"])(*cmd.get("args", ()), **cmd.get("kw", {}))
     if op == "provision":
         state["client"].start()
-        return await provision(state["client"], *cmd["args"], **cmd.get("kw", {}))
+        kw = dict(cmd.get("kw", {}), payload=state["payload"])
+        return await provision(state["client"], *cmd["args"], **kw)
     if op == "chunks":  # OTA chunk downloads, the last one past the end
         import hashlib
 

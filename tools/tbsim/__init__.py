@@ -1,5 +1,5 @@
 # tbsim: a local ThingsBoard-compatible CoAP server (see README.md).
-from .core import RpcTimeout
+from .core import RpcFailed, RpcTimeout
 from .server import TbSim
 
-__all__ = ["TbSim", "RpcTimeout"]
+__all__ = ["TbSim", "RpcTimeout", "RpcFailed"]

@@ -11,7 +11,7 @@ import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import jsonrules, ota
-from .core import NotFound, RpcTimeout
+from .core import NotFound, RpcFailed, RpcTimeout, payload_config
 from .store import SCOPES
 
 REASONS = {
@@ -407,6 +407,8 @@ class Admin:
             )
         except RpcTimeout as e:
             raise HttpError(504 if v1 else 408, "Request timeout: %s" % e) from e
+        except RpcFailed as e:
+            raise HttpError(500, str(e)) from e
         return result
 
     async def rpc_log(self, req, did):
@@ -517,6 +519,14 @@ class Admin:
     # provision profiles (ThingsBoard keeps them in device profiles)
 
     def profile_json(self, p):
+        data = {
+            "provisionConfiguration": {
+                "type": p["provision_type"],
+                "provisionDeviceSecret": p["provision_secret"],
+            }
+        }
+        if p["transport"]:
+            data["transportConfiguration"] = p["transport"]
         return {
             "id": _entity("DEVICE_PROFILE", p["id"]),
             "createdTime": p["created_ts"],
@@ -525,12 +535,7 @@ class Admin:
             "transportType": "COAP",
             "provisionType": p["provision_type"],
             "provisionDeviceKey": p["provision_key"],
-            "profileData": {
-                "provisionConfiguration": {
-                    "type": p["provision_type"],
-                    "provisionDeviceSecret": p["provision_secret"],
-                }
-            },
+            "profileData": data,
         }
 
     async def save_profile(self, req):
@@ -556,11 +561,33 @@ class Admin:
             "provision_type": ptype,
             "provision_key": key,
             "provision_secret": secret,
+            "transport": self._transport((body.get("profileData") or {})),
         }
         try:
             return self.profile_json(self.store.save_profile(p))
         except sqlite3.IntegrityError as e:
             raise HttpError(400, "Profile name or provision key already in use") from e
+
+    def _transport(self, data):
+        # profileData.transportConfiguration: DEFAULT (JSON) or COAP, whose PROTOBUF schemas
+        # must parse as ThingsBoard's would (§8.2)
+        conf = data.get("transportConfiguration")
+        if conf is None or conf == {"type": "DEFAULT"}:
+            return None
+        if not isinstance(conf, dict) or conf.get("type") not in ("DEFAULT", "COAP"):
+            raise HttpError(400, "transportConfiguration.type must be DEFAULT or COAP")
+        pconf = payload_config(conf)
+        if pconf is None:
+            return conf
+        try:
+            from . import proto
+        except ImportError as e:
+            raise HttpError(400, "PROTOBUF profiles need the PyPI protobuf package") from e
+        try:
+            proto.ProtoFormat(pconf)
+        except (ValueError, TypeError) as e:
+            raise HttpError(400, "[Transport Configuration] invalid %s" % e) from e
+        return conf
 
     async def list_profiles(self, req):
         return self._page(req, [self.profile_json(p) for p in self.store.profiles()])

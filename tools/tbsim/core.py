@@ -19,6 +19,12 @@ class NotFound(Exception):
     pass
 
 
+class RpcFailed(Exception):
+    # the transport could not deliver the RPC (a PROTOBUF profile whose RPC request schema
+    # cannot take it): ThingsBoard answers the caller with this error
+    pass
+
+
 class _Rpc:
     def __init__(self, rpc_id, device_id, method, params, oneway, future, row):
         self.id = rpc_id
@@ -32,6 +38,17 @@ class _Rpc:
 
     def payload(self):
         return {"id": self.id, "method": self.method, "params": self.params}
+
+
+def payload_config(transport):
+    # a profile's transportConfiguration -> its PROTOBUF settings, or None for JSON (§8.2)
+    if not isinstance(transport, dict) or transport.get("type") != "COAP":
+        return None
+    dev = transport.get("coapDeviceTypeConfiguration") or {}
+    conf = dev.get("transportPayloadTypeConfiguration") or {}
+    if dev.get("coapDeviceType", "DEFAULT") != "DEFAULT":
+        return None
+    return conf if conf.get("transportPayloadType") == "PROTOBUF" else None
 
 
 def default_rpc_handler(device, method, params):
@@ -51,6 +68,7 @@ class Core:
         self.rpc_handler = rpc_handler or default_rpc_handler
         self.rpc_seq = {}  # device id -> next RPC id; in memory, so a restart starts at 0
         self.pending = {}  # device id -> {rpc id: _Rpc}
+        self._formats = {}  # profile id -> (its transport JSON, ProtoFormat or None)
 
     def device(self, device_id):
         dev = self.store.device(device_id)
@@ -58,25 +76,42 @@ class Core:
             raise NotFound("Device with id [%s] is not found" % device_id)
         return dev
 
+    def proto_format(self, dev):
+        # the device profile's protobuf payload format (tbsim/proto.py), None for JSON
+        profile = self.store.profile(dev["profile_id"])
+        transport = profile and profile["transport"]
+        cached = self._formats.get(dev["profile_id"])
+        if cached is None or cached[0] != transport:
+            fmt = None
+            conf = payload_config(transport)
+            if conf:
+                from . import proto
+
+                fmt = proto.ProtoFormat(conf)
+            cached = self._formats[dev["profile_id"]] = (transport, fmt)
+        return cached[1]
+
     # shared attributes
 
     def set_shared(self, device_id, values):
-        self.device(device_id)
+        dev = self.device(device_id)
         if not values:
             return
         self.store.set_attributes(device_id, "SHARED_SCOPE", values)
         rel = self.obs.get(device_id, "attributes")
         if rel:
-            rel.notify(values)
+            fmt = self.proto_format(dev)
+            rel.notify(fmt.attribute_update(values) if fmt else values)
 
     def delete_shared(self, device_id, keys):
-        self.device(device_id)
+        dev = self.device(device_id)
         if not keys:
             return
         self.store.delete_attributes(device_id, "SHARED_SCOPE", keys)
         rel = self.obs.get(device_id, "attributes")
         if rel:
-            rel.notify({"deleted": list(keys)})
+            fmt = self.proto_format(dev)
+            rel.notify(fmt.attribute_update(deleted=keys) if fmt else {"deleted": list(keys)})
 
     def delete_device(self, device_id):
         self.device(device_id)
@@ -105,8 +140,19 @@ class Core:
         rel = self.obs.get(rpc.device_id, "rpc")
         if rel is None:
             return
+        payload = rpc.payload()
+        fmt = self.proto_format(self.device(rpc.device_id))
+        if fmt:
+            from .proto import ConversionError
+
+            try:
+                payload = fmt.rpc_request(rpc.id, rpc.method, rpc.params)
+            except ConversionError as e:  # TB drops the RPC subscription and fails the RPC
+                self.obs.cancel(rel, str(e), deleted=True)
+                self._finish_rpc(rpc, "FAILED", error=RpcFailed(str(e)))
+                return
         self.store.update_rpc(rpc.row, "SENT")
-        rel.notify(rpc.payload(), on_done=lambda status: self._delivery(rpc, status))
+        rel.notify(payload, on_done=lambda status: self._delivery(rpc, status))
 
     def _delivery(self, rpc, status):
         if rpc.future.done():

@@ -12,6 +12,7 @@ from .wire import codec
 FEATURES = ("ATTRIBUTES", "TELEMETRY", "RPC", "CLAIM", "PROVISION")
 BLOCK_SIZE = 1024  # Californium's MAX_MESSAGE_SIZE / PREFERRED_BLOCK_SIZE as TB sets them
 PROTO_NOT_FOUND = b"\x08\x02"  # ProvisionDeviceResponseMsg{status: NOT_FOUND}
+OCTET_STREAM = 42  # the content format of every reply of a PROTOBUF profile (§2.3)
 
 
 def _dumps(value):
@@ -104,8 +105,9 @@ class Resources:
             self.get(ex, token, feature)
 
     async def post_telemetry(self, ex, dev, segs):
+        fmt = self.core.proto_format(dev)
         try:
-            entries = jsonrules.telemetry(ex.msg.payload)
+            entries = (fmt or jsonrules).telemetry(ex.msg.payload)
         except jsonrules.JsonError:
             ex.respond(codec.BAD_REQUEST, explicit=False)
             return
@@ -113,8 +115,9 @@ class Resources:
         ex.respond(codec.CREATED)
 
     async def post_attributes(self, ex, dev, segs):
+        fmt = self.core.proto_format(dev)
         try:
-            values = jsonrules.attributes(ex.msg.payload)
+            values = (fmt or jsonrules).attributes(ex.msg.payload)
         except jsonrules.JsonError:
             ex.respond(codec.BAD_REQUEST, explicit=False)
             return
@@ -123,7 +126,14 @@ class Resources:
 
     async def post_claim(self, ex, dev, segs):
         body = {}
-        if ex.msg.payload:
+        fmt = self.core.proto_format(dev)
+        if fmt:
+            try:
+                secret, duration = fmt.claim(ex.msg.payload)
+            except jsonrules.JsonError:
+                ex.respond(codec.BAD_REQUEST, explicit=False)
+                return
+        elif ex.msg.payload:
             try:
                 body = jsonrules.parse(ex.msg.payload)
                 secret = str(body.get("secretKey", ""))
@@ -137,6 +147,10 @@ class Resources:
         ex.respond(codec.CREATED)
 
     async def post_rpc(self, ex, dev, segs):
+        fmt = self.core.proto_format(dev)
+        if fmt:
+            await self._post_rpc_proto(ex, dev, segs, fmt)
+            return
         if len(segs) >= 5:
             try:
                 rpc_id = int(segs[4])
@@ -165,6 +179,28 @@ class Resources:
             return
         ex.respond(codec.CONTENT, _dumps(reply), self._json_cf(ex))
 
+    async def _post_rpc_proto(self, ex, dev, segs, fmt):
+        # ProtoCoapAdaptor: any undecodable body is an AdaptorException, so 4.00
+        try:
+            if len(segs) >= 5:
+                rpc_id = int(segs[4])
+                body = fmt.rpc_response(ex.msg.payload)
+            else:
+                method, params = fmt.client_rpc(ex.msg.payload)
+        except (jsonrules.JsonError, ValueError):
+            ex.respond(codec.BAD_REQUEST, explicit=False)
+            return
+        if len(segs) >= 5:
+            self.core.rpc_reply(dev["id"], rpc_id, body)
+            ex.respond(codec.CREATED)
+            return
+        reply = await self._client_rpc(dev, method, params)
+        if reply is None:
+            self.log(ex.label, "client RPC", method, "-> no reply (sync timeout)")
+            return
+        opts = [(codec.CONTENT_FORMAT, OCTET_STREAM)]
+        ex.respond(codec.CONTENT, fmt.client_rpc_reply(reply), opts)
+
     async def _client_rpc(self, dev, method, params):
         try:
             reply = self.core.rpc_handler(dev, method, params)
@@ -184,8 +220,7 @@ class Resources:
         try:
             req = jsonrules.parse(payload)
         except jsonrules.JsonError:
-            # TB falls back to protobuf here; tbsim answers like an unknown key (see README)
-            ex.respond(codec.BAD_REQUEST, PROTO_NOT_FOUND, explicit=False)
+            self.provision_proto(ex, payload)  # TB falls back to protobuf (§7.1)
             return
         if not (isinstance(req, dict) and req.get("provisionDeviceKey")):
             ex.respond(codec.BAD_REQUEST, explicit=False)
@@ -197,6 +232,23 @@ class Resources:
         code = codec.CREATED if ok else codec.BAD_REQUEST
         opts = [(codec.CONTENT_FORMAT, codec.TEXT)]
         ex.respond(code, _dumps(reply), opts, explicit=False)
+
+    def provision_proto(self, ex, payload):
+        try:
+            from . import proto
+        except ImportError:  # no PyPI protobuf: answer as for an unknown key
+            ex.respond(codec.BAD_REQUEST, PROTO_NOT_FOUND, explicit=False)
+            return
+        req = proto.provision_request(payload)
+        if req is None:
+            ex.respond(codec.BAD_REQUEST, explicit=False)
+            return
+        if not (req["provisionDeviceKey"] and req["provisionDeviceSecret"]):
+            ok, reply = False, {"status": "NOT_FOUND"}
+        else:
+            ok, reply = self.core.provision(req)
+        code = codec.CREATED if ok else codec.BAD_REQUEST
+        ex.respond(code, proto.provision_reply(reply), explicit=False)
 
     def get(self, ex, token, feature):
         observe = ex.msg.uint(codec.OBSERVE)
@@ -214,14 +266,22 @@ class Resources:
             dev = self._auth(ex, token)
             if dev is None:
                 return
+            fmt = self.core.proto_format(dev)
             if feature == "RPC":
                 rel = self.obs.subscribe(ex, "rpc", dev)
+                if fmt:
+                    rel.content_format = OCTET_STREAM
                 rel.first_response(ex, codec.VALID, b"", explicit=True)
                 self.core.rpc_subscribed(dev["id"])
             else:
                 rel = self.obs.subscribe(ex, "attributes", dev)
                 shared = self.store.attribute_dict(dev["id"], "SHARED_SCOPE")
-                rel.first_response(ex, codec.CONTENT, _dumps(shared), explicit=False)
+                if fmt:
+                    rel.content_format = OCTET_STREAM
+                    first = fmt.attribute_update(shared)
+                else:
+                    first = _dumps(shared)
+                rel.first_response(ex, codec.CONTENT, first, explicit=False)
             return
         if feature != "ATTRIBUTES":
             ex.respond(codec.BAD_REQUEST, explicit=False)
@@ -247,10 +307,16 @@ class Resources:
             values = self.store.attribute_dict(dev["id"], scope, wanted)
             if values:
                 out[name] = values
+        fmt = self.core.proto_format(dev)
+        cf = [(codec.CONTENT_FORMAT, OCTET_STREAM)] if fmt else self._json_cf(ex)
         if not out:
-            ex.respond(codec.NOT_FOUND, b"", self._json_cf(ex))
+            ex.respond(codec.NOT_FOUND, b"", cf)
             return
-        ex.respond(codec.CONTENT, _dumps(out), self._json_cf(ex))
+        if fmt:
+            body = fmt.attributes_reply(out.get("client", {}), out.get("shared", {}))
+        else:
+            body = _dumps(out)
+        ex.respond(codec.CONTENT, body, cf)
 
     # /fw/{token} and /sw/{token} (§6.1)
 

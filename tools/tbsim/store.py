@@ -12,7 +12,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, is_default INTEGER NOT NULL DEFAULT 0,
     provision_type TEXT NOT NULL DEFAULT 'DISABLED', provision_key TEXT UNIQUE,
-    provision_secret TEXT, created_ts INTEGER NOT NULL);
+    provision_secret TEXT, created_ts INTEGER NOT NULL, transport TEXT);
 CREATE TABLE IF NOT EXISTS devices (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, type TEXT, label TEXT,
     profile_id TEXT NOT NULL, firmware_id TEXT, software_id TEXT, created_ts INTEGER NOT NULL);
@@ -50,6 +50,13 @@ def new_token():
     return secrets.token_urlsafe(15)[:20]
 
 
+def _profile(row):
+    # transport: the profile's transportConfiguration (JSON in the table), None for TB's DEFAULT
+    if row is not None:
+        row["transport"] = json.loads(row["transport"]) if row.get("transport") else None
+    return row
+
+
 class Store:
     def __init__(self, data_dir):
         os.makedirs(data_dir, exist_ok=True)
@@ -57,6 +64,9 @@ class Store:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        columns = [r[1] for r in self.db.execute("PRAGMA table_info(profiles)")]
+        if "transport" not in columns:  # a data folder from before protobuf profiles
+            self.db.execute("ALTER TABLE profiles ADD COLUMN transport TEXT")
         if not self.db.execute("SELECT 1 FROM profiles WHERE is_default=1").fetchone():
             self.save_profile({"name": "default", "is_default": 1})
 
@@ -76,10 +86,10 @@ class Store:
         pid = p.get("id") or str(uuid.uuid4())
         self.db.execute(
             "INSERT INTO profiles (id, name, is_default, provision_type, provision_key,"
-            " provision_secret, created_ts) VALUES (?,?,?,?,?,?,?)"
+            " provision_secret, created_ts, transport) VALUES (?,?,?,?,?,?,?,?)"
             " ON CONFLICT(id) DO UPDATE SET name=excluded.name,"
             " provision_type=excluded.provision_type, provision_key=excluded.provision_key,"
-            " provision_secret=excluded.provision_secret",
+            " provision_secret=excluded.provision_secret, transport=excluded.transport",
             (
                 pid,
                 p["name"],
@@ -88,21 +98,22 @@ class Store:
                 p.get("provision_key"),
                 p.get("provision_secret"),
                 now_ms(),
+                json.dumps(p["transport"]) if p.get("transport") else None,
             ),
         )
         return self.profile(pid)
 
     def profile(self, pid):
-        return self._one("SELECT * FROM profiles WHERE id=?", pid)
+        return _profile(self._one("SELECT * FROM profiles WHERE id=?", pid))
 
     def default_profile(self):
-        return self._one("SELECT * FROM profiles WHERE is_default=1")
+        return _profile(self._one("SELECT * FROM profiles WHERE is_default=1"))
 
     def profile_by_key(self, key):
-        return self._one("SELECT * FROM profiles WHERE provision_key=?", key)
+        return _profile(self._one("SELECT * FROM profiles WHERE provision_key=?", key))
 
     def profiles(self):
-        return self._all("SELECT * FROM profiles ORDER BY created_ts, name")
+        return [_profile(p) for p in self._all("SELECT * FROM profiles ORDER BY created_ts, name")]
 
     def delete_profile(self, pid):
         self.db.execute("DELETE FROM profiles WHERE id=? AND is_default=0", (pid,))

@@ -192,7 +192,10 @@ class Transport(asyncio.DatagramProtocol):
             "->",
             codec.code_str(code),
             style,
-            short(payload),
+            # a provisioning reply carries the new device's credentials: never in the log
+            "<credentials not shown>"
+            if ex.path[-1:] == ["provision"] and payload
+            else short(payload),
         )
 
     # reliability

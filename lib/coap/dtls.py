@@ -1,0 +1,357 @@
+# dtls.py: CoAP over DTLS 1.2 (coaps) with MicroPython's ssl (mbedTLS), for coap.client.
+# Imported only when coaps is used, so plain CoAP pays nothing for it.
+#
+# DtlsSocket is what the Client sees: write(buf, n), recv(n), close() and polling, as on a UDP
+# socket. Underneath, one UDP socket lives as long as it does (ThingsBoard keys DTLS sessions
+# and observations by IP:port) and carries one DTLS session at a time:
+# - the handshake runs without blocking, started by the first write; datagrams written while it
+#   runs are kept (a few) and sent once it completes. mbedTLS retransmits its handshake flights
+#   only when it is called, which happens on every write (the CoAP retransmissions) and on
+#   every datagram received;
+# - a session the server ended (close_notify or a fatal alert, as libcoap sends when it no longer
+#   knows us) or that stays silent for dead_ms after a CON (a restarted Californium drops records
+#   it cannot read) is dropped and a full handshake starts on the next write;
+# - a failed handshake is logged with its reason and retried after a backoff (2 s doubling to
+#   60 s); writes in between are dropped, CoAP retransmission copes.
+
+import asyncio
+import io
+import random
+import select
+import ssl
+from asyncio import core
+from binascii import a2b_base64
+from errno import EAGAIN, ETIMEDOUT
+from time import ticks_add, ticks_diff, ticks_ms
+
+_QUEUE = 4  # datagrams kept while a handshake runs
+_BACKOFF_MAX = 60000
+_GET_FILENO = 10  # MP_STREAM_* ioctl requests
+_POLL = 3
+_CLOSE = 4
+_PIN_MISMATCH = -0x3000  # MBEDTLS_ERR_X509_FATAL_ERROR: ends the handshake
+
+
+class DtlsError(OSError):
+    pass
+
+
+def der(data, what="certificate"):
+    # The DER items in data: DER as it is (several concatenated ones are split), PEM decoded.
+    data = bytes(data)
+    out = []
+    if data[:5] == b"-----":
+        b64 = None
+        for line in data.split(b"\n"):
+            line = line.strip()
+            if line.startswith(b"-----BEGIN"):
+                b64 = []
+            elif line.startswith(b"-----END") and b64 is not None:
+                out.append(a2b_base64(b"".join(b64)))
+                b64 = None
+            elif b64 is not None:
+                b64.append(line)
+    else:
+        i = 0
+        while i + 2 <= len(data) and data[i] == 0x30:  # SEQUENCE, then its length
+            n, h = data[i + 1], 2
+            if n & 0x80:
+                h += n & 0x7F
+                n = int.from_bytes(data[i + 2 : i + h], "big")
+            out.append(data[i : i + h + n])
+            i += h + n
+        if i != len(data):
+            out = []
+    if not out:
+        raise ValueError("not a DER or PEM %s" % what)
+    return out
+
+
+def context(ca=None, pin=None, cert=None, key=None, psk=None):
+    # An SSLContext for a DTLS client. The server is checked against ca (DER or PEM bytes, one
+    # or more certificates: it must be signed by one of them, be valid now and carry the host
+    # name) or pin (the server must present exactly this certificate). psk: (identity, key)
+    # bytes, instead of certificates. cert, key: the client certificate (X.509 device login).
+    if psk is None and ca is None and pin is None:
+        raise ValueError("coaps needs a CA, a pinned certificate or a PSK")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_DTLS_CLIENT)
+    c = getattr(ctx, "_context", ctx)  # the tls.SSLContext under the ssl wrapper
+    if psk is not None:
+        if not hasattr(c, "psk_key"):
+            raise ValueError("this MicroPython's TLS has no PSK")
+        ctx.verify_mode = ssl.CERT_NONE  # nothing to verify: only PSK suites are offered
+        c.psk_identity, c.psk_key = psk
+        c.set_ciphers([s for s in c.get_ciphers() if "-PSK-" in s])
+        return ctx
+    if ca is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        for item in der(ca, "CA certificate"):
+            _load("ca", lambda d: ctx.load_verify_locations(cadata=d), item)
+    else:
+        pinned = der(pin, "pinned certificate")[0]
+        # the chain is not checked (there may be no CA to check it with); the callback ends
+        # the handshake unless the server's own certificate (depth 0) is the pinned one
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        c.verify_callback = lambda crt, depth: (
+            0 if depth or bytes(crt) == pinned else _PIN_MISMATCH
+        )
+    if cert is not None:
+        _load("cert", ctx.load_cert_chain, der(cert)[0], der(key, "key")[0])
+    return ctx
+
+
+def _load(what, fn, *args):
+    # mbedTLS says "invalid cert" or "invalid key": add which argument it was
+    try:
+        fn(*args)
+    except ValueError as e:
+        raise ValueError("%s: %s" % (what, e)) from None
+
+
+def _reason(e):
+    # why a handshake or session failed, in words (mbedTLS errors carry no secrets)
+    if isinstance(e, ValueError):  # certificate checks: mbedTLS's own explanation
+        return " ".join(str(e).split()) or "certificate refused"
+    code = e.args[0] if e.args else 0
+    if code == _PIN_MISMATCH:
+        return "the server's certificate is not the pinned one"
+    if code == -0x7780:
+        return "the server refused the handshake (fatal alert: certificate, PSK or cipher)"
+    if code == -0x6800:
+        return "no answer from the server (handshake timeout)"
+    return " ".join(str(a) for a in e.args) or repr(e)
+
+
+class _Link(io.IOBase):
+    # The UDP socket as mbedTLS's transport, one datagram per read. Closing a DTLS session
+    # closes its transport: this one stays open for the next session.
+    def __init__(self, sock):
+        self.sock = sock
+
+    def readinto(self, buf):
+        try:
+            data = self.sock.recv(len(buf))
+        except OSError as e:
+            return None if e.errno in (EAGAIN, ETIMEDOUT) else -e.errno
+        buf[: len(data)] = data
+        return len(data)
+
+    def write(self, buf):
+        try:
+            return self.sock.write(buf)
+        except OSError as e:
+            return None if e.errno == EAGAIN else -e.errno
+
+    def ioctl(self, req, arg):
+        return 0
+
+
+class DtlsSocket(io.IOBase):
+    def __init__(self, sock, ctx, hostname, log=None, dead_ms=20000):
+        # sock: a connected, non-blocking UDP socket; hostname: what the server's certificate
+        # must name (CN or subjectAltName, a DNS name or an IP address)
+        self.sock = sock
+        self.ctx = ctx
+        self.hostname = hostname
+        self.log = log
+        self.dead_ms = dead_ms
+        self.up = False  # a session is established
+        self.error = None  # why the last handshake failed
+        self.stats = {"handshakes": 0, "failed": 0, "dropped": 0}
+        self._link = _Link(sock)
+        self._ss = None
+        self._queue = []
+        self._quiet = None  # tick of the first CON written since the server was last heard
+        self._retry = None  # no new handshake before this tick
+        self._backoff = 0
+        self._poller = None
+
+    def _log(self, *args):
+        if self.log:
+            self.log(*args)
+
+    # --- what the Client uses
+
+    def write(self, buf, n=None):
+        now = ticks_ms()
+        if self.up and self._quiet is not None and ticks_diff(now, self._quiet) >= self.dead_ms:
+            self._log("DTLS: no answer for %d s, new handshake" % (self.dead_ms // 1000))
+            self._drop()
+        if self._ss is None and not self._start(now):
+            self.stats["dropped"] += 1  # waiting to retry the handshake
+            return None
+        if n is None:
+            n = len(buf)
+        try:
+            r = self._ss.write(buf, n)
+        except Exception as e:  # handshake failure (ValueError for certificates) or I/O
+            self._fail(e)
+            return None
+        if r is None:  # still handshaking
+            self._keep(buf, n)
+        else:
+            if not self.up:
+                self._established(bytes(buf[:n]))
+            if self._quiet is None and not buf[0] & 0x30:  # a CON: expects an answer
+                self._quiet = now
+        return r
+
+    def recv(self, n):
+        ss = self._ss
+        if ss is None:  # no session: drain, or the socket stays readable
+            try:
+                self.sock.recv(n)
+            except OSError:
+                pass
+            return None
+        try:
+            data = ss.recv(n)
+        except OSError as e:
+            if e.errno not in (EAGAIN, ETIMEDOUT):
+                self._fail(e)
+                return None
+            data = None
+        except ValueError as e:  # a certificate check failed
+            self._fail(e)
+            return None
+        if data is None:  # nothing for us (maybe the handshake moved on)
+            if not self.up:
+                self._flush()
+            return None
+        if not data:  # close_notify or a fatal alert: the server ended the session
+            self._fail(None)
+            return None
+        self._quiet = None
+        return data
+
+    def close(self):
+        self._drop()
+        self.sock.close()
+
+    def ioctl(self, req, arg):
+        if req == _GET_FILENO:  # unix port: poll the UDP socket's descriptor directly
+            f = getattr(self.sock, "fileno", None)
+            return f() if f else -1
+        if req == _POLL:  # other ports ask the object itself
+            if self._poller is None:
+                self._poller = select.poll()
+                self._poller.register(self.sock, select.POLLIN | select.POLLOUT)
+            got = self._poller.poll(0)
+            return got[0][1] & arg if got else 0
+        if req == _CLOSE:
+            self.close()
+        return 0
+
+    # --- sessions
+
+    def _start(self, now):
+        if self._retry is not None and ticks_diff(self._retry, now) > 0:
+            return False
+        self._retry = None
+        try:
+            self._ss = self.ctx.wrap_socket(
+                self._link, server_hostname=self.hostname, do_handshake_on_connect=False
+            )
+        except Exception as e:
+            self._fail(e)
+            return False
+        self.stats["handshakes"] += 1
+        return True
+
+    def _keep(self, buf, n):
+        data = bytes(buf[:n])
+        q = self._queue
+        if len(q) < _QUEUE and data not in q:
+            q.append(data)
+
+    def _flush(self):
+        # after handshake progress: send what was written meanwhile, once the session is up
+        q = self._queue
+        while q and self._ss is not None:
+            try:
+                if self._ss.write(q[0]) is None:
+                    return
+            except Exception as e:
+                self._fail(e)
+                return
+            sent = q.pop(0)
+            if not self.up:
+                self._established(sent)
+
+    def _established(self, sent):
+        self.up = True
+        self.error = None
+        self._backoff = 0
+        self._quiet = None
+        if sent in self._queue:  # it just went out
+            self._queue.remove(sent)
+        self._log("DTLS session up:", self._ss.cipher()[0])
+        self._flush()
+
+    def _fail(self, e):
+        if self.up or e is None:
+            if e is None:
+                self._log("DTLS session ended by the server")
+            else:
+                self._log("DTLS session lost:", _reason(e))
+            self._drop()  # a new handshake on the next write, at once
+            return
+        self.error = _reason(e)
+        self.stats["failed"] += 1
+        self._backoff = min(self._backoff * 2, _BACKOFF_MAX) if self._backoff else 2000
+        self._retry = ticks_add(ticks_ms(), self._backoff)
+        self._log("DTLS handshake failed:", self.error)
+        self._drop()
+
+    def _drop(self):
+        if self._ss is not None:
+            try:
+                self._ss.close()  # frees mbedTLS's state; _Link keeps the socket open
+            except Exception:
+                pass
+        self._ss = None
+        self.up = False
+        self._quiet = None
+        self._queue = []
+
+    # --- an explicit handshake (before a Client reads this socket)
+
+    async def handshake(self, timeout=10000):
+        # Establish a session now and check that the server answers a CoAP ping through it
+        # (with RST). Raises DtlsError with the reason when it cannot.
+        ping = bytearray(b"\x40\x00\x00\x00")
+        ping[2] = random.getrandbits(8)
+        ping[3] = random.getrandbits(8)
+        end = ticks_add(ticks_ms(), timeout)
+        self._retry = None  # asked for now: no backoff
+        self.error = None
+        while ticks_diff(end, ticks_ms()) > 0:
+            # starts the handshake or moves it on (the ping is kept until the session is up);
+            # once up, a ping again every round: a lost ping or answer is not the end
+            self.write(ping)
+            if self.error:
+                raise DtlsError(self.error)
+            try:
+                await asyncio.wait_for_ms(_readable(self), 200)  # 200 ms: mbedTLS's timers
+            except asyncio.TimeoutError:
+                continue
+            data = self.recv(64)
+            if self.error:
+                raise DtlsError(self.error)
+            if data and len(data) >= 4 and data[0] >> 4 == 7 and data[2:4] == ping[2:4]:
+                return
+        raise DtlsError(self.error or "no DTLS session within %d ms" % timeout)
+
+
+def _readable(s):
+    yield core._io_queue.queue_read(s)
+
+
+def connect(host, port=5684, ctx=None, hostname=None, dtls_log=None, **kw):
+    # A coap Client over DTLS to host:port with ctx (from context()); the handshake starts
+    # with the first request. hostname: the name the server's certificate must carry (default:
+    # host); dtls_log receives the session's events; other keywords go to Client.
+    from .client import Client, udp_socket
+
+    sock = DtlsSocket(udp_socket(host, port), ctx, hostname or host, dtls_log)
+    return Client(sock, **kw)

@@ -1,0 +1,284 @@
+# message.py: encode dicts to protobuf messages and decode them back, by a compact schema:
+#   {"messages": {"pkg.Msg": [[number, "name", "type", flags], ...]},
+#    "enums": {"pkg.Enum": {"NAME": number}}}
+# type: a scalar name (double float int32 int64 uint32 uint64 sint32 sint64 fixed32 fixed64
+# sfixed32 sfixed64 bool string bytes) or the full name of a message or enum of the schema.
+# flags: REPEATED, PACKED (numeric repeated fields, proto3's default), PRESENCE (optional,
+# message and oneof fields: sent even when 0/""/false). Encoding writes fields in number
+# order, as protobuf's own serializers do, so both give the same bytes. Decoding keeps the
+# fields found on the wire, skips unknown ones, and raises ProtoError for malformed input.
+import math
+import struct
+
+from .wire import (
+    I32,
+    I64,
+    LEN,
+    VARINT,
+    ProtoError,
+    fixed,
+    key,
+    length,
+    put_key,
+    put_len,
+    put_varint,
+    signed,
+    skip,
+    unzigzag,
+    varint,
+    zigzag,
+)
+
+REPEATED, PACKED, PRESENCE = 1, 2, 4
+_M64 = (1 << 64) - 1
+# scalar type -> (wire type, struct format for fixed types, low, high) for integers
+_INTS = {
+    "int32": (VARINT, None, -(1 << 31), (1 << 31) - 1),
+    "int64": (VARINT, None, -(1 << 63), (1 << 63) - 1),
+    "uint32": (VARINT, None, 0, (1 << 32) - 1),
+    "uint64": (VARINT, None, 0, _M64),
+    "sint32": (VARINT, None, -(1 << 31), (1 << 31) - 1),
+    "sint64": (VARINT, None, -(1 << 63), (1 << 63) - 1),
+    "fixed32": (I32, "<I", 0, (1 << 32) - 1),
+    "fixed64": (I64, "<Q", 0, _M64),
+    "sfixed32": (I32, "<i", -(1 << 31), (1 << 31) - 1),
+    "sfixed64": (I64, "<q", -(1 << 63), (1 << 63) - 1),
+}
+_FLOATS = {"double": (I64, "<d"), "float": (I32, "<f")}
+_SCRATCH = {"<d": bytearray(8), "<f": bytearray(4)}  # packed floats, without a new bytes each
+
+
+class Schema:
+    def __init__(self, desc):
+        self.messages = desc.get("messages", {})
+        self.enums = desc.get("enums", {})
+        self._index = {}  # message name -> ({number: field}, {name: field}, [fields by number])
+        self._names = {}  # enum name -> {number: NAME}
+
+    def fields(self, name):
+        idx = self._index.get(name)
+        if idx is None:
+            fields = self.messages.get(name)
+            if fields is None:
+                raise ProtoError("no message %s in the schema" % name)
+            fields = sorted(fields)
+            by_number = {f[0]: f for f in fields}
+            idx = self._index[name] = (by_number, {f[1]: f for f in fields}, fields)
+        return idx
+
+    # --- encoding
+
+    def encode(self, name, obj):
+        buf = bytearray()
+        self._message(buf, name, obj)
+        return bytes(buf)
+
+    def encode_field(self, buf, field, value):
+        # one field (an entry of the schema) onto buf: a message is the concatenation of its
+        # fields, so a caller may encode them one by one and leave out a bad one
+        if value is not None:
+            self._field(buf, field, value)
+
+    def _message(self, buf, name, obj):
+        if not isinstance(obj, dict):
+            raise ProtoError("%s: expected a dict, got %s" % (name, type(obj).__name__))
+        by_name = self.fields(name)[1]
+        for k in obj:
+            if k not in by_name:
+                raise ProtoError("%s has no field %s" % (name, k))
+        for field in self.fields(name)[2]:
+            value = obj.get(field[1])
+            if value is not None:
+                self._field(buf, field, value)
+
+    def _field(self, buf, field, value):
+        number, fname, ftype, flags = field
+        if not flags & REPEATED:
+            self._one(buf, number, ftype, value, flags & PRESENCE, fname)
+            return
+        if not isinstance(value, (list, tuple)):
+            raise ProtoError("%s: expected a list" % fname)
+        if flags & PACKED:
+            if value:
+                body = bytearray()
+                for v in value:
+                    self._scalar(body, ftype, v, fname)
+                put_key(buf, number, LEN)
+                put_len(buf, body)
+            return
+        for v in value:
+            self._one(buf, number, ftype, v, True, fname)
+
+    def _one(self, buf, number, ftype, value, always, fname):
+        if self._packable(ftype):
+            if always or not self._zero(ftype, value):  # proto3 leaves out 0 / false
+                put_key(buf, number, self._wtype(ftype))
+                self._scalar(buf, ftype, value, fname)
+            return
+        if ftype == "string":
+            if not isinstance(value, str):
+                raise ProtoError("%s: expected a string" % fname)
+            data = value.encode()
+        elif ftype == "bytes":
+            if not isinstance(value, (bytes, bytearray)):
+                raise ProtoError("%s: expected bytes" % fname)
+            data = value
+        else:
+            body = bytearray()
+            self._message(body, ftype, value)
+            put_key(buf, number, LEN)
+            put_len(buf, body)
+            return
+        if data or always:
+            put_key(buf, number, LEN)
+            put_len(buf, data)
+
+    def _zero(self, ftype, v):
+        # the default value, which a field without presence does not send (-0.0 is not it)
+        if ftype in self.enums and isinstance(v, str):
+            return self.enums[ftype].get(v) == 0
+        if isinstance(v, float):
+            return v == 0 and (ftype not in _FLOATS or math.copysign(1.0, v) > 0)
+        return v == 0 and (ftype == "bool") == isinstance(v, bool)
+
+    def _scalar(self, buf, ftype, v, fname):
+        if ftype in _FLOATS:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ProtoError("%s: expected a number" % fname)
+            fmt = _FLOATS[ftype][1]
+            scratch = _SCRATCH[fmt]
+            try:
+                struct.pack_into(fmt, scratch, 0, v)
+            except OverflowError:  # too big for a float: infinity, as protobuf stores it
+                struct.pack_into(fmt, scratch, 0, v * math.inf)
+            buf.extend(scratch)
+            return
+        if ftype == "bool":
+            if not isinstance(v, bool):
+                raise ProtoError("%s: expected true or false" % fname)
+            buf.append(1 if v else 0)
+            return
+        if ftype in self.enums:
+            if isinstance(v, str):
+                n = self.enums[ftype].get(v)
+                if n is None:
+                    raise ProtoError("%s: %s is not a value of %s" % (fname, v, ftype))
+                v = n
+            ftype = "int32"
+        if isinstance(v, float) and v == int(v):
+            v = int(v)  # 3.0 is a fine integer; 3.5 is not
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ProtoError("%s: expected an integer" % fname)
+        wtype, fmt, lo, hi = _INTS[ftype]
+        if not lo <= v <= hi:
+            raise ProtoError("%s: %d is out of range for %s" % (fname, v, ftype))
+        if fmt:
+            buf.extend(struct.pack(fmt, v))
+        elif ftype[0] == "s":  # sint32, sint64
+            put_varint(buf, zigzag(v))
+        else:
+            put_varint(buf, v & _M64)
+
+    # --- decoding
+
+    def decode(self, name, data, _depth=0):
+        if _depth > 32:
+            raise ProtoError("messages nested too deep")
+        by_number = self.fields(name)[0]
+        out = {}
+        i, end = 0, len(data)
+        while i < end:
+            number, wtype, i = key(data, i)
+            field = by_number.get(number)
+            if field is None:
+                i = skip(data, i, number, wtype)
+                continue
+            _, fname, ftype, flags = field
+            if flags & REPEATED and wtype == LEN and self._packable(ftype):
+                start, i = length(data, i)
+                items = out.setdefault(fname, [])
+                j = start
+                while j < i:
+                    v, j = self._read(data, j, ftype, self._wtype(ftype))
+                    items.append(v)
+                if j != i:
+                    raise ProtoError("%s: packed values run past their length" % fname)
+                continue
+            if wtype != self._wtype(ftype):
+                i = skip(data, i, number, wtype)  # as protobuf does: an unknown field
+                continue
+            if ftype in self.messages:
+                start, i = length(data, i)
+                v = self.decode(ftype, memoryview(data)[start:i], _depth + 1)
+                if flags & REPEATED:
+                    out.setdefault(fname, []).append(v)
+                elif fname in out:
+                    _merge(out[fname], v)
+                else:
+                    out[fname] = v
+                continue
+            v, i = self._read(data, i, ftype, wtype)
+            if flags & REPEATED:
+                out.setdefault(fname, []).append(v)
+            else:
+                out[fname] = v
+        return out
+
+    def _packable(self, ftype):
+        return ftype in _INTS or ftype in _FLOATS or ftype == "bool" or ftype in self.enums
+
+    def _wtype(self, ftype):
+        if ftype in _INTS:
+            return _INTS[ftype][0]
+        if ftype in _FLOATS:
+            return _FLOATS[ftype][0]
+        if ftype == "bool" or ftype in self.enums:
+            return VARINT
+        return LEN
+
+    def _read(self, data, i, ftype, wtype):
+        if ftype in _FLOATS:
+            return fixed(data, i, 8 if wtype == I64 else 4, _FLOATS[ftype][1])
+        if ftype in _INTS:
+            fmt = _INTS[ftype][1]
+            if fmt:
+                return fixed(data, i, 8 if wtype == I64 else 4, fmt)
+            n, i = varint(data, i)
+            if ftype[0] == "s":
+                n = unzigzag(n & (0xFFFFFFFF if ftype == "sint32" else _M64))
+                return (signed(n, 32) if ftype == "sint32" else n), i
+            if ftype == "int32":
+                return signed(n, 32), i
+            if ftype == "int64":
+                return signed(n, 64), i
+            return (n & 0xFFFFFFFF if ftype == "uint32" else n), i
+        if ftype == "bool":
+            n, i = varint(data, i)
+            return n != 0, i
+        if ftype in self.enums:
+            n, i = varint(data, i)
+            n = signed(n, 32)
+            names = self._names.get(ftype)
+            if names is None:
+                e = self.enums[ftype]
+                names = self._names[ftype] = {e[k]: k for k in e}
+            return names.get(n, n), i
+        start, i = length(data, i)
+        raw = bytes(data[start:i])
+        if ftype == "bytes":
+            return raw, i
+        try:
+            return raw.decode(), i
+        except UnicodeError:
+            raise ProtoError("invalid UTF-8 in a string") from None
+
+
+def _merge(old, new):
+    # a message field seen twice: protobuf merges the second into the first
+    for k, v in new.items():
+        if k in old and isinstance(v, dict) and isinstance(old[k], dict):
+            _merge(old[k], v)
+        elif k in old and isinstance(v, list):
+            old[k].extend(v)
+        else:
+            old[k] = v

@@ -1,0 +1,202 @@
+# protopayload.py: the payload format of a ThingsBoard PROTOBUF device profile, with the same
+# names as jsonpayload. Telemetry, client attributes and server-side RPC use the profile's
+# schemas (a schema file made by tools/protoschema); everything else ThingsBoard's fixed
+# messages (tbproto). Imported only in protobuf mode, so JSON devices never load it.
+import json
+
+from protobuf.message import Schema
+from protobuf.wire import LEN, ProtoError, put_key, put_len
+
+from .tbproto import SCHEMA as _TB
+
+ROLES = ("telemetry", "attributes", "rpc_request", "rpc_response")
+_VALUE = {
+    "BOOLEAN_V": "bool_v",
+    "LONG_V": "long_v",
+    "DOUBLE_V": "double_v",
+    "STRING_V": "string_v",
+}
+_DEFAULTS = {"bool_v": False, "long_v": 0, "double_v": 0.0, "string_v": ""}
+
+
+def load(path, log=None):
+    """The ProtoPayload of a schema file; ValueError says what is wrong with it."""
+    try:
+        with open(path) as f:
+            desc = json.load(f)
+    except OSError as e:
+        raise ValueError("cannot read %s (%s)" % (path, e)) from None
+    except ValueError:
+        raise ValueError("%s is not JSON (make it with tools/protoschema)" % path) from None
+    return ProtoPayload(desc, log)
+
+
+class ProtoPayload:
+    def __init__(self, desc, log=None):
+        if not isinstance(desc, dict) or not isinstance(desc.get("messages"), dict):
+            raise ValueError("not a schema description (make it with tools/protoschema)")
+        for role in ROLES:
+            if desc.get(role) not in desc["messages"]:
+                raise ValueError("the schema description has no %s message" % role)
+        self.schema = Schema(desc)
+        self.tb = Schema(_TB)
+        self.roots = {role: desc[role] for role in ROLES}
+        self.log = log or (lambda *a: None)
+        self._dropped = set()  # keys already reported as not sent
+
+    # --- uplink
+
+    def telemetry(self, data):
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            return data
+        if not isinstance(data, dict):
+            raise ProtoError("telemetry: a protobuf message carries one object, not a list")
+        root = self.roots["telemetry"]
+        fields = self.schema.fields(root)[1]
+        stamped = "ts" in data and "values" in data
+        if stamped and not ("ts" in fields and "values" in fields):
+            data = data["values"]  # the schema has no place for it: the server's time is used
+        elif not stamped and "values" in fields and data and not set(data) & set(fields):
+            data = {"values": data}  # a ts/values schema, no clock yet
+        return self._lenient(root, data, "telemetry")
+
+    def attributes(self, data):
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            return data
+        return self._lenient(self.roots["attributes"], data, "attribute")
+
+    def claim(self, secret_key, duration_ms):
+        return self.tb.encode(
+            "tb.ClaimDevice", {"secretKey": secret_key, "durationMs": duration_ms}
+        )
+
+    def rpc_call(self, method, params):
+        params = json.dumps(params if params is not None else {})
+        return self.tb.encode("tb.RpcRequest", {"method": method, "params": params})
+
+    def rpc_reply(self, reply):
+        if isinstance(reply, (bytes, bytearray, memoryview)):
+            return reply
+        root = self.roots["rpc_response"]
+        fields = self.schema.fields(root)[0]
+        names = [f[1] for f in fields.values()]
+        if isinstance(reply, dict) and all(k in names for k in reply):
+            return self._lenient(root, reply, "rpc reply")
+        for number in sorted(fields):  # as JSON text in the first string field ("payload")
+            f = fields[number]
+            if f[2] == "string" and not f[3] & 1:
+                return self.schema.encode(root, {f[1]: json.dumps(reply)})
+        return self._lenient(root, reply if isinstance(reply, dict) else {}, "rpc reply")
+
+    def provision_request(self, req):
+        ctype = req.get("credentialsType") or "ACCESS_TOKEN"
+        creds = {}
+        if req.get("token"):
+            creds["validateDeviceTokenRequestMsg"] = {"token": req["token"]}
+        if req.get("hash"):
+            creds["validateDeviceX509CertRequestMsg"] = {"hash": req["hash"]}
+        if req.get("clientId") or req.get("username") or req.get("password"):
+            creds["validateBasicMqttCredRequestMsg"] = {
+                "clientId": req.get("clientId") or "",
+                "userName": req.get("username") or "",
+                "password": req.get("password") or "",
+            }
+        msg = {
+            "deviceName": req.get("deviceName") or "",
+            "credentialsType": ctype,
+            "provisionDeviceCredentialsMsg": {
+                "provisionDeviceKey": req["provisionDeviceKey"],
+                "provisionDeviceSecret": req["provisionDeviceSecret"],
+            },
+        }
+        if creds:
+            msg["credentialsDataProto"] = creds
+        return self.tb.encode("tb.ProvisionDeviceRequestMsg", msg)
+
+    def _lenient(self, name, obj, what):
+        # field by field (a message is the concatenation of its fields): a key the schema
+        # lacks, or a value it cannot take, is left out and reported once
+        _, by_name, fields = self.schema.fields(name)
+        out = bytearray()
+        known = 0
+        for f in fields:
+            if f[1] not in obj:
+                continue
+            known += 1
+            v = obj[f[1]]
+            if v is None:
+                continue
+            mark = len(out)
+            try:
+                if f[2] in self.schema.messages and not f[3] & 1 and isinstance(v, dict):
+                    put_key(out, f[0], LEN)
+                    put_len(out, self._lenient(f[2], v, what))
+                else:
+                    self.schema.encode_field(out, f, v)
+            except ProtoError as e:
+                out = out[:mark]  # what the bad value began to write goes
+                self._drop(what, f[1], e)
+        if known < len(obj):
+            for k in obj:
+                if k not in by_name:
+                    self._drop(what, k, "not in the %s schema" % what)
+        return out
+
+    def _drop(self, what, key, why):
+        if key not in self._dropped:
+            self._dropped.add(key)
+            self.log("%s key %s not sent:" % (what, key), why)
+
+    # --- downlink
+
+    def rpc_request(self, raw):
+        d = self.schema.decode(self.roots["rpc_request"], raw)
+        return int(d.get("requestId", 0)), d.get("method"), d.get("params")
+
+    def rpc_call_reply(self, raw):
+        d = self.tb.decode("tb.ToServerRpcResponseMsg", raw)
+        if d.get("error"):
+            return {"error": d["error"]}
+        return json.loads(d.get("payload") or "null")
+
+    def attribute_update(self, raw):
+        d = self.tb.decode("tb.AttributeUpdateNotificationMsg", raw)
+        out = _values(d.get("sharedUpdated", ()))
+        if d.get("sharedDeleted"):
+            out["deleted"] = d["sharedDeleted"]
+        return out
+
+    def attribute_response(self, raw):
+        d = self.tb.decode("tb.GetAttributeResponseMsg", raw)
+        return {
+            "client": _values(d.get("clientAttributeList", ())),
+            "shared": _values(d.get("sharedAttributeList", ())),
+        }
+
+    def provision_response(self, raw):
+        try:
+            d = self.tb.decode("tb.ProvisionDeviceResponseMsg", raw)
+        except ProtoError:
+            return {}
+        # proto3 leaves out the zero values: UNKNOWN, ACCESS_TOKEN, ""
+        d.setdefault("status", "UNKNOWN")
+        d.setdefault("credentialsType", "ACCESS_TOKEN")
+        d.setdefault("credentialsValue", "")
+        return d
+
+
+def _values(tskvs):
+    # [TsKvProto] -> {key: value}, each value by its KeyValueType
+    out = {}
+    for tskv in tskvs:
+        kv = tskv.get("kv", {})
+        kind = kv.get("type", "BOOLEAN_V")
+        if kind == "JSON_V":
+            value = json.loads(kv.get("json_v") or "null")
+        else:
+            field = _VALUE.get(kind)
+            if field is None:
+                raise ProtoError("unknown value type %s" % kind)
+            value = kv.get(field, _DEFAULTS[field])
+        out[kv.get("key", "")] = value
+    return out
