@@ -13,7 +13,7 @@
 #      acknowledgement, is inside the time). tbsim answers a chunk as ThingsBoard does (empty
 #      ACK, then a separate CON response the device acknowledges): 2 datagrams from the device
 #      per chunk, plus 2 per telemetry message (1 a second); more would be retransmissions.
-#   2. heap during an OTA (default window 4, no added delay, the same image), .py and .mpy:
+#   2. heap during an OTA (the default window, no added delay, the same image), .py and .mpy:
 #      a. what a download's modules keep: gc.collect(), gc.mem_alloc() before and after
 #         importing firmware.download and ota.writer (code on this port; frozen on an ESP32);
 #      b. sampled: a task beside the firmware calls gc.collect() then gc.mem_alloc() every
@@ -35,7 +35,7 @@
 #      Each device's partitions are flashed before it boots (as esptool leaves a board), so the
 #      simulation's first-use flash is not in the firmware's figures.
 # Usage: .venv/bin/python bench/ota_run.py [--quick] [--only throughput,heap]
-#        [--windows 1,4,8,16] [--delays 0,20,50]
+#        [--windows 1,4,6,8,16] [--delays 0,20,50]     (6: the default window)
 import argparse
 import json
 import shutil
@@ -49,12 +49,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fw_run import BAD, Bench  # noqa: E402
 
+from firmware import config  # noqa: E402
 from firmware.board import partition_sim  # noqa: E402
 from firmware.board.sim import FACTORY_IMAGE  # noqa: E402
 from tests.device.otaimage import image  # noqa: E402
 
 IMAGE = 1500000  # fits the simulation's 1,572,864-byte ota_1
 CHUNK = 1024
+WINDOW = config.defaults()["ota"]["window"]
 SAMPLE_MS = 20
 WARM_MS = 3000
 IDLE_S = 6
@@ -218,8 +220,8 @@ def throughput(b, size, windows, delays):
 
 def heap(b, size, kinds, idle_s):
     print(
-        "heap, MicroPython unix port (64-bit: 8-byte pointers, 32-byte GC blocks), window 4,"
-        " no added delay, %d-byte image:" % size
+        "heap, MicroPython unix port (64-bit: 8-byte pointers, 32-byte GC blocks), window %d"
+        " (the default), no added delay, %d-byte image:" % (WINDOW, size)
     )
     for kind in kinds:
         heap_of(b, size, kind, idle_s)
@@ -232,7 +234,7 @@ def heap_of(b, size, kind, idle_s):
         " delta): %d B (%s)" % (kind, total, ", ".join("%s %d" % (n, d) for n, d, _ in rows))
     )
     t0 = time.monotonic()
-    ok, ts, v, out, _ = b.ota(size, 4, SAMPLE_MS, idle_s=IDLE_S, kind=kind)
+    ok, ts, v, out, _ = b.ota(size, WINDOW, SAMPLE_MS, idle_s=IDLE_S, kind=kind)
     if not ok:
         raise SystemExit("sampled OTA run failed:\n" + out[-3000:])
     idle, peak = int(v["idle_max"]), int(v["ota_max"])
@@ -263,7 +265,9 @@ def heap_of(b, size, kind, idle_s):
     ):
         t0 = time.monotonic()
         k_ota, why, _ = b.min_heap(
-            lambda k, f=flash: _ok_out(b.ota(size, 4, heap_k=k, limit=120, kind=kind, flash=f)),
+            lambda k, f=flash: _ok_out(
+                b.ota(size, WINDOW, heap_k=k, limit=120, kind=kind, flash=f)
+            ),
             32,
             512,
         )
@@ -279,14 +283,17 @@ def _ok_out(r):
 
 def main():
     ap = argparse.ArgumentParser(description="OTA benchmarks for issue 5")
-    ap.add_argument("--quick", action="store_true", help="a 200 KB image, windows 1 and 4")
+    ap.add_argument("--quick", action="store_true", help="200 KB image; windows 1, default")
     ap.add_argument("--only", default="throughput,heap")
-    ap.add_argument("--windows", help="comma-separated (default 1,4,8,16)")
+    ap.add_argument("--windows", help="comma-separated (default 1,4,<the default>,8,16)")
     ap.add_argument("--delays", help="added round trip in ms, comma-separated (default 0,20,50)")
     a = ap.parse_args()
     only = set(a.only.split(","))
     size = 200000 if a.quick else IMAGE
-    windows = [int(x) for x in (a.windows or ("1,4" if a.quick else "1,4,8,16")).split(",")]
+    full = sorted({1, 4, WINDOW, 8, 16})
+    windows = [int(x) for x in a.windows.split(",")] if a.windows else full
+    if a.quick and not a.windows:
+        windows = [1, WINDOW]
     delays = [int(x) for x in (a.delays or "0,20,50").split(",")]
     t_start = time.monotonic()
     work = tempfile.mkdtemp(prefix="ota_bench_")

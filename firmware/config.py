@@ -156,7 +156,7 @@ SCHEMA = {
     "ota": (
         {
             "chunk_size": (_int(1, 1024), 1024),
-            "window": (_int(1, 16), 4),
+            "window": (_int(1, 16), 6),
             "chunk_timeout_s": (_int(1), 10),
             "retries": (_int(0), 5),
             "self_test_s": (_int(5), 120),

@@ -437,7 +437,7 @@ def test_defaults_are_what_a_minimal_config_gets():
     assert want["claim"] is None and want["led"] is None and want["log_level"] == "info"
     assert want["ota"] == {
         "chunk_size": 1024,
-        "window": 4,
+        "window": 6,
         "chunk_timeout_s": 10,
         "retries": 5,
         "self_test_s": 120,
