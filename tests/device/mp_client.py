@@ -131,7 +131,7 @@ async def test_response_matched_by_token_not_order():
         held.append(m)
         if len(held) == 2:  # answer the second request first
             for r in reversed(held):
-                reply(sock, CON, CONTENT, 0x1000 + r.mid, r.token, payload=r.payload)
+                reply(sock, CON, CONTENT, (0x1000 + r.mid) & 0xFFFF, r.token, payload=r.payload)
 
     _, sock, client = setup(peer)
     a = client.exchange()
