@@ -39,6 +39,7 @@ class Updates:
         self._task = None  # the running download
         self._target = None  # its package identity
         self._trial = None
+        self._ts = 0  # of the last report
 
     def begin(self):
         # at boot, before the network: a slot on trial must pass its self-test in time even
@@ -262,6 +263,10 @@ class Updates:
             values[p + "state"] = state
         if error:
             values[p + "error"] = error
+        if self.board.time_set():  # stamped like the telemetry (a protobuf schema needs it)
+            # one report per ms at most: the server keeps one value per key and timestamp
+            self._ts = max(self.board.now_ms(), self._ts + 1)
+            values = {"ts": self._ts, "values": values}
         for _ in range(5):  # the update goes on even if a report cannot be sent
             try:
                 await self.device.send_telemetry(values, 10000)

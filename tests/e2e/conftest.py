@@ -70,6 +70,14 @@ message Telemetry {
     optional int32 spool_dropped = 7;
     optional string air_dht22_error = 8;
     optional double seq = 9;
+    optional string current_fw_title = 10;
+    optional string current_fw_version = 11;
+    optional string fw_state = 12;
+    optional string fw_error = 13;
+    optional string current_sw_title = 14;
+    optional string current_sw_version = 15;
+    optional string sw_state = 16;
+    optional string sw_error = 17;
   }
 }
 """

@@ -91,26 +91,28 @@ def test_boot_posts_client_attributes_and_telemetry_each_interval(
     assert fw.running()
 
 
+@BOTH
 def test_failed_sensor_is_reported_as_error_and_others_still_report(
-    sim, dev, device_root, firmware
+    sim, dev, device_root, firmware, payload
 ):
     did = dev["id"]
+    k = payload.key
     write_json(device_root / "sensors.json", {"fail": ["dht:4"], "chip_temp": 41.5})
     fw = firmware(device_root, make_config(sim))
     fw.wait_line("air_dht22: simulated failure of dht:4")
     wait_rows(sim, did, 2)
     msg = latest(sim, did)
-    assert msg["air_dht22_error"] == "simulated failure of dht:4"
-    assert "air_temperature" not in msg and "air_humidity" not in msg
-    assert msg["chip_temp"] == 41.5
-    assert {"temperature", "soil", "soil_raw", SEQ} <= set(msg)
+    assert msg[k("air_dht22_error")] == "simulated failure of dht:4"
+    assert k("air_temperature") not in msg and k("air_humidity") not in msg
+    assert msg[k("chip_temp")] == 41.5
+    assert {"temperature", "soil", k("soil_raw"), SEQ} <= set(msg)
     # the sensor recovers: its values come back, the error goes
     write_json(device_root / "sensors.json", {"dht:4": [22.5, 51.0]})
     n = len(rows(sim, did))
     wait_rows(sim, did, n + 2)
     msg = latest(sim, did)
-    assert (msg["air_temperature"], msg["air_humidity"]) == (22.5, 51.0)
-    assert "air_dht22_error" not in msg
+    assert (msg[k("air_temperature")], msg[k("air_humidity")]) == (22.5, 51.0)
+    assert k("air_dht22_error") not in msg
 
 
 # --- 2. the interval follows the shared attribute
@@ -150,6 +152,7 @@ def test_interval_changes_live_with_shared_attribute(sim, dev, device_root, firm
     assert_counted_once(r)
 
 
+@BOTH
 def test_interval_from_a_shared_attribute_set_before_boot(sim, dev, device_root, firmware):
     did = dev["id"]
     sim.set_shared(did, {"telemetry_interval": 2})
@@ -210,26 +213,29 @@ def test_gpio_rpcs_drive_pins_and_post_pin_states(sim, dev, device_root, firmwar
     assert fw.running()
 
 
-def test_read_now_and_reboot(sim, dev, device_root, firmware):
+@BOTH
+def test_read_now_and_reboot(sim, dev, device_root, firmware, payload):
     did = dev["id"]
+    k, p = payload.key, payload
     cfg = make_config(sim)
     cfg["telemetry"]["interval_s"] = 60  # nothing but readNow sends a second message soon
     fw = firmware(device_root, cfg)
     r = wait_rows(sim, did, 1)
-    until(attr_is(sim, did, "reset_cause", "power_on"), what="boot attributes")
+    until(attr_is(sim, did, k("reset_cause"), "power_on"), what="boot attributes")
     t = now_ms()
-    assert sim.rpc(did, "readNow", None) == {"result": "reading"}
+    assert p.reply(sim.rpc(did, "readNow", None)) == {"result": "reading"}
     r = wait_rows(sim, did, 2, timeout=5)
     assert r[1][1] == 1 and r[1][0] >= t
 
-    assert sim.rpc(did, "setGpio", {"pin": 26, "value": 1}) == {"pin": 26, "value": 1}
-    until(attr_is(sim, did, "gpio_pump", 1), what="gpio_pump=1")
+    got = sim.rpc(did, "setGpio", p.params({"pin": 26, "value": 1}))
+    assert p.reply(got) == {"pin": 26, "value": 1}
+    until(attr_is(sim, did, k("gpio_pump"), 1), what="gpio_pump=1")
     at = fw.mark()
-    assert sim.rpc(did, "reboot", None) == {"result": "rebooting"}
+    assert p.reply(sim.rpc(did, "reboot", None)) == {"result": "rebooting"}
     fw.wait_line("simdevice: reset, restart 1", after=at)
-    until(attr_is(sim, did, "reset_cause", "hard_reset"), what="reset_cause=hard_reset")
+    until(attr_is(sim, did, k("reset_cause"), "hard_reset"), what="reset_cause=hard_reset")
     attrs = client_attrs(sim, did)
-    assert attrs["gpio_pump"] == 0  # a reboot starts the outputs at their initial values
+    assert attrs[k("gpio_pump")] == 0  # a reboot starts the outputs at their initial values
     assert fw.pins()["26"] == 0
     r = wait_rows(sim, did, 3)
     assert r[2][1] == 0  # the first message of the new boot
@@ -567,6 +573,7 @@ def test_tbsim_restart_rpc_ids_from_zero_again_are_not_taken_for_duplicates(
 # --- 9. offline: the spool
 
 
+@BOTH
 def test_outage_nothing_lost_and_stored_in_order(sim, dev, device_root, firmware):
     did = dev["id"]
     firmware(device_root, make_config(sim))

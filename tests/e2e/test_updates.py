@@ -11,25 +11,31 @@ from pathlib import Path
 import pytest
 
 from tests.device.otaimage import image
-from tests.e2e.conftest import make_config, until, write_json
+from tests.e2e.conftest import BOTH, make_config, until, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 OLD = ["coapboard", "0.1.0"]  # tools.run's sample config names the flashed firmware so
 PART = 0x180000  # ota_0 / ota_1 of the simulation
 
 
-def states(sim, did, kind="fw"):
-    # every <kind>_state the device reported, in order, with the fw_error of the same message
+def same(key):
+    return key
+
+
+def states(sim, did, kind="fw", k=same):
+    # every <kind>_state the device reported, in order, with the fw_error of the same message;
+    # k: the key tbsim stores a name under (protobuf: its JSON name, payload.key)
+    err = k(kind + "_error")
     got = sim.call(
         lambda: sim.store.db.execute(
             "SELECT ts, key, value FROM telemetry WHERE device_id=? AND key IN (?, ?)"
             " ORDER BY rowid",
-            (did, kind + "_state", kind + "_error"),
+            (did, k(kind + "_state"), err),
         ).fetchall()
     )
     out, errors = [], {}
     for ts, key, value in got:
-        if key.endswith("_error"):
+        if key == err:
             errors[ts] = json.loads(value)
         else:
             out.append((ts, json.loads(value)))
@@ -41,9 +47,9 @@ def states(sim, did, kind="fw"):
     ]
 
 
-def wait_state(sim, did, state, timeout=30.0, kind="fw"):
+def wait_state(sim, did, state, timeout=30.0, kind="fw", k=same):
     return until(
-        lambda: states(sim, did, kind) if _has(states(sim, did, kind), state) else None,
+        lambda: (lambda s: s if _has(s, state) else None)(states(sim, did, kind, k)),
         timeout,
         "%s_state %s" % (kind, state),
     )
@@ -53,10 +59,10 @@ def _has(seq, state):
     return any(s == state or (isinstance(s, tuple) and s[0] == state) for s in seq)
 
 
-def current(sim, did, kind="fw"):
-    keys = ["current_%s_title" % kind, "current_%s_version" % kind]
+def current(sim, did, kind="fw", k=same):
+    keys = [k("current_%s_title" % kind), k("current_%s_version" % kind)]
     t = sim.telemetry(did, keys)
-    return [t[k][0]["value"] if t.get(k) else None for k in keys]
+    return [t[key][0]["value"] if t.get(key) else None for key in keys]
 
 
 def otadata(root):
@@ -80,30 +86,35 @@ def ota_config(sim, **ota):
     return cfg
 
 
-def test_full_update_reboots_into_the_new_image_and_confirms_it(sim, dev, device_root, firmware):
+@BOTH
+def test_full_update_reboots_into_the_new_image_and_confirms_it(
+    sim, dev, device_root, firmware, payload
+):
     did = dev["id"]
+    k = payload.key
     fw = firmware(device_root, ota_config(sim))
-    until(lambda: current(sim, did) == OLD, what="boot report of the flashed firmware")
+    until(lambda: current(sim, did, k=k) == OLD, what="boot report of the flashed firmware")
     img = image(150000)
     pid = sim.add_ota("coapboard", "0.2.0", img)
     mark = fw.mark()
     sim.assign_ota(did, pid)
-    wait_state(sim, did, "UPDATED")
-    assert states(sim, did) == ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING", "UPDATED"]
-    assert current(sim, did) == ["coapboard", "0.2.0"]
+    wait_state(sim, did, "UPDATED", k=k)
+    want = ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING", "UPDATED"]
+    assert states(sim, did, k=k) == want
+    assert current(sim, did, k=k) == ["coapboard", "0.2.0"]
     assert slot(device_root, 1)[: len(img)] == img
     assert slot(device_root, 1)[len(img) :].count(0xFF) == PART - len(img)  # nothing past it
     assert otadata(device_root)[0] == (2, 2)  # ota_1 (seq 2) confirmed: VALID
     assert fw.grep("simdevice: reset, restart 1", after=mark)
     # the new image runs on: its boot attributes name it, and nothing is fetched again
-    until(lambda: sim.attributes(did, "CLIENT_SCOPE").get("fw_version") == "0.2.0")
+    until(lambda: sim.attributes(did, "CLIENT_SCOPE").get(k("fw_version")) == "0.2.0")
     assert not (device_root / "ota_progress.json").exists()
 
 
-def assign_and_wait(sim, did, data, state, version="0.2.0", **kw):
+def assign_and_wait(sim, did, data, state, version="0.2.0", timeout=30.0, **kw):
     pid = sim.add_ota("coapboard", version, data, **kw)
     sim.assign_ota(did, pid)
-    return wait_state(sim, did, state)
+    return wait_state(sim, did, state, timeout)
 
 
 @pytest.fixture
@@ -222,11 +233,17 @@ def test_a_new_image_that_fails_its_self_test_is_rolled_back(sim, dev, device_ro
     assert not fw.grep("downloading coapboard 0.2.0", after=fw.mark() - 1)
 
 
-def test_update_through_ten_percent_loss(sim, dev, device_root, running):
+def test_update_through_ten_percent_loss(sim, dev, device_root, firmware):
     did = dev["id"]
+    # a chunk's time covers a CoAP retransmission (ACK_TIMEOUT 2-3 s), as the default's does
+    running = firmware(device_root, ota_config(sim, chunk_timeout_s=5, retries=5))
+    until(lambda: current(sim, did) == OLD, what="boot report")
     sim.call(sim.faults.configure, {"seed": 3, "loss": 0.1})
     img = image(60000)
-    got = assign_and_wait(sim, did, img, "UPDATED")
+    try:
+        got = assign_and_wait(sim, did, img, "UPDATED", timeout=90)
+    except AssertionError:
+        raise AssertionError("%s\n%s" % (states(sim, did), running.tail(60))) from None
     assert [s for s in got if isinstance(s, str)][-4:] == [
         "DOWNLOADED",
         "VERIFIED",
