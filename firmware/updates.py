@@ -133,8 +133,9 @@ class Updates:
 
     def _on_attributes(self, data):
         p = self.kind + "_"
-        for k in data.get("deleted", ()):
-            if k.startswith(p):
+        deleted = data.get("deleted")
+        for k in deleted if isinstance(deleted, list) else ():
+            if isinstance(k, str) and k.startswith(p):
                 self._attrs.pop(k[3:], None)
         for k, v in data.items():
             if k.startswith(p):
@@ -189,11 +190,10 @@ class Updates:
                 return
 
     async def _fetch(self, pkg):
+        why = problem(pkg, self.kind)
+        if why:
+            raise ValueError(why)
         title, version, size, checksum, algorithm = pkg
-        if not isinstance(size, int) or size < 1:
-            raise ValueError("package has no data (fw_size %r): a URL package?" % (size,))
-        if not checksum or not algorithm:
-            raise ValueError("package has no checksum: refused")
         from .download import Download
 
         prog = self._load("ota_progress.json")
@@ -274,6 +274,26 @@ class Updates:
             except Exception as e:
                 self.log.warning("state %s not reported:" % state, e)
                 await asyncio.sleep_ms(2000)
+
+
+def problem(pkg, kind="fw"):
+    # why the package [title, version, size, checksum, algorithm] that the <kind>_* shared
+    # attributes name cannot be fetched, or None
+    title, version, size, checksum, algorithm = pkg
+    if not (isinstance(title, str) and isinstance(version, str) and title and version):
+        return "%s_title and %s_version must be non-empty text" % (kind, kind)
+    if type(size) is not int or size < 1:
+        return "package has no data (%s_size %s): a URL package?" % (kind, _short(size))
+    if not (isinstance(checksum, str) and checksum):
+        return "package has no checksum: refused"
+    if not (isinstance(algorithm, str) and algorithm):
+        return "package has no %s_checksum_algorithm: refused" % kind
+    return None
+
+
+def _short(v):
+    s = json.dumps(v)
+    return s if len(s) <= 20 else s[:17] + "..."
 
 
 class FirmwareSlots:
