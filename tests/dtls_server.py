@@ -3,7 +3,8 @@
 import shutil
 import socket
 import subprocess
-import time
+
+from tests.procs import stop, wait_bound  # noqa: F401 (stop: tests take it from here)
 
 SERVER = shutil.which("coap-server-openssl")
 
@@ -21,29 +22,6 @@ def _free_pair():
                     continue
         return p
     raise RuntimeError("no two adjacent free UDP ports")
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_bound(port, proc, timeout=5.0):
-    # until the server's socket is bound (read from /proc: no datagram is spent)
-    want = "0100007F:%04X" % port
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        assert proc.poll() is None, "coap-server-openssl exited with %s" % proc.returncode
-        with open("/proc/net/udp") as f:
-            if any(line.split()[1:2] == [want] for line in f):
-                return
-        time.sleep(0.01)
-    raise TimeoutError("nothing bound to 127.0.0.1:%d" % port)
 
 
 class DtlsServer:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import stop, wait_bound
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
@@ -45,34 +47,6 @@ def coap_ping(port, host="127.0.0.1", family=socket.AF_INET, deadline=READY_TIME
             if len(data) >= 4 and data[0] >> 4 == 0x7 and data[2:4] == ping[2:4]:  # RST
                 return
     raise TimeoutError("no CoAP server answered on %s:%d" % (host, port))
-
-
-def udp_bound(port):
-    # True once some socket is bound to 127.0.0.1:port (reads /proc, sends nothing)
-    want = "0100007F:%04X" % port
-    with open("/proc/net/udp") as f:
-        return any(line.split()[1:2] == [want] for line in f)
-
-
-def wait_bound(port, proc, deadline=READY_TIMEOUT):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited with %s" % proc.returncode)
-        if udp_bound(port):
-            return
-        select.select([], [], [], 0.01)  # a short poll interval, not a wait for the server
-    raise TimeoutError("nothing bound to 127.0.0.1:%d" % port)
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Libcoap:
