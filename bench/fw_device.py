@@ -69,8 +69,8 @@ def run(root, cycles, warm, min_rpcs, every):
     st = {"n": 0, "rpcs": 0, "ready": 0, "rpcs0": 0, "samples": [0] * n_samples}
 
     class BenchApp(app_mod.App):
-        def __init__(self, board, client, cfg):
-            super().__init__(board, client, cfg)
+        def __init__(self, *args):
+            super().__init__(*args)
             gc.collect()
             st["app"] = gc.mem_alloc()
             rpc = self.rpc
