@@ -20,7 +20,7 @@ INTERVAL_KEY = "telemetry_interval"  # shared attribute: seconds between message
 
 
 def config_path(board):
-    return board.root.rstrip("/") + "/config.json"
+    return board.path("config.json")
 
 
 def with_config(job):
@@ -61,14 +61,13 @@ async def main(board):
     logs.set_level(cfg["log_level"])
     acked = asyncio.Event()  # the server took a telemetry post: what a new image's trial needs
     fw = cfg["firmware"]
-    root = board.root.rstrip("/") + "/"
     updates = [
         Updates("fw", FirmwareSlots(board.partition), board, cfg, fw_id(fw, ""), acked),
-        Updates("sw", AppSlots(root), board, cfg, fw_id(fw, "app_"), acked),
+        Updates("sw", AppSlots(board.path("")), board, cfg, fw_id(fw, "app_"), acked),
     ]
     for u in updates:
         u.begin()
-    log.info("firmware %s %s on %s" % (tuple(updates[0].current()) + (board.name,)))
+    log.info("firmware %s %s on %s" % (tuple(updates[0].current) + (board.name,)))
     wifi = cfg["wifi"]
     if wifi["ssid"]:
         await board.connect(wifi["ssid"], wifi["password"])
@@ -124,10 +123,7 @@ def _payload(board, server):
         return None
     from thingsboard.protopayload import load
 
-    path = server["schema"]
-    if not path.startswith("/"):
-        path = board.root.rstrip("/") + "/" + path
-    return load(path, logs.Log("thingsboard").warning)
+    return load(board.path(server["schema"]), logs.Log("thingsboard").warning)
 
 
 async def provision(board, client, cfg, payload=None):
@@ -140,15 +136,12 @@ async def provision(board, client, cfg, payload=None):
         try:
             args = (client, p["device_name"], p["key"], p["secret"])
             creds = await tb_provision(*args, payload=payload)
-            token = creds.get("credentialsValue")
-            if type(token) is str and token:
-                break
-            raise ValueError("the reply has no access token")
+            break
         except Exception as e:  # refused or unreachable: say so and try again later
             log.error("provisioning failed:", e)
             await asyncio.sleep_ms(delay)
             delay = min(delay * 2, 300000)
-    cfg["token"] = token
+    cfg["token"] = creds["credentialsValue"]
     _, problems = with_config(lambda config: config.save(config_path(board), cfg))
     if problems:
         raise ValueError("provisioned config not saved: %s" % problems)
@@ -163,8 +156,7 @@ class App:
         refresh = cfg["server"]["observe_refresh_s"] * 1000
         tb_log = logs.Log("thingsboard").warning
         self.device = Device(client, cfg["token"], refresh, tb_log, payload)
-        root = board.root.rstrip("/")
-        spool = Spool(root + "/spool", cfg["telemetry"]["spool_bytes"])
+        spool = Spool(board.path("spool"), cfg["telemetry"]["spool_bytes"])
         sensors = sensors_mod.build(board, cfg["sensors"])
         self.gpio = Gpio(board, cfg["gpio"], self._pins_changed)
         self.telemetry = Telemetry(
@@ -258,7 +250,7 @@ class App:
 
     async def _boot_attributes(self):
         b = self.board
-        title, version = self.updates[0].current()
+        title, version = self.updates[0].current
         values = {"fw_title": title, "fw_version": version, "board": b.name}
         values.update(mac=b.mac(), ip=b.ip(), free_heap=b.free_heap())
         values["reset_cause"] = b.reset_cause()
@@ -271,7 +263,7 @@ class App:
         c = self.cfg.get("claim")
         if not c:
             return
-        marker = self.board.root.rstrip("/") + "/claimed"
+        marker = self.board.path("claimed")
         if c["on_first_boot"] and not _exists(marker):
             if await self._claim_once(c):
                 open(marker, "w").close()

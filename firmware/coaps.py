@@ -21,7 +21,7 @@ def credentials(board, server):
         path = server[key]
         if path is None:
             continue
-        full = path if path.startswith("/") else board.root.rstrip("/") + "/" + path
+        full = board.path(path)
         try:
             with open(full, "rb") as f:
                 raw = f.read()

@@ -50,7 +50,7 @@ def _config(b, out):
     from . import config
 
     try:
-        cfg = config.load(b.root.rstrip("/") + "/config.json")
+        cfg = config.load(b.path("config.json"))
     except config.ConfigError as e:
         for p in e.problems:
             out("config   PROBLEM: %s" % p)
@@ -201,7 +201,7 @@ def _ota(b, out):
     if s["state"] == "pending_verify" and s["boot"] == s["running"]:
         out("         the running image is on trial: it rolls back at the next reset unless it "
             "reports")  # fmt: skip
-    _updates(b.root.rstrip("/") + "/", out)
+    _updates(b.path(""), out)
     return 0
 
 

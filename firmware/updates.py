@@ -13,6 +13,9 @@
 # the assignment changes). ota_progress.json keeps a download's progress for resuming.
 import asyncio
 import json
+import os
+
+from ota import MAGIC, appslot, rollback
 
 from . import log as logs
 
@@ -21,11 +24,11 @@ _SAVE_EVERY = 16384  # progress reaches flash at least every this many bytes
 
 
 class Updates:
-    def __init__(self, kind, slots, board, cfg, current, acked):
-        # slots: the kind's two-slot store (FirmwareSlots below, bundle.AppSlots); current:
-        # (title, version) of a slot ota.json knows nothing about (the factory one); acked: an
-        # Event set when the server acknowledges a telemetry post (the self-test). The device
-        # is set once the network is up.
+    def __init__(self, kind, slots, board, cfg, factory, acked):
+        # slots: the kind's two-slot store (FirmwareSlots or AppSlots below); factory: (title,
+        # version) of a slot ota.json knows nothing about (the one flashed or deployed); acked:
+        # an Event set when the server acknowledges a telemetry post (the self-test). The
+        # device is set once the network is up.
         self.kind = kind
         self.slots = slots
         self.board = board
@@ -33,8 +36,10 @@ class Updates:
         self.acked = acked
         self.opts = cfg["ota"]
         self.log = logs.Log(kind + "-ota")
-        self._root = board.root.rstrip("/") + "/"
-        self._factory = list(current)
+        self._root = board.path("")
+        self.running = slots.running()  # both fixed for this boot
+        mine = self._state()[1]
+        self.current = mine.get("slots", {}).get(self.running, list(factory))  # [title, version]
         self._attrs = {}  # the kind's shared attributes, without the prefix
         self._task = None  # the running download
         self._target = None  # its package identity
@@ -60,17 +65,11 @@ class Updates:
         path = self._root + name
         with open(path + ".tmp", "w") as f:
             json.dump(value, f)
-        import os
-
         os.rename(path + ".tmp", path)
 
     def _state(self):
         st = self._load("ota.json")
         return st, st.setdefault(self.kind, {})
-
-    def current(self):
-        _, mine = self._state()
-        return mine.get("slots", {}).get(self.slots.running(), self._factory)
 
     # --- boot
 
@@ -78,13 +77,13 @@ class Updates:
         # once the device runs
         st, mine = self._state()
         trying = mine.get("trying")
-        if trying and trying["slot"] != self.slots.running():
+        if trying and trying["slot"] != self.running:
             # the bootloader went back: the new slot never confirmed itself
             reason = trying.get("reason") or self.slots.why() or "it did not confirm itself"
             mine["failed"] = trying["pkg"]
             del mine["trying"]
             self._save("ota.json", st)
-            await self._report("FAILED", "rolled back to %s: %s" % (self.current()[1], reason))
+            await self._report("FAILED", "rolled back to %s: %s" % (self.current[1], reason))
         elif self._trial:
             await self._trial  # resets the board if it fails
             await self._confirmed()
@@ -125,7 +124,7 @@ class Updates:
         mine.pop("trying", None)
         mine.pop("failed", None)
         self._save("ota.json", st)
-        self.log.info("%s %s confirmed" % tuple(self.current()))
+        self.log.info("%s %s confirmed" % tuple(self.current))
         await self._report("UPDATED")
         self._follow()  # an assignment that came during the trial
 
@@ -134,18 +133,19 @@ class Updates:
     def _on_attributes(self, data):
         p = self.kind + "_"
         deleted = data.get("deleted")
+        n = len(p)
         for k in deleted if isinstance(deleted, list) else ():
             if isinstance(k, str) and k.startswith(p):
-                self._attrs.pop(k[3:], None)
+                self._attrs.pop(k[n:], None)
         for k, v in data.items():
             if k.startswith(p):
-                self._attrs[k[3:]] = v
+                self._attrs[k[n:]] = v
         self._follow()
 
     def _follow(self):
         a = self._attrs
         pkg = [a.get(k) for k in KEYS] if "title" in a and "version" in a else None
-        if pkg is None or pkg[:2] == self.current():
+        if pkg is None or pkg[:2] == self.current:
             if self._task:
                 self.log.info("assignment removed: download stopped")
             self._stop()
@@ -194,6 +194,8 @@ class Updates:
         if why:
             raise ValueError(why)
         title, version, size, checksum, algorithm = pkg
+        from ota.writer import Writer
+
         from .download import Download
 
         prog = self._load("ota_progress.json")
@@ -201,7 +203,8 @@ class Updates:
         offset = 0
         if prog.get("kind") == self.kind and prog.get("pkg") == pkg and prog.get("slot") == label:
             offset = prog["flashed"]
-        sink = self.slots.sink(pkg, offset)  # refuses a package that cannot fit
+        # refuses a package that cannot fit (or cannot be verified) before writing anything
+        sink = Writer(self.slots.target(), size, checksum, algorithm, offset, self.slots.magic)
         prog = {"kind": self.kind, "pkg": pkg, "slot": label, "flashed": offset}
         self.log.info(
             "%s %s %s: %d bytes%s"
@@ -234,7 +237,7 @@ class Updates:
         )
         await d.run()
         await self._report("DOWNLOADED")
-        self.slots.finish(sink)  # verify, read back, switch slots: raises if anything is off
+        sink.finish()  # verify, read back, switch slots: raises if anything is off
         self._forget_progress()
         await self._report("VERIFIED")
         st, mine = self._state()
@@ -246,8 +249,6 @@ class Updates:
         self.board.reset()
 
     def _forget_progress(self):
-        import os
-
         try:
             os.remove(self._root + "ota_progress.json")
         except OSError:
@@ -257,7 +258,7 @@ class Updates:
 
     async def _report(self, state, error=None):
         p = self.kind + "_"
-        title, version = self.current()
+        title, version = self.current
         values = {"current_" + p + "title": title, "current_" + p + "version": version}
         if state:
             values[p + "state"] = state
@@ -298,6 +299,8 @@ def _short(v):
 
 class FirmwareSlots:
     # the app partitions, through the board's esp32.Partition
+    magic = MAGIC  # an ESP32 app image
+
     def __init__(self, partition):
         self.P = partition
 
@@ -305,75 +308,53 @@ class FirmwareSlots:
         P = self.P
         return P(P.RUNNING).info()[4]
 
-    def next(self):
+    def target(self):
+        # the partition an update is written to (its set_boot switches to it)
         P = self.P
-        return P(P.RUNNING).get_next_update().info()[4]
+        return P(P.RUNNING).get_next_update()
+
+    def next(self):
+        return self.target().info()[4]
 
     def pending(self):
-        from ota import rollback
-
         try:
             return rollback.pending(self.P)
         except (OSError, IndexError):  # a build without OTA partitions: never pending
             return False
 
     def confirm(self):
-        self.P.mark_app_valid_cancel_rollback()
+        rollback.cancel(self.P)
 
     def why(self):
         return None  # the bootloader keeps no reason
 
-    def sink(self, pkg, offset):
-        from ota.writer import Writer
-
-        P = self.P
-        return Writer(P(P.RUNNING).get_next_update(), pkg[2], pkg[3], pkg[4], offset)
-
-    def finish(self, sink):
-        sink.finish()
-
 
 class AppSlots:
     # app bundles: the app slots of lib/ota/appslot.py, filled by bundle.py
+    magic = None  # a bundle checks its own when it is unpacked
+
     def __init__(self, root):
         self.root = root
 
     def running(self):
-        from ota import appslot
-
         return appslot.running(self.root) or "factory"
 
-    def next(self):
-        from ota import appslot
-
-        return appslot.other(self.root)
-
-    def pending(self):
-        from ota import appslot
-
-        return appslot.pending(self.root)
-
-    def confirm(self):
-        from ota import appslot
-
-        appslot.confirm(self.root)
-
-    def why(self):
-        from ota import appslot
-
-        return appslot.read(self.root).get("reason")
-
-    def sink(self, pkg, offset):
-        import os
-
-        from ota.writer import Writer
-
+    def target(self):
+        # the bundle store: its set_boot unpacks into the next slot and points boot.py at it
         from .bundle import BundleStore
 
         st = os.statvfs(self.root or ".")
         room = st[0] * st[4] // 2  # half the free flash: the download, then its unpacked files
-        store = BundleStore(self.root, self.next(), room)
-        return Writer(store, pkg[2], pkg[3], pkg[4], offset, magic=None)
+        return BundleStore(self.root, self.next(), room)
 
-    def finish(self, sink):
-        sink.finish()
+    def next(self):
+        return appslot.other(self.root)
+
+    def pending(self):
+        return appslot.pending(self.root)
+
+    def confirm(self):
+        appslot.confirm(self.root)
+
+    def why(self):
+        return appslot.read(self.root).get("reason")

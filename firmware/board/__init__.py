@@ -4,6 +4,7 @@
 # The Board interface (firmware/board/esp32.py on an ESP32, firmware/board/sim.py elsewhere):
 #   name                       "esp32" or "unix-sim"
 #   root                       folder holding config.json and the spool ("/" on an ESP32)
+#   path(name)                 name in root (an absolute name as it is)
 #   pin(num, direction, invert=False, initial=None, pull_up=False) -> .value() / .value(v)
 #                              direction "in" or "out"; values are logical (after invert),
 #                              initial is the logical value an output starts with
@@ -66,6 +67,10 @@ class Base:
             await asyncio.sleep_ms(delay)
             delay = min(delay * 2, self.backoff_max_ms)
         self.log.info("network up, ip", self.ip())
+
+    def path(self, name):
+        # the file name in root (config.json, the spool, ota.json, ...); an absolute name as is
+        return name if name.startswith("/") else self.root.rstrip("/") + "/" + name
 
     def button(self, num):
         return self.pin(num, "in", True, pull_up=True)

@@ -45,24 +45,21 @@ class Board(Base):
 
         if ps._running is None:  # first use in this process: power on
             try:
-                os.stat(self._path("otadata.bin"))
+                os.stat(self.path("otadata.bin"))
             except OSError:
                 ps.flash(self.root, FACTORY_IMAGE)
             ps.boot(self.root)
         return ps.Partition
 
-    def _path(self, name):
-        return self.root.rstrip("/") + "/" + name
-
     def _load(self, name):
         try:
-            with open(self._path(name)) as f:
+            with open(self.path(name)) as f:
                 return json.load(f)
         except OSError:  # absent: the defaults
             return {}
 
     def _save(self, name, value):
-        path = self._path(name)
+        path = self.path(name)
         with open(path + ".tmp", "w") as f:
             json.dump(value, f)
         os.rename(path + ".tmp", path)
@@ -147,7 +144,7 @@ class Board(Base):
 
     def reset_cause(self):
         try:
-            with open(self._path("reset_cause")) as f:
+            with open(self.path("reset_cause")) as f:
                 return f.read().strip() or "unknown"
         except OSError:
             return "power_on"

@@ -5,6 +5,9 @@
 # str() of any OTAError is a reason fit for ThingsBoard's fw_error.
 
 
+MAGIC = 0xE9  # the first byte of an ESP32 app image
+
+
 class OTAError(Exception):
     pass
 

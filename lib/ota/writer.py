@@ -7,10 +7,9 @@
 #
 # Memory: one 4096-byte block buffer and one hash object, whatever the image size.
 # Any refusal is an OTAError whose text says why; the boot slot only changes in finish().
-from . import ChecksumMismatch, ImageRejected, OTAError, checksum
+from . import MAGIC, ChecksumMismatch, ImageRejected, OTAError, checksum
 
 BLOCK = 4096  # the ESP32 flash erase unit
-MAGIC = 0xE9  # first byte of an ESP32 app image
 
 
 class Writer:

@@ -32,6 +32,9 @@ async def provision(
     await ex.request(POST, _PATH, payload.provision_request(body), timeout=timeout)
     reply = payload.provision_response(ex.payload())
     if ex.code == CREATED and reply.get("status") == "SUCCESS":
-        return reply
+        value = reply.get("credentialsValue")  # the token (or the certificate) to keep
+        if type(value) is str and value:
+            return reply
+        raise ProvisionError(ex.code, "SUCCESS", "the reply has no credentials")
     status = reply.get("status") or code_str(ex.code)
     raise ProvisionError(ex.code, status, reply.get("errorMsg") or "provisioning refused")

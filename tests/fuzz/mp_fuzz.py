@@ -37,6 +37,7 @@ from coap.codec import (
 )
 from firmware import app as fwapp
 from firmware import log as fwlog
+from firmware.board import Base
 
 GPIO = [
     {"name": "pump", "pin": 26, "direction": "out", "initial": 0},
@@ -67,10 +68,11 @@ class Pin:
         self.level = 1 if v else 0
 
 
-class Board:
+class Board(Base):
     name = "fuzz"
 
     def __init__(self, root):
+        super().__init__()
         self.root = root
         self.made = {}
 

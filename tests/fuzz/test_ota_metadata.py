@@ -10,6 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from firmware import updates
+from firmware.board import Base
 
 RUNNING = ["coapboard", "0.1.0"]
 json_values = st.recursive(
@@ -44,7 +45,7 @@ def notification(draw, kind):
     return n
 
 
-class Board:
+class Board(Base):
     root = "/nonexistent/coapboard-fuzz"  # no ota.json: nothing failed, nothing on trial
 
 
