@@ -576,11 +576,12 @@ def test_tbsim_restart_rpc_ids_from_zero_again_are_not_taken_for_duplicates(
 @BOTH
 def test_outage_nothing_lost_and_stored_in_order(sim, dev, device_root, firmware):
     did = dev["id"]
-    firmware(device_root, make_config(sim))
+    fw = firmware(device_root, make_config(sim))
     before = wait_rows(sim, did, 3)
+    at = fw.mark()
     sim.faults.configure({"in": {"loss": 1.0}, "out": {"loss": 1.0}})
     outage = rows(sim, did)
-    time.sleep(6)  # the stimulus: the server unreachable for six intervals
+    fw.wait_line("spooled (6 waiting)", 60, at)  # the server unreachable for six intervals
     assert rows(sim, did) == outage  # it really was unreachable
     restored = now_ms()
     sim.faults.configure({"in": {"loss": 0.0}, "out": {"loss": 0.0}})
@@ -596,11 +597,12 @@ def test_outage_nothing_lost_and_stored_in_order(sim, dev, device_root, firmware
 
 def test_outage_a_reading_every_interval_is_spooled(sim, dev, device_root, firmware):
     did = dev["id"]
-    firmware(device_root, make_config(sim))
+    fw = firmware(device_root, make_config(sim))
     wait_rows(sim, did, 3)
+    at = fw.mark()
     sim.faults.configure({"in": {"loss": 1.0}, "out": {"loss": 1.0}})
     last = rows(sim, did)[-1][1]
-    time.sleep(6)  # the stimulus: the server unreachable for six intervals
+    fw.wait_line("spooled (6 waiting)", 60, at)  # the server unreachable for six intervals
     sim.faults.configure({"in": {"loss": 0.0}, "out": {"loss": 0.0}})
     r = until(lambda: (lambda r: r if r[-1][1] >= last + 4 else None)(rows(sim, did)), 60)
     stamps = sorted(ts for ts, _ in r)

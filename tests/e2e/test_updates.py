@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.device.otaimage import image
-from tests.e2e.conftest import BOTH, make_config, until, write_json
+from tests.e2e.conftest import BOTH, make_config, rows, until, wait_rows, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 OLD = ["coapboard", "0.1.0"]  # tools.run's sample config names the flashed firmware so
@@ -138,8 +138,10 @@ def test_checksum_mismatch_fails_and_never_switches_the_boot_slot(sim, dev, devi
     assert not running.grep("board: reset")
     # the failed package is not fetched again; the device runs on
     n = len(running.grep("downloading"))
+    at = running.mark()
     sim.set_shared(did, {"telemetry_interval": 1})  # any notification re-runs the decision
-    until(lambda: sim.telemetry(did, ["seq"]), what="telemetry after the failure")
+    running.wait_line("telemetry interval now 1 s", after=at)  # the notification was handled
+    wait_rows(sim, did, len(rows(sim, did)) + 2)
     assert len(running.grep("downloading")) == n == 1
     assert current(sim, did) == OLD
 
@@ -221,6 +223,7 @@ def test_a_new_image_that_fails_its_self_test_is_rolled_back(sim, dev, device_ro
     write_json(device_root / "network.json", {"up": False})
     fw.wait_line("self-test failed: resetting to roll back", timeout=30)
     fw.wait_line("simdevice: reset, restart 2")
+    at = fw.mark()
     write_json(device_root / "network.json", {"up": True})
     got = wait_state(sim, did, "FAILED")
     assert got[:4] == ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING"]
@@ -230,7 +233,8 @@ def test_a_new_image_that_fails_its_self_test_is_rolled_back(sim, dev, device_ro
     )
     assert current(sim, did) == OLD
     assert otadata(device_root) == [(2, 4), None]  # ota_1 (seq 2) ABORTED by the bootloader
-    assert not fw.grep("downloading coapboard 0.2.0", after=fw.mark() - 1)
+    wait_rows(sim, did, len(rows(sim, did)) + 2)  # the old image runs on ...
+    assert not fw.grep("downloading coapboard 0.2.0", after=at)  # ... and does not fetch again
 
 
 def test_update_through_ten_percent_loss(sim, dev, device_root, firmware):
@@ -258,7 +262,7 @@ def test_update_through_ten_percent_loss(sim, dev, device_root, firmware):
 MARK = 'print("app bundle %s running")\n'
 
 
-def app_bundle(version, mpy=False, **replace):
+def app_bundle(mpy=False, **replace):
     # this checkout's lib/ and firmware/ as a bundle (.py, or .mpy as tools/bundle.py compiles
     # them), with some files replaced
     from tools import bundle
@@ -285,9 +289,9 @@ def test_app_bundle_update_installs_into_a_slot_and_confirms_it(
     did = dev["id"]
     until(lambda: current(sim, did, "sw") == ["coapboard-app", "0.1.0"], what="sw boot report")
     init = (MARK % "0.2.0").encode()
-    upload_bundle(sim, app_bundle("0.2.0", mpy, **{"firmware/__init__.py": init}), "0.2.0")
+    upload_bundle(sim, app_bundle(mpy, **{"firmware/__init__.py": init}), "0.2.0")
     running.wait_line("app bundle 0.2.0 running", timeout=30)  # its own code runs
-    got = until(lambda: (lambda s: s if "UPDATED" in s else None)(states(sim, did, "sw")))
+    got = wait_state(sim, did, "UPDATED", kind="sw")
     assert got == ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING", "UPDATED"]
     assert current(sim, did, "sw") == ["coapboard-app", "0.2.0"]
     assert slot_state(device_root) == {"run": "a", "prev": "", "state": "valid"}
@@ -302,11 +306,9 @@ def test_app_bundle_update_installs_into_a_slot_and_confirms_it(
 def test_an_app_bundle_that_cannot_start_is_rolled_back(sim, dev, device_root, running):
     did = dev["id"]
     broken = b'raise RuntimeError("this app is broken")\n'
-    upload_bundle(sim, app_bundle("0.3.0", **{"firmware/app.py": broken}), "0.3.0")
+    upload_bundle(sim, app_bundle(**{"firmware/app.py": broken}), "0.3.0")
     running.wait_line("failed on trial, back to the previous one", timeout=30)
-    got = until(
-        lambda: (lambda s: s if "UPDATING" in s and len(s) > 4 else None)(states(sim, did, "sw"))
-    )
+    got = wait_state(sim, did, "FAILED", kind="sw")
     assert got[:4] == ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING"]
     assert got[4][0] == "FAILED" and "rolled back to 0.1.0" in got[4][1], got
     assert "this app is broken" in got[4][1]
@@ -314,15 +316,4 @@ def test_an_app_bundle_that_cannot_start_is_rolled_back(sim, dev, device_root, r
     st = slot_state(device_root)
     assert (st["run"], st["state"], st["aborted"]) == ("", "valid", "a")
     # the factory app runs on: telemetry still flows
-    n = len(sim.telemetry(did, ["seq"]).get("seq", []))
-    until(
-        lambda: (
-            sim.call(
-                lambda: sim.store.db.execute(
-                    "SELECT COUNT(*) FROM telemetry WHERE device_id=? AND key='seq'", (did,)
-                ).fetchone()[0]
-            )
-            > n + 1
-        ),
-        what="telemetry after the rollback",
-    )
+    wait_rows(sim, did, len(rows(sim, did)) + 2)

@@ -44,10 +44,8 @@ def test_load_checks_the_schema_file_next_to_the_config(tmp_path):
     path.write_text(json.dumps(cfg(payload="protobuf", schema="proto.json")))
     with pytest.raises(config.ConfigError) as e:
         config.load(str(path))
-    assert e.value.problems == [
-        "server.schema: cannot read %s/proto.json (%s)"
-        % (tmp_path, e.value.problems[0].split("(", 1)[1][:-1])
-    ]
+    (problem,) = e.value.problems
+    assert problem.startswith("server.schema: cannot read %s/proto.json (" % tmp_path), problem
     (tmp_path / "proto.json").write_text('{"messages": {}}')
     with pytest.raises(config.ConfigError, match="has no telemetry message"):
         config.load(str(path))

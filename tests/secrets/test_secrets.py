@@ -9,20 +9,23 @@ import pytest
 
 from firmware import config
 from firmware.gpio import Gpio
-from tests.e2e.conftest import Firmware, make_config, rows, start_sim, until, wait_rows
+from tests.e2e.conftest import (
+    Firmware,
+    make_config,
+    rows,
+    start_sim,
+    until,
+    wait_rows,
+    write_json,
+)
 from tests.mpenv import MICROPYTHON, ROOT, micropython_env
+from tests.tools.toolsupport import doctor
 from tools.tbsim import RpcTimeout, TbSim
 from tools.tbsim.events import EventLog
 
 KEY, SECRET = "PROVKEY-7f3a9c21", "PROVSECRET-55e1b0d4"
 WIFI = "WIFIPASS-c0ffee99"
 CLAIM = "CLAIMSECRET-1234abcd"
-
-
-def write_json(path, value):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value))
-    tmp.replace(path)
 
 
 def leaks(text, secrets):
@@ -265,18 +268,8 @@ def test_doctor_report_shows_no_secret_whole(tmp_path):
         cfg["wifi"] = {"ssid": "fieldnet", "password": WIFI}
         cfg["claim"] = {"secret_key": CLAIM}
         (root / "config.json").write_text(json.dumps(cfg))
-        env = micropython_env(ROOT)
-        env["COAPBOARD_ROOT"] = str(root)
-        p = subprocess.run(
-            [str(MICROPYTHON), "-c", "import firmware.doctor"],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = "\n".join(doctor(root))
     finally:
         sim.stop()
-    out = p.stdout + p.stderr
     assert "token    accepted by the server" in out, out  # it did use the token
     assert leaks(out, [token, WIFI, CLAIM]) == [], out

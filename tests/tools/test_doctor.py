@@ -2,21 +2,10 @@
 # report of a healthy device, and each problem made for real (unknown token, nothing on the
 # port, a name that does not resolve, the network down, a broken config).
 import json
-import subprocess
 
-from toolsupport import MICROPYTHON, REPO, TOKEN, device_config
+from toolsupport import TOKEN, device_config, doctor
 
 from tools.link import Link
-
-
-def doctor(root):
-    p = subprocess.run(
-        [str(MICROPYTHON), "-c", "import firmware.doctor"],
-        cwd=root, capture_output=True, text=True, timeout=60,
-        env={"MICROPYPATH": "%s:%s/lib:.frozen" % (REPO, REPO)},
-    )  # fmt: skip
-    assert p.returncode == 0, p.stdout + p.stderr
-    return p.stdout.splitlines()
 
 
 def device(tmp_path, cfg):

@@ -1,13 +1,13 @@
 # Helpers for the tools tests (a module of its own: no test imports "conftest").
-import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
+from tests.e2e.conftest import until, write_json
+from tests.mpenv import MICROPYTHON, micropython_env
+from tests.mpenv import ROOT as REPO
+
 TOKEN = "TOOLS_DEVICE_TOKEN_01"
 
 
@@ -26,16 +26,11 @@ class UnixBoard:
             cwd=self.root, env=env, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.port):
-            assert time.monotonic() < deadline, "socat made no pty"
-            assert self.proc.poll() is None, "socat ended"
-            time.sleep(0.01)
+        until(lambda: os.path.exists(self.port) or self.proc.poll() is not None, 10, "a pty")
+        assert self.proc.poll() is None, "socat ended"
 
     def write_json(self, name, value):
-        tmp = self.root / (name + ".tmp")
-        tmp.write_text(json.dumps(value))
-        os.replace(tmp, self.root / name)
+        write_json(self.root / name, value)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -54,3 +49,14 @@ def device_config(port, token=TOKEN, **changes):
     }
     cfg.update(changes)
     return cfg
+
+
+def doctor(root):
+    """The lines `import firmware.doctor` prints on the unix port in a device folder."""
+    env = dict(micropython_env(REPO), COAPBOARD_ROOT=str(root))
+    p = subprocess.run(
+        [str(MICROPYTHON), "-c", "import firmware.doctor"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout.splitlines()
