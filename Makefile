@@ -25,8 +25,7 @@ SECONDS ?= 0
 run: setup
 	$(PY) -m tools.run --seconds $(SECONDS)
 
-test: setup
-	.venv/bin/ruff check -q . && .venv/bin/ruff format --check -q .
+test: setup lint
 	$(PY) -m pytest -q tests
 
 # A real board (README "From a blank board to telemetry"): PORT=/dev/ttyUSB0 and
@@ -68,7 +67,7 @@ bench: venv
 	$(PY) bench/ota_run.py
 
 lint: venv
-	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+	.venv/bin/ruff check -q . && .venv/bin/ruff format --check -q .
 
 clean:
 	rm -rf .venv .pytest_cache build

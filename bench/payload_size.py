@@ -2,7 +2,6 @@
 # the same readings of the sample device (bench/payload_mp.py on the unix port), with a schema
 # made by tools/protoschema from the .proto below.
 # Usage: .venv/bin/python bench/payload_size.py [N]
-import os
 import subprocess
 import sys
 import tempfile
@@ -11,6 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.mpenv import MICROPYTHON, micropython_env  # noqa: E402
 from tools.protoschema.__main__ import main as protoschema  # noqa: E402
 
 TELEMETRY = """syntax = "proto3";
@@ -38,10 +38,9 @@ def run(telemetry, n):
         proto, schema = Path(d) / "t.proto", Path(d) / "schema.json"
         proto.write_text(telemetry)
         protoschema(["--telemetry", str(proto), "-o", str(schema)])
-        env = dict(os.environ, MICROPYPATH="%s:.frozen" % (ROOT / "lib"))
+        env = micropython_env()
         out = subprocess.run(
-            [str(ROOT / ".venv/bin/micropython"), str(ROOT / "bench/payload_mp.py")]
-            + [str(schema), str(n)],
+            [str(MICROPYTHON), str(ROOT / "bench/payload_mp.py")] + [str(schema), str(n)],
             capture_output=True,
             text=True,
             env=env,

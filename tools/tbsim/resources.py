@@ -243,10 +243,7 @@ class Resources:
         if req is None:
             ex.respond(codec.BAD_REQUEST, explicit=False)
             return
-        if not (req["provisionDeviceKey"] and req["provisionDeviceSecret"]):
-            ok, reply = False, {"status": "NOT_FOUND"}
-        else:
-            ok, reply = self.core.provision(req)
+        ok, reply = self.core.provision(req)  # an empty key or secret: NOT_FOUND
         code = codec.CREATED if ok else codec.BAD_REQUEST
         ex.respond(code, proto.provision_reply(reply), explicit=False)
 
