@@ -1,9 +1,9 @@
 # coapboard: `make run` (tbsim + a simulated device) and `make test` set everything up themselves.
 PY := .venv/bin/python
 MP := .venv/bin/micropython
-APT_PKGS := libcoap3-bin socat
+APT_PKGS := libcoap3-bin socat gcc-multilib
 
-.PHONY: setup venv sysdeps run test lint bench clean flash deploy provision fuzz soak
+.PHONY: setup venv sysdeps twin run test lint bench clean flash deploy provision fuzz soak
 
 setup: venv sysdeps
 
@@ -21,11 +21,16 @@ sysdeps:
 		(apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null; \
 	fi
 
+# The ESP32 twin: MicroPython's unix port as a 32-bit binary, for the heap gates (tools/twin.py).
+# Source: MICROPYTHON_SRC=<archive>, else the vendored copy beside the repo, else micropython.org.
+twin: setup
+	$(PY) -m tools.twin
+
 SECONDS ?= 0
 run: setup
 	$(PY) -m tools.run --seconds $(SECONDS)
 
-test: setup lint
+test: setup lint twin
 	$(PY) -m pytest -q tests
 
 # A real board (README "From a blank board to telemetry"): PORT=/dev/ttyUSB0 and

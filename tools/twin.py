@@ -1,0 +1,144 @@
+"""The ESP32 twin: MicroPython v1.28.0's unix port built as a 32-bit binary (4-byte pointers and
+object headers, 16-byte GC blocks, as on the ESP32's Xtensa core), with the mpy-cross of the
+same release. Heap figures measured on it with -X heapsize stand in for the board's GC heap.
+
+The source archive is, in this order: $MICROPYTHON_SRC; the trimmed copy that machines without
+internet access keep beside the repository (../shared/vendor); the release tarball from
+micropython.org. The build lives in build/twin/ and is redone only when the archive changes.
+
+Usage: python -m tools.twin [--frozen]     (prints the paths of what it built)
+  --frozen  also a twin with firmware/manifest.py frozen in (code in ROM, as in a custom image)
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "build" / "twin"
+VERSION = "1.28.0"
+VENDORED = REPO.parent / "shared" / "vendor" / ("micropython-%s-unix-src.tar.xz" % VERSION)
+RELEASE = "https://micropython.org/resources/source/micropython-%s.tar.xz" % VERSION
+MICROPYTHON = OUT / "micropython"
+MPY_CROSS = OUT / "mpy-cross"
+FROZEN = OUT / "micropython-frozen"
+# as MicroPython's CI builds "unix 32-bit"; libffi and berkeley-db are not in the trimmed source
+# (the PyPI unix build has neither)
+FLAGS = ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0"]
+
+
+class TwinError(Exception):
+    pass
+
+
+def source():
+    """The archive to build from: (path or URL, whether it must be downloaded)."""
+    env = os.environ.get("MICROPYTHON_SRC")
+    if env:
+        if not Path(env).is_file():
+            raise TwinError("MICROPYTHON_SRC=%s: no such file" % env)
+        return Path(env)
+    if VENDORED.is_file():
+        return VENDORED
+    dst = REPO / "build" / RELEASE.rsplit("/", 1)[1]
+    if not dst.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        print("twin: downloading %s" % RELEASE, flush=True)
+        try:
+            urllib.request.urlretrieve(RELEASE, str(dst) + ".part")
+        except OSError as e:
+            raise TwinError("cannot download %s (%s); set MICROPYTHON_SRC" % (RELEASE, e)) from None
+        os.replace(str(dst) + ".part", dst)
+    return dst
+
+
+def _digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _tree(archive):
+    """The unpacked source under OUT/src, unpacked again when the archive changed."""
+    stamp = OUT / "source.sha256"
+    digest = _digest(archive)
+    src = OUT / "src"
+    if stamp.is_file() and stamp.read_text() == digest and src.is_dir():
+        return src, digest, False
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = OUT / "src.part"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with tarfile.open(archive) as t:
+        t.extractall(tmp, filter="data")
+    (top,) = tmp.iterdir()  # micropython-1.28.0/
+    top.rename(src)
+    tmp.rmdir()
+    stamp.write_text(digest)
+    return src, digest, True
+
+
+def _make(args, log):
+    jobs = "-j%d" % (os.cpu_count() or 2)
+    p = subprocess.run(["make", jobs] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode:
+        tail = p.stdout.decode(errors="replace")[-3000:]
+        raise TwinError("twin build failed (make %s):\n%s" % (" ".join(args), tail))
+    log.write(p.stdout)
+
+
+def build(frozen=False):
+    """Build what is missing; -> the twin's micropython (the frozen one with frozen=True)."""
+    src, _, fresh = _tree(source())
+    with open(OUT / "build.log", "ab") as log:
+        if fresh or not (MICROPYTHON.is_file() and MPY_CROSS.is_file()):
+            print("twin: building MicroPython %s, 32-bit" % VERSION, flush=True)
+            _make(["-C", str(src / "mpy-cross")], log)
+            _make(["-C", str(src / "ports/unix"), "BUILD=build-std32"] + FLAGS, log)
+            shutil.copy(src / "mpy-cross/build/mpy-cross", MPY_CROSS)
+            shutil.copy(src / "ports/unix/build-std32/micropython", MICROPYTHON)
+        if frozen:
+            _frozen(src, log)
+    return FROZEN if frozen else MICROPYTHON
+
+
+def _frozen(src, log):
+    manifest = REPO / "firmware" / "manifest.py"
+    inputs = [manifest] + sorted(REPO.glob("lib/*/*.py")) + sorted(REPO.glob("firmware/**/*.py"))
+    stamp = OUT / "frozen.sha256"
+    h = hashlib.sha256()
+    for p in inputs:
+        h.update(p.read_bytes())
+    if FROZEN.is_file() and stamp.is_file() and stamp.read_text() == h.hexdigest():
+        return
+    print("twin: building the frozen twin", flush=True)
+    args = ["BUILD=build-frozen32", "FROZEN_MANIFEST=%s" % manifest]
+    _make(["-C", str(src / "ports/unix")] + args + FLAGS, log)
+    shutil.copy(src / "ports/unix/build-frozen32/micropython", FROZEN)
+    stamp.write_text(h.hexdigest())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frozen", action="store_true", help="also the frozen firmware twin")
+    a = ap.parse_args()
+    try:
+        build()
+        if a.frozen:
+            build(frozen=True)
+    except TwinError as e:
+        sys.exit("twin: %s" % e)
+    for p in (MICROPYTHON, MPY_CROSS) + ((FROZEN,) if a.frozen else ()):
+        print(p.relative_to(REPO))
+
+
+if __name__ == "__main__":
+    main()
