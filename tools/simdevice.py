@@ -4,7 +4,11 @@ and a reset circuit, it starts the firmware again when it resets (exit status 3)
 from deep sleep (status 4, after the time in ROOT/sleep.json), writing ROOT/reset_cause first.
 Any other status (0: stopped, 1: crashed) ends the supervisor with that status.
 
+With --twin K it runs as on a board instead: on the ESP32 twin (tools/twin.py, 32-bit) with a
+K KB heap, lib/ and firmware/ as the .mpy files `make deploy` ships (build/twin/mpy).
+
 Usage: python -m tools.simdevice ROOT [--main main.py] [--max-restarts N] [--time-scale F]
+                                       [--twin K]
 """
 
 import argparse
@@ -20,12 +24,24 @@ from firmware.board.sim import EXIT_DEEPSLEEP, EXIT_RESET
 
 REPO = Path(__file__).resolve().parent.parent
 MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
+HOST = ([str(MICROPYTHON)], "%s:%s:.frozen" % (REPO, REPO / "lib"))
 
 
-def run_once(root, script):
+def twin(heap_k):
+    """The runtime of a board-shaped run: (argv, MICROPYPATH) for the ESP32 twin with a heap of
+    heap_k KB and the firmware as .mpy (built when missing or older than its source)."""
+    from tools import deploy, twin
+
+    exe = twin.build()
+    out = twin.OUT / "mpy"
+    deploy.build(out=out, cross=twin.MPY_CROSS)
+    return [str(exe), "-X", "heapsize=%dK" % heap_k], "%s:%s:.frozen" % (out, out / "lib")
+
+
+def run_once(root, script, runtime=HOST):
     env = dict(os.environ, COAPBOARD_ROOT=str(root))
-    env["MICROPYPATH"] = "%s:%s:.frozen" % (REPO, REPO / "lib")
-    argv = [str(MICROPYTHON), str(REPO / "tools" / "simboot.py"), str(REPO / "boot.py")]
+    argv, env["MICROPYPATH"] = runtime
+    argv = argv + [str(REPO / "tools" / "simboot.py"), str(REPO / "boot.py")]
     child = subprocess.Popen(argv + [str(script)], env=env, cwd=str(root))
     try:
         return child.wait()
@@ -35,13 +51,13 @@ def run_once(root, script):
             child.wait()
 
 
-def supervise(root, script, max_restarts=None, time_scale=1.0):
+def supervise(root, script, max_restarts=None, time_scale=1.0, runtime=HOST):
     root.mkdir(parents=True, exist_ok=True)
     cause = "power_on"
     restarts = 0
     while True:
         (root / "reset_cause").write_text(cause)
-        status = run_once(root, script)
+        status = run_once(root, script, runtime)
         if status == EXIT_RESET:
             cause, why = "hard_reset", "reset"
         elif status == EXIT_DEEPSLEEP:
@@ -73,10 +89,12 @@ def main(argv=None):
     ap.add_argument("--main", type=Path, default=REPO / "main.py", help="script the board runs")
     ap.add_argument("--max-restarts", type=int, help="stop after this many (default: no limit)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="deep sleep lasts ms * this")
+    ap.add_argument("--twin", type=int, metavar="K", help="run on the ESP32 twin, K KB of heap")
     a = ap.parse_args(argv)
+    runtime = twin(a.twin) if a.twin else HOST
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        return supervise(a.root.resolve(), a.main.resolve(), a.max_restarts, a.time_scale)
+        return supervise(a.root.resolve(), a.main.resolve(), a.max_restarts, a.time_scale, runtime)
     except KeyboardInterrupt:
         return 130
 

@@ -53,7 +53,7 @@ def source():
         try:
             urllib.request.urlretrieve(RELEASE, str(dst) + ".part")
         except OSError as e:
-            raise TwinError("cannot download %s (%s); set MICROPYTHON_SRC" % (RELEASE, e)) from None
+            raise TwinError("no %s (%s): set MICROPYTHON_SRC" % (RELEASE, e)) from None
         os.replace(str(dst) + ".part", dst)
     return dst
 
