@@ -1,0 +1,29 @@
+# firmware: the product's application. Code is loaded into RAM on an official image, so what
+# runs only now and then (the config schema at boot, the update slots, a download) is imported
+# for the job and forgotten after it: use(), or loaded() ... forget() around a longer job.
+import sys
+
+
+def loaded():
+    return set(sys.modules)
+
+
+def forget(before):
+    # drop every module imported since loaded() returned `before`; their RAM goes back to the
+    # heap once nothing else holds them
+    for name in list(sys.modules):
+        if name not in before:
+            del sys.modules[name]
+            parent, _, child = name.rpartition(".")
+            p = sys.modules.get(parent)
+            if p is not None and hasattr(p, child):
+                delattr(p, child)
+
+
+def use(name, job):
+    # -> job(module name), with the module and what it imports gone again afterwards
+    before = loaded()
+    try:
+        return job(__import__(name, None, None, ("_",)))
+    finally:
+        forget(before)

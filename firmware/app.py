@@ -2,18 +2,13 @@
 # LED blinks and main returns, so the REPL stays usable), brings up the network, provisions
 # the device if it has no token yet, then runs the ThingsBoard device: GPIO RPC, live
 # settings from shared attributes, telemetry with the offline spool, claiming.
+# The config is loaded before the running firmware's modules are imported, so its schema and
+# theirs are never in RAM together (firmware/__init__.py).
 import asyncio
 import json
 
-from coap.client import connect
-from thingsboard.device import Device
-
 from . import log as logs
-from . import sensors as sensors_mod
-from .gpio import Gpio
-from .spool import Spool
-from .telemetry import Telemetry
-from .updates import AppSlots, FirmwareSlots, Updates
+from . import use
 
 log = logs.Log("app")
 INTERVAL_KEY = "telemetry_interval"  # shared attribute: seconds between messages
@@ -24,22 +19,14 @@ def config_path(board):
 
 
 def with_config(job):
-    # the config module (its schema) is needed at boot only: load it for the job, then let it
-    # go, so its RAM serves the running firmware. -> (result, problems)
-    import sys
+    # the config module (its schema) is needed at boot only -> (job(config), problems)
+    def checked(config):
+        try:
+            return job(config), None
+        except config.ConfigError as e:
+            return None, e.problems
 
-    from . import config
-
-    try:
-        return job(config), None
-    except config.ConfigError as e:
-        return None, e.problems
-    finally:
-        sys.modules.pop("firmware.config", None)
-        import firmware
-
-        if hasattr(firmware, "config"):
-            del firmware.config
+    return use("firmware.config", checked)
 
 
 def run(board=None):
@@ -59,11 +46,13 @@ async def main(board):
         board.signal_error(*_led_of(board))
         return False
     logs.set_level(cfg["log_level"])
+    from .updates import Updates
+
     acked = asyncio.Event()  # the server took a telemetry post: what a new image's trial needs
     fw = cfg["firmware"]
     updates = [
-        Updates("fw", FirmwareSlots(board.partition), board, cfg, fw_id(fw, ""), acked),
-        Updates("sw", AppSlots(board.path("")), board, cfg, fw_id(fw, "app_"), acked),
+        Updates("fw", board, cfg, fw_id(fw, ""), acked),
+        Updates("sw", board, cfg, fw_id(fw, "app_"), acked),
     ]
     for u in updates:
         u.begin()
@@ -93,6 +82,8 @@ async def main(board):
 
 async def _connect(server, ctx=None):
     # a host name that does not resolve (yet): say so and try again, never crash
+    from coap.client import connect
+
     delay = 2000
     while True:
         try:
@@ -151,6 +142,13 @@ async def provision(board, client, cfg, payload=None):
 
 class App:
     def __init__(self, board, client, cfg, updates, payload=None):
+        from thingsboard.device import Device
+
+        from . import sensors as sensors_mod
+        from .gpio import Gpio
+        from .spool import Spool
+        from .telemetry import Telemetry
+
         self.board = board
         self.cfg = cfg
         refresh = cfg["server"]["observe_refresh_s"] * 1000

@@ -5,10 +5,12 @@ from deep sleep (status 4, after the time in ROOT/sleep.json), writing ROOT/rese
 Any other status (0: stopped, 1: crashed) ends the supervisor with that status.
 
 With --twin K it runs as on a board instead: on the ESP32 twin (tools/twin.py, 32-bit) with a
-K KB heap, lib/ and firmware/ as the .mpy files `make deploy` ships (build/twin/mpy).
+K KB heap, lib/ and firmware/ as the .mpy files `make deploy` ships (build/twin/mpy). With
+--frozen as well, on the frozen twin: lib/ and firmware/ come from its image, frozen by
+firmware/manifest.py as in a custom board image; boot.py and main.py are still files.
 
 Usage: python -m tools.simdevice ROOT [--main main.py] [--max-restarts N] [--time-scale F]
-                                       [--twin K]
+                                       [--twin K [--frozen]]
 """
 
 import argparse
@@ -27,15 +29,19 @@ MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
 HOST = ([str(MICROPYTHON)], "%s:%s:.frozen" % (REPO, REPO / "lib"))
 
 
-def twin(heap_k):
+def twin(heap_k, frozen=False):
     """The runtime of a board-shaped run: (argv, MICROPYPATH) for the ESP32 twin with a heap of
-    heap_k KB and the firmware as .mpy (built when missing or older than its source)."""
+    heap_k KB and the firmware as .mpy (built when missing or older than its source), or with
+    frozen=True the frozen twin, whose image holds the firmware (built when it changed)."""
     from tools import deploy, twin
 
-    exe = twin.build()
+    exe = twin.build(frozen)
+    argv = [str(exe), "-X", "heapsize=%dK" % heap_k]
+    if frozen:
+        return argv, ".frozen"
     out = twin.OUT / "mpy"
     deploy.build(out=out, cross=twin.MPY_CROSS)
-    return [str(exe), "-X", "heapsize=%dK" % heap_k], "%s:%s:.frozen" % (out, out / "lib")
+    return argv, "%s:%s:.frozen" % (out, out / "lib")
 
 
 def run_once(root, script, runtime=HOST):
@@ -90,8 +96,11 @@ def main(argv=None):
     ap.add_argument("--max-restarts", type=int, help="stop after this many (default: no limit)")
     ap.add_argument("--time-scale", type=float, default=1.0, help="deep sleep lasts ms * this")
     ap.add_argument("--twin", type=int, metavar="K", help="run on the ESP32 twin, K KB of heap")
+    ap.add_argument("--frozen", action="store_true", help="with --twin: the firmware frozen in")
     a = ap.parse_args(argv)
-    runtime = twin(a.twin) if a.twin else HOST
+    if a.frozen and not a.twin:
+        ap.error("--frozen needs --twin K")
+    runtime = twin(a.twin, a.frozen) if a.twin else HOST
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         return supervise(a.root.resolve(), a.main.resolve(), a.max_restarts, a.time_scale, runtime)

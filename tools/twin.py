@@ -120,7 +120,11 @@ def _frozen(src, log):
     if FROZEN.is_file() and stamp.is_file() and stamp.read_text() == h.hexdigest():
         return
     print("twin: building the frozen twin", flush=True)
-    args = ["BUILD=build-frozen32", "FROZEN_MANIFEST=%s" % manifest]
+    # the unix port's counterpart of the ESP32's boards/manifest.py, which the manifest includes
+    top = OUT / "manifest.py"
+    port = "$(PORT_DIR)/variants/standard/manifest.py"
+    top.write_text("include(%r, port_manifest=%r)\n" % (str(manifest), port))
+    args = ["BUILD=build-frozen32", "FROZEN_MANIFEST=%s" % top]
     _make(["-C", str(src / "ports/unix")] + args + FLAGS, log)
     shutil.copy(src / "ports/unix/build-frozen32/micropython", FROZEN)
     stamp.write_text(h.hexdigest())

@@ -70,6 +70,12 @@ def boot(root=None, size=None):
     raise OSError("no bootable app")
 
 
+def mount(root, running):
+    # the state boot() left, for this module loaded again in the same process
+    global _root, _running
+    _root, _running = root, int(running[-1])
+
+
 class Partition:
     BOOT = 0
     RUNNING = 1

@@ -36,6 +36,7 @@ class Board(Base):
         super().__init__()
         self.root = root
         self._levels = {}  # output pin levels, as in pins.json
+        self._booted = None  # the app slot the simulated bootloader chose
         self._seed = 12345  # the made-up sensor values are the same on every run
         self._id = binascii.crc32(root.encode()).to_bytes(4, "big")
 
@@ -43,12 +44,16 @@ class Board(Base):
     def partition(self):
         from . import partition_sim as ps
 
-        if ps._running is None:  # first use in this process: power on
+        if ps._running is not None:
+            return ps.Partition
+        if self._booted is None:  # first use in this process: power on, the bootloader runs
             try:
                 os.stat(self.path("otadata.bin"))
             except OSError:
                 ps.flash(self.root, FACTORY_IMAGE)
-            ps.boot(self.root)
+            self._booted = ps.boot(self.root)
+        else:  # the module was let go after an earlier use (firmware.use): the same boot
+            ps.mount(self.root, self._booted)
         return ps.Partition
 
     def _load(self, name):

@@ -2,8 +2,9 @@
 # RFC 7252 messaging (CON retransmission, ACK/RST, dedup) and request/response matching,
 # including ThingsBoard's separate CON responses that arrive without an ACK first.
 #
-# Zero allocation on the request path: an Exchange owns one message buffer and is reused;
-# when its response arrives the receive buffer is swapped with it, so nothing is copied.
+# Zero allocation on the request path: an Exchange owns a request buffer that grows to the
+# largest request it has sent and is reused; a response is read in place in the datagram the
+# socket returned, which the exchange keeps until its next request, so nothing is copied.
 # An Exchange is its own awaitable: `await ex.request(...)` returns ex with code set.
 
 import asyncio
@@ -68,7 +69,7 @@ class Exchange:
 
     def __init__(self, client):
         self.client = client
-        self.buf = bytearray(client.max_size)
+        self.buf = bytearray(0)  # the request: grown on demand (_encode), up to max_size
         self.view = View()
         self.token = bytearray(client.token_len)
         self.state = _IDLE
@@ -114,9 +115,7 @@ class Exchange:
     def _send_new(self, code, options, payload, con, timeout):
         c = self.client
         self.mid = c._next_mid()
-        self.n = encode(
-            self.buf, CON if con else NON, code, self.mid, self.token, options, payload
-        )
+        self.n = self._encode(CON if con else NON, code, options, payload)
         self.code = 0
         self.error = None
         self._ack_only = False
@@ -137,6 +136,17 @@ class Exchange:
             c.start()
         c._add(self)
         c._write(self.buf, self.n)
+
+    def _encode(self, mtype, code, options, payload):
+        # grow the buffer until the message fits (an error at max_size is the caller's)
+        while True:
+            try:
+                return encode(self.buf, mtype, code, self.mid, self.token, options, payload)
+            except MessageError:
+                size = len(self.buf)
+                if size >= self.client.max_size:
+                    raise
+                self.buf = bytearray(min(max(64, size * 2), self.client.max_size))
 
     def _until(self, now, ms):
         t = ticks_add(now, ms)
@@ -209,9 +219,8 @@ class Exchange:
         self._deadline = self._end
 
     def _deliver(self, view):
-        # the response: take over the receive buffer (and give ours back)
+        # the response: keep its view (and so its datagram), give the client ours
         c = self.client
-        self.buf, c._rx = c._rx, self.buf
         self.view, c._view = view, self.view
         self.code = view.code
         self.state = _DONE
@@ -324,7 +333,6 @@ class Observation(Exchange):
         now = core.ticks()
         if ok and not self._fresh(seq, now):
             return  # stale: drop (already ACKed by the client)
-        self.buf, c._rx = c._rx, self.buf
         self.view, c._view = view, self.view
         self.code = view.code
         first = self.state != _OBSERVING
@@ -379,8 +387,7 @@ class Client:
         self.response_timeout = response_timeout
         self.token_len = token_len
         self.log = log
-        self._rx = bytearray(max_size)
-        self._view = View()
+        self._view = View()  # the datagram being handled
         self._ctl = bytearray(4)  # empty ACK / RST
         self._mid = random.getrandbits(16)
         self._active = []
@@ -487,17 +494,16 @@ class Client:
         return True
 
     def _received(self, data):
+        # data: the datagram as recv returned it, parsed where it is
         v = self._view
-        rx = self._rx
         n = len(data)
-        rx[:n] = data
         try:
-            v.parse(rx, n)
+            v.parse(data, n)
         except MessageError as e:
             self.stats["bad"] += 1
             self._log("dropped bad datagram:", e)
-            if n >= 4 and rx[0] >> 4 == 0x4:  # CON, version 1: reject (RFC 7252 §4.2)
-                self._control(RST, rx[2] << 8 | rx[3])
+            if n >= 4 and data[0] >> 4 == 0x4:  # CON, version 1: reject (RFC 7252 §4.2)
+                self._control(RST, data[2] << 8 | data[3])
             return
         mtype = v.type
         mid = v.mid

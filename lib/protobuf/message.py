@@ -150,7 +150,8 @@ class Schema:
             try:
                 struct.pack_into(fmt, scratch, 0, v)
             except OverflowError:  # too big for a float: infinity, as protobuf stores it
-                struct.pack_into(fmt, scratch, 0, v * math.inf)
+                # not math.inf: mpy-cross folds it to a constant that cannot be frozen
+                struct.pack_into(fmt, scratch, 0, v * float("inf"))
             buf.extend(scratch)
             return
         if ftype == "bool":

@@ -288,7 +288,7 @@ def test_app_bundle_update_installs_into_a_slot_and_confirms_it(
 ):
     did = dev["id"]
     until(lambda: current(sim, did, "sw") == ["coapboard-app", "0.1.0"], what="sw boot report")
-    init = (MARK % "0.2.0").encode()
+    init = (MARK % "0.2.0").encode() + (REPO / "firmware" / "__init__.py").read_bytes()
     upload_bundle(sim, app_bundle(mpy, **{"firmware/__init__.py": init}), "0.2.0")
     running.wait_line("app bundle 0.2.0 running", timeout=30)  # its own code runs
     got = wait_state(sim, did, "UPDATED", kind="sw")

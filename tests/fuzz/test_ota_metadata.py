@@ -1,14 +1,15 @@
-# OTA metadata, the fw_*/sw_* shared attributes, fuzzed under CPython (firmware/updates.py runs
-# there too): any sequence of attribute notifications is followed without an exception; an
-# update starts only when a package is assigned that differs from what runs, and one at a time;
-# problem() refuses every package whose fields a download could not use, with a reason.
+# OTA metadata, the fw_*/sw_* shared attributes, fuzzed under CPython (firmware/updates.py and
+# fetch.py run there too): any sequence of attribute notifications is followed without an
+# exception; an update starts only when a package is assigned that differs from what runs, and
+# one at a time; problem() refuses every package whose fields a download could not use, with a
+# reason.
 import asyncio
 
 from fuzzenv import fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from firmware import updates
+from firmware import fetch, updates
 from firmware.board import Base
 
 RUNNING = ["coapboard", "0.1.0"]
@@ -48,16 +49,8 @@ class Board(Base):
     root = "/nonexistent/coapboard-fuzz"  # no ota.json: nothing failed, nothing on trial
 
 
-class Slots:
-    def running(self):
-        return "ota_0"
-
-    def pending(self):
-        return False
-
-
 def follow(kind, notes):
-    u = updates.Updates(kind, Slots(), Board(), {"ota": {}}, RUNNING, None)
+    u = updates.Updates(kind, Board(), {"ota": {}}, RUNNING, None, ("ota_0", False))
     started = []
 
     async def fetch(pkg):  # stands in for the download: records what would be fetched
@@ -95,7 +88,7 @@ def test_any_notifications_are_followed_without_an_exception(case):
     # every package started is the target of its moment, and each start follows a change
     assert all(a != b for a, b in zip(started, started[1:]))
     for pkg in started:
-        why = updates.problem(pkg, kind)
+        why = fetch.problem(pkg, kind)
         ok = (
             all(isinstance(x, str) and x for x in (pkg[0], pkg[1], pkg[3], pkg[4]))
             and type(pkg[2]) is int
