@@ -5,6 +5,7 @@
 # The config is loaded before the running firmware's modules are imported, so its schema and
 # theirs are never in RAM together (firmware/__init__.py).
 import asyncio
+import gc
 import json
 
 from . import log as logs
@@ -180,6 +181,10 @@ class App:
         jobs = [self._boot_attributes(), self._claim(), self._watch_network()]
         for job in jobs + [u.start() for u in self.updates]:
             asyncio.create_task(job)
+        # collect early and often: garbage freed while it is still small and recent keeps the
+        # free heap in large blocks, which each received datagram needs (recv takes 1152 B)
+        gc.collect()
+        gc.threshold(gc.mem_free() // 32)
         await self.telemetry.run()
 
     # --- RPC

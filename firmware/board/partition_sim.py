@@ -26,7 +26,9 @@ _OTADATA = (0x0000D000, 2 * BLOCK)
 _APP0 = 0x10000
 _ERR_VALIDATE = -5379  # ESP_ERR_OTA_VALIDATE_FAILED, as MicroPython raises it
 _ERR_SIZE = -260  # ESP_ERR_INVALID_SIZE
-_FF = b"\xff" * BLOCK
+_PIECE = 256  # flash is read, checked and written in pieces of this size
+_FF = b"\xff" * _PIECE
+_scratch = bytearray(_PIECE)
 
 unerased_writes = 0  # writes that had to clear 0 bits back to 1: a missing erase
 _root = None
@@ -40,7 +42,7 @@ def flash(root, app, size=SIZE):
     _root, _size = root, size
     for label, n in (("otadata", _OTADATA[1]), ("ota_0", size), ("ota_1", size)):
         with open(_path(label), "wb") as f:
-            for _ in range(n // BLOCK):
+            for _ in range(n // _PIECE):
                 f.write(_FF)
     Partition("ota_0").writeblocks(0, app)
 
@@ -119,6 +121,8 @@ class Partition:
             f.readinto(buf)
 
     def writeblocks(self, block, buf, offset=None):
+        # in pieces of _PIECE bytes through one scratch buffer: the ESP32's writes (C) take
+        # nothing from the heap, so neither may the simulation's beyond a few bytes
         global unerased_writes
         if offset is None:  # the simple form erases first, like the real one
             for b in range((len(buf) + self.block_size - 1) // self.block_size):
@@ -126,16 +130,21 @@ class Partition:
             offset = 0
         n = len(buf)
         a = self._span(block, offset, n)
+        mv = memoryview(buf)
         with open(_path(self.label), "r+b") as f:
-            f.seek(a)
-            old = f.read(n)
-            if old != b"\xff" * n:  # not erased: NOR flash can only clear bits
-                new = bytes(x & y for x, y in zip(old, buf))
-                if new != bytes(buf):
-                    unerased_writes += 1
-                buf = new
-            f.seek(a)
-            f.write(buf)
+            for i in range(0, n, _PIECE):
+                k = min(_PIECE, n - i)
+                piece = mv[i : i + k]
+                f.seek(a + i)
+                old = _scratch if k == _PIECE else bytearray(k)
+                f.readinto(old)
+                if old != (_FF if k == _PIECE else _FF[:k]):  # NOR flash only clears bits
+                    new = bytes(x & y for x, y in zip(old, piece))
+                    if new != bytes(piece):
+                        unerased_writes += 1
+                    piece = new
+                f.seek(a + i)
+                f.write(piece)
 
     def ioctl(self, op, arg):
         if op == 4:  # block count
@@ -146,7 +155,8 @@ class Partition:
             a = self._span(arg, 0, self.block_size)
             with open(_path(self.label), "r+b") as f:
                 f.seek(a)
-                f.write(_FF[: self.block_size])
+                for _ in range(self.block_size // _PIECE):
+                    f.write(_FF)
             return 0
         return None
 
