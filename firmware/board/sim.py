@@ -102,16 +102,16 @@ class Board(Base):
         return lo + (hi - lo) * (self._seed >> 15) / 65536
 
     def adc(self, pin, atten_db):
-        return SimADC(self, "adc:%d" % pin)
+        return SimSensor(self, "adc:%d" % pin)
 
     def chip_temperature(self):
         return self._reading("chip_temp", 40, 50)
 
     def dht(self, pin, kind):
-        return SimDHT(self, "dht:%d" % pin)
+        return SimSensor(self, "dht:%d" % pin)
 
     def ds18b20(self, pin):
-        return SimDS18B20(self, pin)
+        return SimSensor(self, "ds18b20:%d" % pin)
 
     # --- network and time
 
@@ -173,22 +173,20 @@ class SimPin:
             b._drive(self._num, (1 if v else 0) ^ self._invert)
 
 
-class SimADC:
-    def __init__(self, board, key):
-        self._board = board
-        self._key = key
+class SimSensor:
+    # one stand-in for the ADC, DHT and DS18B20 drivers (one class, not three: the simulation
+    # must not cost the heap more than the ESP32 board does): what sensors.json has for key
+    wait_ms = 0  # a DS18B20 conversion takes no time here
 
-    def read_u16(self):
-        return int(self._board._reading(self._key, 8000, 56000))
-
-
-class SimDHT:
     def __init__(self, board, key):
         self._board = board
         self._key = key
         self._t = self._h = None
 
-    def measure(self):
+    def read_u16(self):  # ADC
+        return int(self._board._reading(self._key, 8000, 56000))
+
+    def measure(self):  # DHT
         r = self._board._reading(self._key, 0, 1)
         if isinstance(r, list):
             self._t, self._h = r
@@ -201,19 +199,11 @@ class SimDHT:
     def humidity(self):
         return self._h
 
-
-class SimDS18B20:
-    wait_ms = 0  # no conversion time to wait for
-
-    def __init__(self, board, pin):
-        self._board = board
-        self._pin = pin
-
-    def convert(self):
+    def convert(self):  # DS18B20
         pass
 
     def read(self):
-        r = self._board._reading("ds18b20:%d" % self._pin, 15, 25)
+        r = self._board._reading(self._key, 15, 25)
         if isinstance(r, list):
             return [(rom, t) for rom, t in r]
-        return [("28%012x00" % self._pin, round(r, 2))]
+        return [("28%012x00" % int(self._key[8:]), round(r, 2))]
