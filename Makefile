@@ -65,11 +65,12 @@ CYCLES ?= 600
 soak: setup
 	$(PY) -m tools.soak --cycles $(CYCLES)
 
-bench: venv
+bench: venv twin
 	$(PY) bench/run_coap.py 5000
 	$(PY) bench/payload_size.py
 	$(PY) bench/fw_run.py
 	$(PY) bench/ota_run.py
+	$(PY) bench/twin_heap.py
 
 lint: venv
 	.venv/bin/ruff check -q . && .venv/bin/ruff format --check -q .

@@ -15,66 +15,16 @@
 #       every EVERY cycles after it, gc.collect() then gc.mem_alloc() is recorded.
 #       CYCLES = 0: the configured interval, runs until killed (for the RPC round trip).
 #   micropython -m fw_device imports
-#       gc.mem_alloc() retained by each import (after gc.collect()), in dependency order; then
-#       each module the firmware loads only when needed, on top of those.
-# As main.py of a simulated board (bench/fw_main.py; tools/simdevice ROOT --main
-# bench/fw_main.py --path <this module's folder>): the same run with ROOT/fw_device.json's
-# {"cycles", "warm", "rpcs", "every"}, on the board boot.py prepared, with the flash writes
-# allocation-free (plain_flash), as on an ESP32; the board's resets restart it.
+#       gc.mem_alloc() retained by each import (fw_imports.py, a module of its own: a run does
+#       not carry its code).
+# As main.py of a simulated board (bench/fw_main.py; python -m tools.simdevice ROOT --main
+# bench/fw_main.py --path <this module's folder>): the same run, after boot.py, with
+# ROOT/fw_device.json's {"cycles", "warm", "rpcs", "every"} (tests/twin/scenarios.py).
 import gc
 import sys
 
 gc.collect()
 _BASE = gc.mem_alloc()
-
-
-def imports():
-    # bottom-up, so each line counts the modules that import adds (listed) and nothing twice
-    order = (
-        "asyncio",
-        "coap.codec",
-        "coap.client",
-        "thingsboard.errors",
-        "thingsboard.device",
-        "firmware.log",
-        "firmware.config",
-        "firmware.sensors",
-        "firmware.gpio",
-        "firmware.spool",
-        "firmware.telemetry",
-        "firmware.board",
-        "firmware.board.sim",
-        "firmware.app",
-    )
-    total = 0
-    for name in order:
-        before = set(sys.modules)
-        gc.collect()
-        a = gc.mem_alloc()
-        __import__(name)
-        gc.collect()
-        d = gc.mem_alloc() - a
-        total += d
-        new = sorted(m for m in sys.modules if m not in before)
-        print("import", name, d, ",".join(new))
-    print("import_total", total)
-    gc.collect()
-    print("heap_after_imports", gc.mem_alloc())
-    # loaded only for a job: the payload or transport a config asks for, an update
-    later = ("thingsboard.protopayload", "firmware.coaps", "firmware.download", "ota.writer")
-    for name in later + ("firmware.bundle",):
-        before = set(sys.modules)
-        gc.collect()
-        a = gc.mem_alloc()
-        __import__(name)
-        gc.collect()
-        new = sorted(m for m in sys.modules if m not in before)
-        print("later", name, gc.mem_alloc() - a, ",".join(new))
-    app = sys.modules["firmware.app"]
-    if hasattr(app, "with_config"):  # the firmware drops its config module after boot
-        app.with_config(lambda config: None)
-        gc.collect()
-        print("heap_after_config_released", gc.mem_alloc())
 
 
 def run(root, cycles, warm, min_rpcs, every):
@@ -152,47 +102,20 @@ def run(root, cycles, warm, min_rpcs, every):
     sys.exit(8)
 
 
-def plain_flash():
-    # the simulated app partitions erase and write straight through, allocating nothing, as
-    # the ESP32's esp32.Partition (C) does; the simulation's NOR-flash checks allocate two or
-    # three 4 KB buffers per block written
-    from firmware.board import partition_sim as ps
-
-    P = ps.Partition
-    ioctl, writeblocks = P.ioctl, P.writeblocks
-
-    def write(self, block, buf, offset=None):
-        if offset is None:  # the simple form (otadata): the simulation's own
-            return writeblocks(self, block, buf)
-        with open(ps._path(self.label), "r+b") as f:
-            f.seek(self._span(block, offset, len(buf)))
-            f.write(buf)
-
-    def erase(self, op, arg):
-        if op != 6:
-            return ioctl(self, op, arg)
-        with open(ps._path(self.label), "r+b") as f:
-            f.seek(self._span(arg, 0, ps.BLOCK))
-            f.write(ps._FF)
-        return 0
-
-    P.writeblocks = write
-    P.ioctl = erase
-
-
 def board_main():
     # main.py's part (bench/fw_main.py): the settings are a file in the board's folder
     import json
 
     with open("fw_device.json") as f:
         s = json.load(f)
-    plain_flash()
     run(None, s["cycles"], s["warm"], s["rpcs"], s["every"])
 
 
 def main():
     a = sys.argv[1:]
     if a[0] == "imports":
+        from fw_imports import imports
+
         imports()
     else:
         run(a[1], int(a[2]), int(a[3]), int(a[4]), int(a[5]))

@@ -39,6 +39,7 @@ class Bench:
         self.sim = TbSim(str(self.work / "tbsim"), coap_port=0, http_port=0, log=False).start()
         self.n = 0
         self.paths = {"py": "%s:%s:%s:.frozen" % (ROOT / "bench", ROOT, ROOT / "lib")}
+        self.exes = {}  # kind -> its MicroPython, if not the venv's (bench/twin_frozen.py)
 
     def close(self):
         self.sim.stop()
@@ -52,7 +53,7 @@ class Bench:
             for d in ("lib/coap", "lib/thingsboard", "lib/ota", "firmware")
             for p in (ROOT / d).rglob("*.py")
         ]
-        srcs += [ROOT / "bench" / "fw_device.py", ROOT / "bench" / "ota_device.py"]
+        srcs += [ROOT / "bench" / n for n in ("fw_device.py", "fw_imports.py", "ota_device.py")]
         for src in srcs:
             rel = src.relative_to(ROOT)
             if rel.parts[0] == "bench":
@@ -78,7 +79,7 @@ class Bench:
         return dev["id"], root
 
     def start(self, root, args, heap_k=None, kind="py", driver="fw_device"):
-        cmd = [str(MICROPYTHON)]
+        cmd = [str(self.exes.get(kind, MICROPYTHON))]
         if heap_k:
             cmd += ["-X", "heapsize=%dK" % heap_k]
         cmd += ["-m", driver] + [str(a) for a in args]
@@ -245,7 +246,7 @@ class Bench:
 
     def imports(self, kind, driver="fw_device"):
         out = subprocess.run(
-            [str(MICROPYTHON), "-m", driver, "imports"],
+            [str(self.exes.get(kind, MICROPYTHON)), "-m", driver, "imports"],
             env=dict(os.environ, MICROPYPATH=self.paths[kind]),
             cwd=str(self.work),
             capture_output=True,

@@ -2,9 +2,10 @@
 # the app slots of lib/ota/appslot.py for "sw". Imported only while they are needed (at boot,
 # to confirm a trial, during an update: firmware/__init__.py use()), with lib/ota's modules
 # and, on the simulation, the partition code.
+# Each kind imports only its own part of lib/ota.
 import os
 
-from ota import MAGIC, appslot, rollback
+from ota import MAGIC
 
 
 def of(kind, board):
@@ -16,7 +17,10 @@ class FirmwareSlots:
     magic = MAGIC  # an ESP32 app image
 
     def __init__(self, partition):
+        from ota import rollback
+
         self.P = partition
+        self._rollback = rollback
 
     def boot(self):
         # -> (the running slot, whether it is on trial)
@@ -33,12 +37,12 @@ class FirmwareSlots:
 
     def pending(self):
         try:
-            return rollback.pending(self.P)
+            return self._rollback.pending(self.P)
         except (OSError, IndexError):  # a build without OTA partitions: never pending
             return False
 
     def confirm(self):
-        rollback.cancel(self.P)
+        self._rollback.cancel(self.P)
 
     def why(self):
         return None  # the bootloader keeps no reason
@@ -49,10 +53,14 @@ class AppSlots:
     magic = None  # a bundle checks its own when it is unpacked
 
     def __init__(self, root):
+        from ota import appslot
+
         self.root = root
+        self._slot = appslot
 
     def boot(self):
-        return appslot.running(self.root) or "factory", appslot.pending(self.root)
+        a = self._slot
+        return a.running(self.root) or "factory", a.pending(self.root)
 
     def target(self):
         # the bundle store: its set_boot unpacks into the next slot and points boot.py at it
@@ -63,10 +71,10 @@ class AppSlots:
         return BundleStore(self.root, self.next(), room)
 
     def next(self):
-        return appslot.other(self.root)
+        return self._slot.other(self.root)
 
     def confirm(self):
-        appslot.confirm(self.root)
+        self._slot.confirm(self.root)
 
     def why(self):
-        return appslot.read(self.root).get("reason")
+        return self._slot.read(self.root).get("reason")

@@ -52,9 +52,17 @@ def test_mip_install_from_the_repository(tmp_path):
         assert installed == sorted(f.name for f in (ROOT / "lib" / p_).glob("*.py"))
 
 
+class Options:
+    """MicroPython's manifest `options` when none are given, as in the ESP32's build."""
+
+    def defaults(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
 def test_manifest_freezes_existing_packages():
     calls = []
     env = {
+        "options": Options(),
         "include": lambda path: calls.append(("include", path)),
         "package": lambda name, base_path=".", opt=None: calls.append(
             ("package", name, base_path)
@@ -62,6 +70,7 @@ def test_manifest_freezes_existing_packages():
     }
     manifest = ROOT / "firmware" / "manifest.py"
     exec(compile(manifest.read_text(), str(manifest), "exec"), env)
+    assert calls[0] == ("include", "$(PORT_DIR)/boards/manifest.py")  # the ESP32's own modules
     packages = [c for c in calls if c[0] == "package"]
     assert {c[1] for c in packages} == set(LIBS) | {"firmware"}
     for _, name, base in packages:

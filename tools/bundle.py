@@ -56,14 +56,14 @@ def unpack(bundle):
     return out
 
 
-def build(mpy=False):
+def build(mpy=False, out=deploy.BUILD, cross=None):
     # the files tools.deploy puts on a board (lib/ packages and firmware/), as source or as the
-    # .mpy it compiles; package __init__ files stay source either way (tiny, and a bundle may
-    # carry its own)
+    # .mpy it compiles (into out, with cross: deploy.build's); package __init__ files stay
+    # source either way (tiny, and a bundle may carry its own)
     if not mpy:
         return pack([(rel, (REPO / rel).read_bytes()) for rel in deploy.sources()])
     files = []
-    for path, local in deploy.build()[0]:
+    for path, local in deploy.build(out=out, cross=cross)[0]:
         rel = path[:-4] + ".py"
         if rel.endswith("__init__.py"):
             files.append((rel, (REPO / rel).read_bytes()))

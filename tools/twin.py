@@ -28,9 +28,15 @@ RELEASE = "https://micropython.org/resources/source/micropython-%s.tar.xz" % VER
 MICROPYTHON = OUT / "micropython"
 MPY_CROSS = OUT / "mpy-cross"
 FROZEN = OUT / "micropython-frozen"
+MBEDTLS = REPO / "tools" / "twin_mbedtls.h"
 # as MicroPython's CI builds "unix 32-bit"; libffi and berkeley-db are not in the trimmed source
-# (the PyPI unix build has neither)
-FLAGS = ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0"]
+# (the PyPI unix build has neither); mbedTLS off the GC heap, as on an ESP32 (twin_mbedtls.h)
+FLAGS = [
+    "MICROPY_FORCE_32BIT=1",
+    "MICROPY_PY_FFI=0",
+    "MICROPY_PY_BTREE=0",
+    'MBEDTLS_CONFIG_FILE=\\"%s\\"' % MBEDTLS,
+]
 
 
 class TwinError(Exception):
@@ -72,7 +78,7 @@ def _tree(archive):
     digest = _digest(archive)
     src = OUT / "src"
     if stamp.is_file() and stamp.read_text() == digest and src.is_dir():
-        return src, digest, False
+        return src, digest
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True, exist_ok=True)
     tmp = OUT / "src.part"
@@ -83,7 +89,7 @@ def _tree(archive):
     top.rename(src)
     tmp.rmdir()
     stamp.write_text(digest)
-    return src, digest, True
+    return src, digest
 
 
 def _make(args, log):
@@ -97,14 +103,20 @@ def _make(args, log):
 
 def build(frozen=False):
     """Build what is missing; -> the twin's micropython (the frozen one with frozen=True)."""
-    src, _, fresh = _tree(source())
+    src, digest = _tree(source())
+    # the build is redone when the archive or how it is built changes
+    recipe = hashlib.sha256((digest + repr(FLAGS)).encode() + MBEDTLS.read_bytes()).hexdigest()
+    stamp = OUT / "build.sha256"
+    current = stamp.is_file() and stamp.read_text() == recipe
     with open(OUT / "build.log", "ab") as log:
-        if fresh or not (MICROPYTHON.is_file() and MPY_CROSS.is_file()):
+        if not (current and MICROPYTHON.is_file() and MPY_CROSS.is_file()):
             print("twin: building MicroPython %s, 32-bit" % VERSION, flush=True)
+            shutil.rmtree(src / "ports/unix/build-std32", ignore_errors=True)
             _make(["-C", str(src / "mpy-cross")], log)
             _make(["-C", str(src / "ports/unix"), "BUILD=build-std32"] + FLAGS, log)
-            shutil.copy(src / "mpy-cross/build/mpy-cross", MPY_CROSS)
-            shutil.copy(src / "ports/unix/build-std32/micropython", MICROPYTHON)
+            _install(src / "mpy-cross/build/mpy-cross", MPY_CROSS)
+            _install(src / "ports/unix/build-std32/micropython", MICROPYTHON)
+            stamp.write_text(recipe)
         if frozen:
             _frozen(src, log)
     return FROZEN if frozen else MICROPYTHON
@@ -114,20 +126,32 @@ def _frozen(src, log):
     manifest = REPO / "firmware" / "manifest.py"
     inputs = [manifest] + sorted(REPO.glob("lib/*/*.py")) + sorted(REPO.glob("firmware/**/*.py"))
     stamp = OUT / "frozen.sha256"
-    h = hashlib.sha256()
+    h = hashlib.sha256(repr(FLAGS).encode() + MBEDTLS.read_bytes())
     for p in inputs:
         h.update(p.read_bytes())
     if FROZEN.is_file() and stamp.is_file() and stamp.read_text() == h.hexdigest():
         return
     print("twin: building the frozen twin", flush=True)
-    # the unix port's counterpart of the ESP32's boards/manifest.py, which the manifest includes
+    # firmware/manifest.py includes the port's own manifest, by default the ESP32's path: here
+    # the standard unix variant's (asyncio, ssl, ...), given as its include option
     top = OUT / "manifest.py"
     port = "$(PORT_DIR)/variants/standard/manifest.py"
     top.write_text("include(%r, port_manifest=%r)\n" % (str(manifest), port))
-    args = ["BUILD=build-frozen32", "FROZEN_MANIFEST=%s" % top]
+    # makemanifest goes by timestamps, which miss a removed module or a file older than the last
+    # build: the frozen code is made anew from the inputs whose hash changed
+    build = src / "ports/unix/build-frozen32"
+    shutil.rmtree(build / "frozen_mpy", ignore_errors=True)
+    (build / "frozen_content.c").unlink(missing_ok=True)
+    args = ["BUILD=%s" % build.name, "FROZEN_MANIFEST=%s" % top]
     _make(["-C", str(src / "ports/unix")] + args + FLAGS, log)
-    shutil.copy(src / "ports/unix/build-frozen32/micropython", FROZEN)
+    shutil.copy(build / "micropython", FROZEN)
     stamp.write_text(h.hexdigest())
+
+
+def _install(built, dst):
+    # replace, not overwrite: a twin that is running keeps its file
+    shutil.copy(built, str(dst) + ".new")
+    os.replace(str(dst) + ".new", dst)
 
 
 def main():

@@ -473,7 +473,8 @@ class Client:
             # one datagram per wake-up: poll reports the next one at once, and reading on
             # to EAGAIN would cost an exception object every time
             yield core._io_queue.queue_read(sock)
-            rx_once(sock)
+            if rx_once(sock) is None:  # out of memory: let the other tasks free some first
+                await asyncio.sleep_ms(50)
 
     def _rx_once(self, sock):
         # recv, not readinto: a stream read keeps reading and would merge queued datagrams
@@ -484,6 +485,9 @@ class Client:
                 return False
             self._log("receive failed:", e)  # e.g. ECONNREFUSED from an ICMP error
             return False
+        except MemoryError as e:  # recv allocates first: the datagram waits, the reader lives
+            self._log("receive failed:", repr(e))
+            return None
         if data is None:  # nothing waiting
             return False
         self.stats["rx"] += 1

@@ -122,6 +122,9 @@ def _reason(e):
     return " ".join(str(a) for a in e.args) or repr(e)
 
 
+_DATAGRAM = 2048
+
+
 class _Link(io.IOBase):
     # The UDP socket as mbedTLS's transport, one datagram per read. Closing a DTLS session
     # closes its transport: this one stays open for the next session.
@@ -129,8 +132,10 @@ class _Link(io.IOBase):
         self.sock = sock
 
     def readinto(self, buf):
+        # mbedTLS offers its whole input buffer (16 KB) each time; recv allocates what it is
+        # asked for, so ask for the largest datagram a server sends (a path MTU's worth)
         try:
-            data = self.sock.recv(len(buf))
+            data = self.sock.recv(min(len(buf), _DATAGRAM))
         except OSError as e:
             return None if e.errno in (EAGAIN, ETIMEDOUT) else -e.errno
         buf[: len(data)] = data

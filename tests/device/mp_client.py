@@ -81,6 +81,28 @@ async def test_piggybacked_response():
     assert req.payload == b'{"t":1}'
 
 
+async def test_a_receive_out_of_memory_leaves_the_reader_running():
+    # recv allocates before it reads: the datagram stays queued and is read once memory is back
+    def peer(sock, m):
+        reply(sock, ACK, CREATED, m.mid, m.token)
+
+    _, sock, client = setup(peer)
+    logged = []
+    client.log = lambda *a: logged.append(a)
+    recv = sock.recv
+    failures = [MemoryError("memory allocation failed")]
+
+    def scarce(n):
+        if failures:
+            raise failures.pop()
+        return recv(n)
+
+    sock.recv = scarce
+    ex = await client.exchange().request(POST, PATH, b"{}")
+    assert ex.code == CREATED and not failures
+    assert logged == [("receive failed:", "MemoryError('memory allocation failed',)")]
+
+
 async def test_separate_response_after_empty_ack():
     def peer(sock, m):
         if m.type == CON:

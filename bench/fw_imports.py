@@ -1,0 +1,61 @@
+# fw_imports.py: `micropython -m fw_device imports` (bench/fw_device.py): gc.mem_alloc()
+# retained by each import (after gc.collect()), in dependency order; then each module the
+# firmware loads only when needed, on top of those. Lines "import NAME BYTES NEW,MODULES",
+# "import_total", "heap_after_imports", "heap_after_config_released", "later NAME BYTES ...".
+import gc
+import sys
+
+
+def _retained(tag, names):
+    # one line per import: the heap it retains and the modules it adds; -> the sum
+    total = 0
+    for name in names:
+        before = set(sys.modules)
+        gc.collect()
+        a = gc.mem_alloc()
+        __import__(name)
+        gc.collect()
+        d = gc.mem_alloc() - a
+        total += d
+        new = sorted(m for m in sys.modules if m not in before)
+        print(tag, name, d, ",".join(new))
+    return total
+
+
+def imports():
+    # bottom-up, so each line counts the modules that import adds (listed) and nothing twice
+    order = (
+        "asyncio",
+        "coap.codec",
+        "coap.client",
+        "thingsboard.errors",
+        "thingsboard.device",
+        "firmware.log",
+        "firmware.config",
+        "firmware.sensors",
+        "firmware.gpio",
+        "firmware.spool",
+        "firmware.telemetry",
+        "firmware.board",
+        "firmware.board.sim",
+        "firmware.updates",
+        "firmware.app",
+    )
+    print("import_total", _retained("import", order))
+    gc.collect()
+    print("heap_after_imports", gc.mem_alloc())
+    # the firmware lets its config module go after boot (firmware.use)
+    del sys.modules["firmware.config"], sys.modules["firmware"].config
+    gc.collect()
+    print("heap_after_config_released", gc.mem_alloc())
+    # loaded only for a job: the payload or the transport a config asks for, an update
+    later = (
+        "thingsboard.protopayload",
+        "firmware.coaps",
+        "firmware.slots",
+        "firmware.fetch",
+        "firmware.download",
+        "ota.writer",
+        "firmware.bundle",
+    )
+    _retained("later", later)
