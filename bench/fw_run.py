@@ -50,7 +50,7 @@ class Bench:
         out = self.work / "mpy"
         srcs = [
             p
-            for d in ("lib/coap", "lib/thingsboard", "lib/ota", "firmware")
+            for d in ("lib/coap", "lib/thingsboard", "lib/ota", "lib/protobuf", "firmware")
             for p in (ROOT / d).rglob("*.py")
         ]
         srcs += [ROOT / "bench" / n for n in ("fw_device.py", "fw_imports.py", "ota_device.py")]

@@ -3,7 +3,7 @@
 # (tools/twin.py: 32-bit, lib/ and firmware/ as .mpy) with -X heapsize=K, started by
 # tools/simdevice as a board boots (boot.py, then main.py), against tbsim in this process. A
 # scenario returns once the work is done and checked; anything else raises AssertionError, as
-# soon as the device's output shows a MemoryError or a traceback.
+# soon as the device's output shows a MemoryError, a traceback or that it hears nothing more.
 #
 # The telemetry-cycle scenarios run bench/fw_device.py in main.py's place (bench/fw_main.py):
 # it runs the real firmware with a 0 ms interval and counts cycles and RPCs. It is compiled to
@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[2]
 DRIVER = twin.OUT / "driver"  # fw_device.mpy, fw_imports.mpy
 FW_MAIN = REPO / "bench" / "fw_main.py"
 TROUBLE = ("MemoryError", "memory allocation failed", "Traceback", "Task exception", "E bench")
+DEAF = 3  # telemetry messages spooled in a row (deaf())
 UPDATED = ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING", "UPDATED"]
 APP = ["coapboard-app", "0.1.0"]  # the deployed app files, as tools.run's config names them
 NAME = "twin-device"
@@ -67,7 +68,15 @@ def prepare():
 
 
 def trouble(line):
-    return any(t in line for t in TROUBLE)
+    return any(t in line for t in TROUBLE) or deaf(line)
+
+
+def deaf(line):
+    # "I telemetry: spooled (N waiting)": tbsim is local and drops nothing, so DEAF messages in
+    # a row without an answer mean the device hears nothing more (a client out of memory drops
+    # what it receives, and the firmware does not print its log)
+    head = "I telemetry: spooled ("
+    return line.startswith(head) and int(line[len(head) :].split()[0]) >= DEAF
 
 
 class Device(Firmware):
@@ -82,19 +91,25 @@ class Device(Firmware):
             args += ["--main", str(FW_MAIN), "--path", str(DRIVER)]
         super().__init__(root, *args)
 
-    def wait(self, match, timeout=30.0, after=0):
-        """wait_line, failing at the first line that shows trouble."""
-        test = match if callable(match) else (lambda s: match in s)
+    def wait(self, text, timeout=30.0):
+        """The first line that contains text; fails at the first line that shows trouble, when
+        the output ends or when the time is up, saying which."""
         seen = []
 
         def watched(line):
             if trouble(line):
                 seen.append(line)
                 return True
-            return test(line)
+            return text in line
 
-        line = self.wait_line(watched, timeout, after)
-        assert not seen, "device: %s\n%s" % (self.trouble(), self.tail())
+        try:
+            line = self.wait_line(watched, timeout)
+        except AssertionError:  # the time is up, or the output ended
+            line = None
+        if line is None or seen:
+            late = "no %r within %s s" % (text, timeout)
+            why = self.trouble() or (late if self.running() else "stopped before %r" % text)
+            raise AssertionError("device: %s\n%s" % (why, self.tail()))
         return line
 
     def check(self):
@@ -107,6 +122,8 @@ class Device(Firmware):
         ends with, once that is out."""
         lines = self.grep(lambda s: True)
         at = next((i for i, s in enumerate(lines) if trouble(s)), None)
+        if at is not None and deaf(lines[at]):
+            return "no answer to %d telemetry messages in a row (%s)" % (DEAF, lines[at])
         if at is None or not lines[at].startswith(("Traceback", "Task exception")):
             return None if at is None else lines[at]
         inside = [lines[at].startswith("Traceback")]
