@@ -1,6 +1,7 @@
 # firmware: the product's application. Code is loaded into RAM on an official image, so what
 # runs only now and then (the config schema at boot, the update slots, a download) is imported
 # for the job and forgotten after it: use(), or loaded() ... forget() around a longer job.
+import gc
 import sys
 
 
@@ -18,6 +19,9 @@ def forget(before):
             p = sys.modules.get(parent)
             if p is not None and hasattr(p, child):
                 delattr(p, child)
+    # collect now: the freed code leaves one large free block, which what comes next fills in
+    # order, instead of a hole that scattered small objects later split up
+    gc.collect()
 
 
 def use(name, job):

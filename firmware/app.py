@@ -39,6 +39,9 @@ def run(board=None):
 
 
 async def main(board):
+    # collect early and often: garbage freed while it is still small and recent keeps the free
+    # heap in large blocks, which each received datagram needs (recv takes 1152 B)
+    gc.threshold(gc.mem_free() // 32)
     cfg, problems = with_config(lambda config: config.load(config_path(board)))
     if problems:
         for problem in problems:
@@ -86,14 +89,16 @@ async def _connect(server, ctx=None):
     from coap.client import connect
 
     delay = 2000
+    coap_log = logs.Log("coap").warning  # what the client drops, and why (bad datagrams, no RAM)
     while True:
         try:
             if ctx is not None:  # coaps
                 from coap.dtls import connect as dtls_connect
 
                 dtls_log = logs.Log("dtls").info
-                return dtls_connect(server["host"], server["port"], ctx, None, dtls_log)
-            return connect(server["host"], server["port"])
+                host, port = server["host"], server["port"]
+                return dtls_connect(host, port, ctx, None, dtls_log, log=coap_log)
+            return connect(server["host"], server["port"], log=coap_log)
         except OSError as e:
             log.error(
                 "server %s: DNS lookup failed (%s), retry in %d s"
@@ -181,10 +186,6 @@ class App:
         jobs = [self._boot_attributes(), self._claim(), self._watch_network()]
         for job in jobs + [u.start() for u in self.updates]:
             asyncio.create_task(job)
-        # collect early and often: garbage freed while it is still small and recent keeps the
-        # free heap in large blocks, which each received datagram needs (recv takes 1152 B)
-        gc.collect()
-        gc.threshold(gc.mem_free() // 32)
         await self.telemetry.run()
 
     # --- RPC

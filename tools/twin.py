@@ -28,15 +28,10 @@ RELEASE = "https://micropython.org/resources/source/micropython-%s.tar.xz" % VER
 MICROPYTHON = OUT / "micropython"
 MPY_CROSS = OUT / "mpy-cross"
 FROZEN = OUT / "micropython-frozen"
-MBEDTLS = REPO / "tools" / "twin_mbedtls.h"
 # as MicroPython's CI builds "unix 32-bit"; libffi and berkeley-db are not in the trimmed source
-# (the PyPI unix build has neither); mbedTLS off the GC heap, as on an ESP32 (twin_mbedtls.h)
-FLAGS = [
-    "MICROPY_FORCE_32BIT=1",
-    "MICROPY_PY_FFI=0",
-    "MICROPY_PY_BTREE=0",
-    'MBEDTLS_CONFIG_FILE=\\"%s\\"' % MBEDTLS,
-]
+# (the PyPI unix build has neither). mbedTLS allocates from the C heap on this build, as from
+# ESP-IDF's heap on a board: the GC heap holds only what MicroPython's own objects need.
+FLAGS = ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0"]
 
 
 class TwinError(Exception):
@@ -105,7 +100,7 @@ def build(frozen=False):
     """Build what is missing; -> the twin's micropython (the frozen one with frozen=True)."""
     src, digest = _tree(source())
     # the build is redone when the archive or how it is built changes
-    recipe = hashlib.sha256((digest + repr(FLAGS)).encode() + MBEDTLS.read_bytes()).hexdigest()
+    recipe = hashlib.sha256((digest + repr(FLAGS)).encode()).hexdigest()
     stamp = OUT / "build.sha256"
     current = stamp.is_file() and stamp.read_text() == recipe
     with open(OUT / "build.log", "ab") as log:
@@ -126,7 +121,7 @@ def _frozen(src, log):
     manifest = REPO / "firmware" / "manifest.py"
     inputs = [manifest] + sorted(REPO.glob("lib/*/*.py")) + sorted(REPO.glob("firmware/**/*.py"))
     stamp = OUT / "frozen.sha256"
-    h = hashlib.sha256(repr(FLAGS).encode() + MBEDTLS.read_bytes())
+    h = hashlib.sha256(repr(FLAGS).encode())
     for p in inputs:
         h.update(p.read_bytes())
     if FROZEN.is_file() and stamp.is_file() and stamp.read_text() == h.hexdigest():

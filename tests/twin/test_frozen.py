@@ -18,9 +18,8 @@ from tests.e2e.conftest import (
     until,
     wait_rows,
 )
+from tests.twin.scenarios import HEAP_K
 from tools import deploy, twin
-
-HEAP_K = 112  # the official ESP32 image's GC heap
 
 
 @pytest.fixture(scope="module")
