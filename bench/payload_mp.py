@@ -5,7 +5,8 @@
 import gc
 import sys
 
-from coap.codec import CON, POST, Message
+from coap.codec import CON, POST
+from coap.message import Message
 from coap.uri import uri_options
 
 READING = {

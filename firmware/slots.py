@@ -17,10 +17,7 @@ class FirmwareSlots:
     magic = MAGIC  # an ESP32 app image
 
     def __init__(self, partition):
-        from ota import rollback
-
         self.P = partition
-        self._rollback = rollback
 
     def boot(self):
         # -> (the running slot, whether it is on trial)
@@ -36,13 +33,17 @@ class FirmwareSlots:
         return self.target().info()[4]
 
     def pending(self):
+        from ota import rollback
+
         try:
-            return self._rollback.pending(self.P)
+            return rollback.pending(self.P)
         except (OSError, IndexError):  # a build without OTA partitions: never pending
             return False
 
     def confirm(self):
-        self._rollback.cancel(self.P)
+        from ota import rollback
+
+        rollback.cancel(self.P)
 
     def why(self):
         return None  # the bootloader keeps no reason

@@ -30,7 +30,7 @@ def test_mip_install_from_the_repository(tmp_path):
         code = (
             "import mip; mip.install(%r, target=%r)\n"
             "import sys; sys.path.insert(0, %r)\n"
-            "from coap.codec import Message, CON, GET\n"
+            "from coap.codec import CON, GET\nfrom coap.message import Message\n"
             "from thingsboard.device import Device\n"
             "from ota.checksum import new, hexdigest\n"
             "h = new('CRC32'); h.update(b'hello'); print(hexdigest(h))\n"

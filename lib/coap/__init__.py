@@ -11,7 +11,7 @@ _attrs = {
     "connect": "client",
     "download": "block",
     "upload": "block",
-    "Message": "codec",
+    "Message": "message",
     "MessageError": "codec",
     "View": "codec",
     "parse_uri": "uri",

@@ -5,11 +5,15 @@
 #   for chunk in chunks: w.write(chunk)     # persist w.flashed as it grows, for resume
 #   w.finish()                              # checks size, checksum, read-back; then set_boot
 #
-# Memory: one 4096-byte block buffer and one hash object, whatever the image size.
+# Memory: one hash object, whatever the image size. Data goes to flash as it comes (each erase
+# block is erased as the image enters it), so nothing waits in RAM. A resumed download may
+# write again over bytes a power cut left half written: the same bytes of the same image, which
+# NOR flash takes (programming only clears bits); the read-back in finish() checks it all.
 # Any refusal is an OTAError whose text says why; the boot slot only changes in finish().
 from . import MAGIC, ChecksumMismatch, ImageRejected, OTAError, checksum
 
 BLOCK = 4096  # the ESP32 flash erase unit
+_PIECE = 512  # read-back and resume read flash in pieces of this size
 
 
 class Writer:
@@ -33,29 +37,24 @@ class Writer:
         if offset < 0 or offset > size:
             raise OTAError("resume offset %d outside the image" % offset)
         self.size = size
-        self._buf = bytearray(BLOCK)
-        self._mv = memoryview(self._buf)
-        self._pos = 0  # bytes received (and hashed)
-        self.flashed = 0  # bytes safely in flash: a power cut loses only what is above this
-        if offset:
-            self._rehash(offset)
+        self._pos = self._hash_flash(self._hash, offset, True)  # bytes received and written
 
-    def _rehash(self, offset):
-        # resume: hash what is already in flash and reload the block the image continues in
-        full, rest = divmod(offset, BLOCK)
-        for b in range(full):
-            self._part.readblocks(b, self._buf)
-            if b == 0:
-                self._check_magic(self._buf[0])
-            self._hash.update(self._buf)
-        if rest:
-            tail = self._mv[:rest]
-            self._part.readblocks(full, tail)
-            if full == 0:
-                self._check_magic(tail[0])
-            self._hash.update(tail)
-        self._pos = offset
-        self.flashed = full * BLOCK
+    @property
+    def flashed(self):
+        # bytes in flash: a power cut loses only what is above this
+        return self._pos
+
+    def _hash_flash(self, h, n, check=False):
+        # hash the first n bytes of the partition -> n
+        buf = bytearray(_PIECE)
+        mv = memoryview(buf)
+        for at in range(0, n, _PIECE):
+            piece = mv[: min(_PIECE, n - at)]
+            self._part.readblocks(at // BLOCK, piece, at % BLOCK)
+            if check and at == 0:
+                self._check_magic(piece[0])
+            h.update(piece)
+        return n
 
     def _check_magic(self, first):
         if first == self._magic or self._magic is None:
@@ -87,27 +86,19 @@ class Writer:
         mv = memoryview(data)
         i = 0
         while i < n:
-            fill = self._pos % BLOCK
-            k = min(BLOCK - fill, n - i)
-            self._mv[fill : fill + k] = mv[i : i + k]
+            b, at = divmod(self._pos, BLOCK)
+            if at == 0:
+                self._part.ioctl(6, b)  # erase: a flash write can only clear bits
+            k = min(BLOCK - at, n - i)
+            self._part.writeblocks(b, mv[i : i + k] if k < n else data, at)
             self._pos += k
             i += k
-            if fill + k == BLOCK:
-                self._flush(BLOCK)
-
-    def _flush(self, n):
-        b = self.flashed // BLOCK
-        self._part.ioctl(6, b)  # erase: a flash write can only clear bits
-        self._part.writeblocks(b, self._mv[:n], 0)
-        self.flashed += n
 
     def finish(self):
         # verify everything, then switch the boot slot; raises (and leaves the boot slot alone)
         # if anything does not check
         if self._pos != self.size:
             raise OTAError("image incomplete: %d of %d bytes" % (self._pos, self.size))
-        if self.flashed < self.size:
-            self._flush(self.size - self.flashed)
         got = checksum.hexdigest(self._hash)
         if got != self._expected:
             raise ChecksumMismatch(
@@ -127,11 +118,5 @@ class Writer:
     def _readback(self):
         # hash the partition as flashed: catches write errors the incoming hash cannot see
         h = checksum.new(self._algorithm)
-        full, rest = divmod(self.size, BLOCK)
-        for b in range(full):
-            self._part.readblocks(b, self._buf)
-            h.update(self._buf)
-        if rest:
-            self._part.readblocks(full, self._mv[:rest])
-            h.update(self._mv[:rest])
+        self._hash_flash(h, self.size)
         return checksum.hexdigest(h)

@@ -19,6 +19,8 @@ from codec_support import (
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from coap.message import Message
+
 
 def fuzz(default):
     return settings(
@@ -113,7 +115,7 @@ def decode_all(data):
         v = codec.View().parse(buf, len(data))
     except codec.MessageError:
         with pytest.raises(codec.MessageError):
-            codec.Message.decode(data)
+            Message.decode(data)
         return None
     opts = v.options()
     fields = (v.type, v.code, v.mid, v.token(), opts, v.payload())
@@ -124,7 +126,7 @@ def decode_all(data):
         assert v.option(num) == val
         assert v.uint(num) == int.from_bytes(val, "big")
     assert v.token_is(v.token())
-    m = codec.Message.decode(data)
+    m = Message.decode(data)
     assert (m.type, m.code, m.mid, m.token, m.options, m.payload) == fields
     return fields
 
@@ -163,7 +165,7 @@ def test_round_trip(msg):
     want = (mtype, code, mid, token, expected_options(options), payload)
     assert ours_decode(data) == want
     assert aio_decode(data) == want
-    assert codec.Message(*msg).encode() == data
+    assert Message(*msg).encode() == data
 
 
 @fuzz(200)
@@ -193,7 +195,7 @@ def test_value_kinds_round_trip(options):
     # int, str and bytes values: ints come back as minimal big-endian bytes
     data = ours_encode(0, codec.POST, 1, b"", options, b"")
     assert ours_decode(data)[4] == expected_options(options)
-    m = codec.Message.decode(data)
+    m = Message.decode(data)
     for num, val in options:
         if isinstance(val, int):
             assert val in [int.from_bytes(v, "big") for v in m.opts(num)]
@@ -245,7 +247,7 @@ def test_aiocoap_lenient_cases(hexdata):
     # documents where aiocoap accepts a format error that RFC 7252 (and we) reject
     data = bytes.fromhex(hexdata)
     with pytest.raises(codec.MessageError):
-        codec.Message.decode(data)
+        Message.decode(data)
     verdict, theirs = aio_try(data)
     assert verdict == "ok"
     assert aio_lenient(data, theirs)
@@ -254,7 +256,7 @@ def test_aiocoap_lenient_cases(hexdata):
 def test_invalid_utf8_string_option():
     # we keep raw bytes; aiocoap raises UnicodeDecodeError (not UnparsableMessage)
     data = bytes.fromhex("40010001b2c328")
-    assert codec.Message.decode(data).options == [(11, b"\xc3\x28")]
+    assert Message.decode(data).options == [(11, b"\xc3\x28")]
     assert aio_try(data)[0] == "string"
 
 

@@ -5,6 +5,8 @@ from contextlib import contextmanager
 import pytest
 from codec_support import MAX_EXT, codec, ours_encode, rfc_message
 
+from coap.message import Message
+
 MessageError = codec.MessageError
 
 # (hex, why): each must be rejected by View.parse and Message.decode
@@ -70,7 +72,7 @@ def test_decode_rejects(hexdata, why):
     with pytest.raises(MessageError):
         codec.View().parse(data, len(data))
     with pytest.raises(MessageError):
-        codec.Message.decode(data)
+        Message.decode(data)
     # the same bytes at the start of a larger (reused) receive buffer, parsed with n
     buf = bytearray(data + b"\x00" * 64)
     with pytest.raises(MessageError):
@@ -79,7 +81,7 @@ def test_decode_rejects(hexdata, why):
 
 @pytest.mark.parametrize("hexdata,options,payload", VALID_LOOKALIKES)
 def test_decode_accepts_lookalikes(hexdata, options, payload):
-    m = codec.Message.decode(bytes.fromhex(hexdata))
+    m = Message.decode(bytes.fromhex(hexdata))
     assert (m.options, m.payload) == (options, payload)
 
 
@@ -117,7 +119,7 @@ def test_encode_token_too_long(tkl):
     with pytest.raises(MessageError):
         codec.encode(buf, 0, codec.GET, 1, bytes(tkl))
     with pytest.raises(MessageError):
-        codec.Message(0, codec.GET, 1, bytes(tkl)).encode()
+        Message(0, codec.GET, 1, bytes(tkl)).encode()
 
 
 SIZED = [
@@ -143,7 +145,7 @@ def test_encode_exceeding_buffer(token, options, payload):
     buf = bytearray(len(full))
     assert codec.encode(buf, 0, codec.POST, 0x1234, token, options, payload) == len(full)
     assert bytes(buf) == full
-    assert codec.Message(0, codec.POST, 0x1234, token, options, payload).encode() == full
+    assert Message(0, codec.POST, 0x1234, token, options, payload).encode() == full
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,8 @@ from codec_support import (
     rfc_message,
 )
 
+from coap.message import Message
+
 BOUNDARIES = [0, 1, 12, 13, 14, 268, 269, 270, 1000, 2048, 65000, MAX_EXT]
 
 
@@ -88,7 +90,7 @@ def test_fixed_vector(hexdata, fields):
     assert aio_decode(data) == fields
     assert ours_encode(*fields) == data
     assert aio_encode(*fields) == data
-    assert codec.Message.decode(data).encode() == data
+    assert Message.decode(data).encode() == data
 
 
 def test_fixed_vector_max_delta_aiocoap_cannot_write():
@@ -210,7 +212,7 @@ def test_uint_option(num, value, nbytes):
     view = codec.View().parse(data, len(data))
     assert view.uint(num) == value
     assert view.uint(num + 1, "absent") == "absent"
-    assert codec.Message.decode(data).uint(num) == value
+    assert Message.decode(data).uint(num) == value
     m = aiocoap.Message.decode(data)
     (opt,) = m.opt.get_option(OptionNumber(num))
     if num in (codec.BLOCK1, codec.BLOCK2):
@@ -225,7 +227,7 @@ def test_uint_option_leading_zeros_decode():
     # a non-minimal uint on the wire still reads as its value
     data = bytes.fromhex("60450001" + "63000102")  # Observe 0x000102
     assert codec.View().parse(data, len(data)).uint(codec.OBSERVE) == 0x102
-    assert codec.Message.decode(data).uint(codec.OBSERVE) == 0x102
+    assert Message.decode(data).uint(codec.OBSERVE) == 0x102
     assert aiocoap.Message.decode(data).opt.observe == 0x102
 
 
@@ -252,7 +254,7 @@ def test_repeated_if_match_keeps_order():
     data = check_both_ways(0, codec.PUT, 12, b"", opts)
     assert data[4:] == b"\x11\x03" + b"\x00" + b"\x02\x01\x02" + b"\x01\x00"
     assert list(aiocoap.Message.decode(data).opt.if_match) == tags
-    assert codec.Message.decode(data).opts(codec.IF_MATCH) == tags
+    assert Message.decode(data).opts(codec.IF_MATCH) == tags
 
 
 def test_string_options():
@@ -272,7 +274,7 @@ def test_string_options():
     assert m.opt.uri_query == ("a=1", "b")
     assert m.opt.location_path == ("loc",)
     assert m.opt.proxy_uri == proxy
-    ours = codec.Message.decode(data)
+    ours = Message.decode(data)
     assert ours.opts(codec.URI_PATH) == [b"sensors", "température".encode(), b""]
     assert ours.opt(codec.PROXY_URI) == proxy.encode()
     # "température" is 12 UTF-8 bytes: the length counts bytes, not characters
@@ -290,9 +292,9 @@ def test_repeated_options_keep_order_unsorted_input():
         (codec.URI_PATH, "p3"),
     ]
     data = check_both_ways(0, codec.POST, 14, b"", opts, b"{}")
-    assert [n for n, _ in codec.Message.decode(data).options] == [3, 11, 11, 11, 12, 15, 15]
-    assert codec.Message.decode(data).opts(codec.URI_PATH) == [b"p1", b"p2", b"p3"]
-    assert codec.Message.decode(data).opts(codec.URI_QUERY) == [b"q1", b"q2"]
+    assert [n for n, _ in Message.decode(data).options] == [3, 11, 11, 11, 12, 15, 15]
+    assert Message.decode(data).opts(codec.URI_PATH) == [b"p1", b"p2", b"p3"]
+    assert Message.decode(data).opts(codec.URI_QUERY) == [b"q1", b"q2"]
     assert aiocoap.Message.decode(data).opt.uri_path == ("p1", "p2", "p3")
 
 
@@ -347,7 +349,7 @@ def test_aiocoap_high_level_request_decodes():
     m.opt.observe = 0
     m.opt.block2 = (3, False, 6)
     data = m.encode()
-    got = codec.Message.decode(data)
+    got = Message.decode(data)
     assert (got.type, got.code, got.mid, got.token) == (0, codec.GET, 0xBEEF, b"\x01\x02\x03")
     assert got.options == [
         (3, b"board.local"),
@@ -382,7 +384,7 @@ def test_aiocoap_high_level_response_decodes():
     assert view.uint(codec.MAX_AGE) == 0
     assert view.option(codec.MAX_AGE) == b""
     assert view.uint(codec.SIZE2) == 70000
-    assert codec.Message.decode(data).opts(codec.LOCATION_PATH) == [b"new", b"1"]
+    assert Message.decode(data).opts(codec.LOCATION_PATH) == [b"new", b"1"]
     assert view.payload() == b"x" * 300
 
 
@@ -405,9 +407,9 @@ def test_raw_helper_matches_codec_uint():
 )
 def test_message_encode_sizes_itself(options, payload):
     # Message.encode() picks its own buffer: it must fit any valid message
-    m = codec.Message(codec.NON, codec.CONTENT, 0x4242, b"\x01\x02", options, payload)
+    m = Message(codec.NON, codec.CONTENT, 0x4242, b"\x01\x02", options, payload)
     data = m.encode()
     assert data == ours_encode(codec.NON, codec.CONTENT, 0x4242, b"\x01\x02", options, payload)
-    back = codec.Message.decode(data)
+    back = Message.decode(data)
     assert back.options == expected_options(options)
     assert back.payload == payload

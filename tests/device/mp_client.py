@@ -25,8 +25,8 @@ from coap.codec import (
     PUT,
     RST,
     URI_PATH,
-    Message,
 )
+from coap.message import Message
 
 PATH = [(URI_PATH, "api"), (URI_PATH, "v1"), (URI_PATH, "T0KEN"), (URI_PATH, "telemetry")]
 SLACK = 50  # ms of real time a case may take on top of virtual time

@@ -11,11 +11,11 @@ from coap.codec import (
     OBSERVE,
     URI_PATH,
     URI_QUERY,
-    Message,
     MessageError,
     View,
     encode,
 )
+from coap.message import Message
 
 VECTORS = [
     # (hex, type, code, mid, token, options, payload)

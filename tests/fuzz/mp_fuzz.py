@@ -24,17 +24,8 @@ import fakes
 
 from coap import block
 from coap.client import Client
-from coap.codec import (
-    ACK,
-    BLOCK2,
-    CON,
-    CONTENT,
-    CREATED,
-    ETAG,
-    OBSERVE,
-    URI_PATH,
-    Message,
-)
+from coap.codec import ACK, BLOCK2, CON, CONTENT, CREATED, ETAG, OBSERVE, URI_PATH
+from coap.message import Message
 from firmware import app as fwapp
 from firmware import log as fwlog
 from firmware.board import Base

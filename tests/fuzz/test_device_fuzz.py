@@ -13,6 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from coap import codec
+from coap.message import Message
 
 BATCH = 50
 # a notification's payload up to this size always fits the client's 1152-byte datagram buffer
@@ -298,7 +299,7 @@ def datagrams(draw):
     payload = draw(payloads(rpc_objects() | attr_objects()))
     if code == 0:
         token, opts, payload = b"", [], b""
-    m = codec.Message(mtype, code, draw(st.integers(0, 0xFFFF)), token, opts, payload)
+    m = Message(mtype, code, draw(st.integers(0, 0xFFFF)), token, opts, payload)
     return m.encode()
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from test_device_fuzz import ATTR_TOKEN, RPC_TOKEN, datagrams, mutate
 
 from coap import codec
+from coap.message import Message
 from tests.e2e.conftest import Firmware, make_config, rows, start_sim, until, wait_rows
 
 KNOWN = [  # (relation's token, payload) that once crashed or confused the device
@@ -41,7 +42,7 @@ class Proxy:
 
     def _learn(self, data):
         try:
-            m = codec.Message.decode(data)
+            m = Message.decode(data)
         except codec.MessageError:
             return
         path = [bytes(v) for n, v in m.options if n == codec.URI_PATH]
@@ -127,7 +128,7 @@ def test_junk_datagrams_do_not_stop_the_firmware(tmp_path):
             for i, (token, payload) in enumerate(KNOWN):
                 mid = n * len(KNOWN) + i
                 opts = [(codec.OBSERVE, 100000 + mid)]  # fresher than anything tbsim sent
-                msg = codec.Message(codec.CON, codec.CONTENT, mid, token, opts, payload)
+                msg = Message(codec.CON, codec.CONTENT, mid, token, opts, payload)
                 proxy.inject(msg.encode())
             try:
                 for line in want:

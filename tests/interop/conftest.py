@@ -93,7 +93,8 @@ def observe_once(port, path="time"):
     # would make the observe tests flaky, so the shared server gets this first observer.
     sys.path.insert(0, str(ROOT / "lib"))
     try:
-        from coap.codec import ACK, CON, EMPTY, GET, OBSERVE, URI_PATH, Message
+        from coap.codec import ACK, CON, EMPTY, GET, OBSERVE, URI_PATH
+        from coap.message import Message
     finally:
         sys.path.pop(0)
     token = b"warm"

@@ -19,7 +19,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from tools.tbsim import TbSim  # noqa: E402
-from tools.tbsim.wire import codec  # noqa: E402
+from tools.tbsim.wire import Message, codec  # noqa: E402
 
 # short timers so retransmission and timeout paths run in well under a second
 FAST = dict(piggyback_timeout=0.3, ack_timeout=0.1, ack_random=1.0, max_retransmit=2)
@@ -65,13 +65,13 @@ class Udp:
     def request(self, code, path, payload=b"", mtype=codec.CON, token=b"tk", query=(), opts=()):
         options = [(codec.URI_PATH, p) for p in path.strip("/").split("/") if p]
         options += [(codec.URI_QUERY, q) for q in query] + list(opts)
-        msg = codec.Message(mtype, code, self.next_mid(), token, options, payload)
+        msg = Message(mtype, code, self.next_mid(), token, options, payload)
         return self.send(msg)
 
     def recv(self, timeout=2.0):
         self.sock.settimeout(timeout)
         data, _ = self.sock.recvfrom(4096)
-        return codec.Message.decode(data)
+        return Message.decode(data)
 
     def nothing(self, within):
         # True when no datagram arrives for `within` seconds
@@ -91,10 +91,10 @@ class Udp:
             return got
 
     def ack(self, msg):
-        self.send(codec.Message(codec.ACK, codec.EMPTY, msg.mid))
+        self.send(Message(codec.ACK, codec.EMPTY, msg.mid))
 
     def rst(self, msg):
-        self.send(codec.Message(codec.RST, codec.EMPTY, msg.mid))
+        self.send(Message(codec.RST, codec.EMPTY, msg.mid))
 
     def response(self, req, timeout=2.0):
         # the reply to req: skips an empty ACK, ACKs a separate CON response

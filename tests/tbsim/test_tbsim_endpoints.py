@@ -4,7 +4,7 @@ import aiocoap
 import pytest
 from tbsim_helpers import aiocoap_request, coap_client, http
 
-from tools.tbsim.wire import codec
+from tools.tbsim.wire import Message, codec
 
 T = "/api/v1/TOKEN_ONE"
 
@@ -118,7 +118,7 @@ def test_packed_query_loses_its_parameters(udp, sim, device):
 
 
 def test_whole_path_in_one_uri_path_option(udp, sim, device):
-    msg = codec.Message(
+    msg = Message(
         codec.CON,
         codec.POST,
         udp.next_mid(),

@@ -5,7 +5,7 @@
 import json
 
 from .transport import Reliable
-from .wire import codec
+from .wire import Message, codec, message
 
 DELIVERED, DROPPED, TIMEOUT, CANCELLED = "delivered", "dropped", "timeout", "cancelled"
 
@@ -81,7 +81,7 @@ class Relation:
             options.append((codec.CONTENT_FORMAT, self.content_format))
         self.counter += 1
         mtype = codec.CON if self.con else codec.NON
-        data = codec.Message(mtype, note.code, mid, self.token, options, note.payload).encode()
+        data = Message(mtype, note.code, mid, self.token, options, note.payload).encode()
         self.reg.log_note(self, note, mtype)
         if mtype == codec.CON:
             self.in_flight = note
@@ -154,7 +154,7 @@ class Registry:
         # loses every relation, even ones made since.
         mtype = codec.CON if rel.con else codec.NON
         mid = self.t.random_mid()
-        msg = codec.Message(mtype, codec.DELETED, mid, rel.token, [(codec.OBSERVE, 0)])
+        msg = Message(mtype, codec.DELETED, mid, rel.token, [(codec.OBSERVE, 0)])
         if mtype == codec.CON:
             state = Reliable(
                 self.t.params.max_retransmit,
@@ -185,7 +185,7 @@ class Registry:
             rel.kind,
             "obs=%d" % (rel.counter - 1),
             codec.code_str(note.code),
-            codec.TYPES[mtype],
+            message.TYPES[mtype],
             "token=" + rel.token.hex(),
             note.payload.decode(errors="replace")[:60],
         )

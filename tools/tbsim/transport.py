@@ -6,7 +6,7 @@ import random
 import time
 
 from .events import short
-from .wire import codec
+from .wire import Message, codec, message
 
 
 class Params:
@@ -69,7 +69,7 @@ class Exchange:
         # Empty ACK, sent when the piggyback timer runs out or at once on /fw and /sw.
         if self.con and not self.acked:
             self.acked = True
-            self.t.send(self.peer, codec.Message(codec.ACK, codec.EMPTY, self.msg.mid).encode())
+            self.t.send(self.peer, Message(codec.ACK, codec.EMPTY, self.msg.mid).encode())
         if self.ack_timer:
             self.ack_timer.cancel()
             self.ack_timer = None
@@ -90,12 +90,12 @@ class Exchange:
         else:
             mtype = codec.CON if self.con else codec.NON
             mid = self.t.next_mid(self.peer)
-        msg = codec.Message(mtype, code, mid, self.msg.token, list(options), payload)
+        msg = Message(mtype, code, mid, self.msg.token, list(options), payload)
         data = msg.encode()
         self.response = data
         self.response_in_ack = piggy
         self.acked = self.acked or self.con
-        style = "ACK" if piggy else codec.TYPES[mtype]
+        style = "ACK" if piggy else message.TYPES[mtype]
         self.t.log(self, code, style, payload)
         if mtype == codec.CON:
             state = Reliable(self.t.params.max_retransmit, on_ack=on_acked)
@@ -111,7 +111,7 @@ class Exchange:
         self.response = data
         self.acked = self.acked or self.con
         self.separate = out
-        self.t.log(self, code, codec.TYPES[codec.CON if self.con else codec.NON], b"")
+        self.t.log(self, code, message.TYPES[codec.CON if self.con else codec.NON], b"")
 
     def duplicate(self):
         # A retransmitted request: never processed twice (Californium's deduplicator).
@@ -121,7 +121,7 @@ class Exchange:
         elif self.response_in_ack:
             self.t.send(self.peer, self.response)
         elif self.acked:
-            self.t.send(self.peer, codec.Message(codec.ACK, codec.EMPTY, self.msg.mid).encode())
+            self.t.send(self.peer, Message(codec.ACK, codec.EMPTY, self.msg.mid).encode())
             if self.separate is not None and not self.separate.done:
                 self.t.send(self.peer, self.separate.data)
         # else: not acknowledged and no reply yet, so the duplicate is ignored (§13)
@@ -186,7 +186,7 @@ class Transport(asyncio.DatagramProtocol):
         names = {codec.GET: "GET", codec.POST: "POST", codec.PUT: "PUT", codec.DELETE: "DELETE"}
         self.log_line(
             "%s:%d" % ex.peer[:2],
-            codec.TYPES[ex.msg.type],
+            message.TYPES[ex.msg.type],
             names.get(ex.msg.code, method),
             ex.label or "/" + "/".join(ex.path),
             "->",
@@ -246,18 +246,18 @@ class Transport(asyncio.DatagramProtocol):
 
     def receive(self, data, peer):
         try:
-            msg = codec.Message.decode(data)
+            msg = Message.decode(data)
         except codec.MessageError:
             # RFC 7252 §4.2: reject a malformed CON with RST when its header can be read
             if len(data) >= 4 and data[0] >> 6 == 1 and (data[0] >> 4) & 3 == codec.CON:
                 mid = data[2] << 8 | data[3]
-                self.send(peer, codec.Message(codec.RST, codec.EMPTY, mid).encode())
+                self.send(peer, Message(codec.RST, codec.EMPTY, mid).encode())
             return
         if msg.type in (codec.ACK, codec.RST):
             self._ack_or_rst(msg, peer)
         elif msg.code == codec.EMPTY or msg.code >= 64:
             if msg.type == codec.CON:  # a ping, or a response we never asked for
-                self.send(peer, codec.Message(codec.RST, codec.EMPTY, msg.mid).encode())
+                self.send(peer, Message(codec.RST, codec.EMPTY, msg.mid).encode())
         else:
             self._request(msg, peer)
 

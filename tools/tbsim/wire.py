@@ -1,21 +1,23 @@
-# wire.py: the project's CoAP codec (lib/coap/codec.py), loaded straight from its file so that
-# MicroPython-only imports that lib/coap/__init__.py may gain never run under CPython.
-import importlib.util
+# wire.py: the project's CoAP codec (lib/coap/codec.py) and its Message (lib/coap/message.py),
+# loaded from their files as a package of their own, so that MicroPython-only imports that
+# lib/coap/__init__.py may gain never run under CPython.
+import importlib
 import os
 import sys
+import types
 
-_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "lib", "coap", "codec.py")
+_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "lib", "coap"))
 
 
 def _load():
-    name = "tbsim_coap_codec"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, os.path.abspath(_PATH))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    if "tbsim_coap" not in sys.modules:
+        pkg = types.ModuleType("tbsim_coap")
+        pkg.__path__ = [_DIR]
+        sys.modules["tbsim_coap"] = pkg
+    return importlib.import_module("tbsim_coap.codec"), importlib.import_module(
+        "tbsim_coap.message"
+    )
 
 
-codec = _load()
+codec, message = _load()
+Message = message.Message
