@@ -7,9 +7,9 @@
 # between two steps of the firmware's tasks. Samples are kept apart by phase: "idle" from
 # WARM_MS after start until a download begins (firmware.download is imported only then),
 # "ota" from then on; the idle firmware runs the same telemetry and observations throughout.
-# FLASH "plain" makes one more difference from outside: the simulated app partitions erase and
-# write straight through, allocating nothing, as the ESP32's esp32.Partition (C) does; the
-# simulation's NOR-flash checks allocate two or three 4 KB buffers per block written.
+# FLASH "plain" makes one more difference from outside: the simulated app partitions write
+# straight through, skipping the simulation's NOR-flash check (a small scratch buffer and a
+# memoryview per 256 bytes), as the ESP32's esp32.Partition (C) does.
 #
 # Usage (MICROPYPATH=<repo>/bench:<repo>:<repo>/lib:.frozen, cwd = ROOT):
 #   micropython [-X heapsize=NK] -m ota_device run ROOT SAMPLE_MS WARM_MS sim|plain
@@ -39,7 +39,7 @@ def plain_flash():
     from firmware.board import partition_sim as ps
 
     P = ps.Partition
-    ioctl, writeblocks = P.ioctl, P.writeblocks
+    writeblocks = P.writeblocks
 
     def write(self, block, buf, offset=None):
         if offset is None:  # the simple form (otadata): the simulation's own
@@ -48,16 +48,7 @@ def plain_flash():
             f.seek(self._span(block, offset, len(buf)))
             f.write(buf)
 
-    def erase(self, op, arg):
-        if op != 6:
-            return ioctl(self, op, arg)
-        with open(ps._path(self.label), "r+b") as f:
-            f.seek(self._span(arg, 0, ps.BLOCK))
-            f.write(ps._FF)
-        return 0
-
-    P.writeblocks = write
-    P.ioctl = erase
+    P.writeblocks = write  # the simulation's erase allocates nothing already
 
 
 def run(root, sample_ms, warm_ms, flash):

@@ -6,22 +6,25 @@
 # bench/twin_heap.py runs to find the smallest heap each one fits.
 #
 # The jobs that do not fit the board's heap yet (README, "On the ESP32's heap") run twice: at
-# the board's heap as a strict xfail, which fails the suite the day they fit so the mark goes,
-# and at today's smallest heap plus a little, so they get no worse meanwhile.
+# the board's heap as an expected failure, and at today's smallest heap plus a margin, so they
+# get no worse meanwhile. Jobs within a few K of the board's heap pass or fail there with the
+# run's fragmentation, so their mark is not strict; the others' is, and fails the suite the day
+# they fit, so the mark goes.
 import pytest
 
 from tests.twin import scenarios
 from tests.twin.scenarios import CYCLES, HEAP_COAPS_K, HEAP_K, IMAGE, RPCS, Rig
 
-# job -> the heap (K) it needs today, for the jobs that do not fit the board's yet
-NOT_YET = {"download": 130, "bundle": 130, "coaps": 150, "protobuf": 125}
+# job -> (the heap (K) it needs today with a margin, whether it is near the board's heap)
+NOT_YET = {"download": (120, True), "bundle": (118, True), "coaps": (134, False)}
 
 
 def heaps(job, board):
     if job not in NOT_YET:
         return [board]
-    short = "needs about %dK today (bench/twin_heap.py)" % NOT_YET[job]
-    return [pytest.param(board, marks=pytest.mark.xfail(strict=True, reason=short)), NOT_YET[job]]
+    today, near = NOT_YET[job]
+    why = "needs about %dK today (bench/twin_heap.py)" % (today - 6)
+    return [pytest.param(board, marks=pytest.mark.xfail(strict=not near, reason=why)), today]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,7 +62,6 @@ def test_coaps_telemetry_and_firmware_download(rig, heap_k):
     scenarios.firmware_update(rig, heap_k, IMAGE, coaps=True)
 
 
-@pytest.mark.parametrize("heap_k", heaps("protobuf", HEAP_K))
 @pytest.mark.parametrize("rig", ["protobuf"], indirect=True)
-def test_protobuf_telemetry_cycles_with_rpcs(rig, heap_k):
-    scenarios.cycles(rig, heap_k, CYCLES, RPCS)
+def test_protobuf_telemetry_cycles_with_rpcs(rig):
+    scenarios.cycles(rig, HEAP_K, CYCLES, RPCS)
