@@ -116,6 +116,7 @@ class Exchange:
         c = self.client
         self.mid = c._next_mid()
         self.n = self._encode(CON if con else NON, code, options, payload)
+        self.view.buf = b""  # let the last response's datagram go while we wait for the next
         self.code = 0
         self.error = None
         self._ack_only = False
@@ -495,6 +496,7 @@ class Client:
             self._received(data)
         except Exception as e:  # never let one datagram stop the reader
             self._log("datagram handling failed:", repr(e))
+        self._view.buf = b""  # an exchange took the datagram, or nobody needs it any more
         return True
 
     def _received(self, data):

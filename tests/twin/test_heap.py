@@ -5,26 +5,23 @@
 # when the firmware stops fitting. The scenarios are tests/twin/scenarios.py, which
 # bench/twin_heap.py runs to find the smallest heap each one fits.
 #
-# The jobs that do not fit the board's heap yet (README, "On the ESP32's heap") run twice: at
-# the board's heap as an expected failure, and at today's smallest heap plus a margin, so they
-# get no worse meanwhile. Jobs within a few K of the board's heap pass or fail there with the
-# run's fragmentation, so their mark is not strict; the others' is, and fails the suite the day
-# they fit, so the mark goes.
+# A job that does not fit the board's heap yet (README, "On the ESP32's heap") runs twice: at
+# the board's heap as a strict expected failure, which fails the suite the day it fits so the
+# mark goes, and at today's smallest heap plus a margin, so it gets no worse meanwhile.
 import pytest
 
 from tests.twin import scenarios
 from tests.twin.scenarios import CYCLES, HEAP_COAPS_K, HEAP_K, IMAGE, RPCS, Rig
 
-# job -> (the heap (K) it needs today with a margin, whether it is near the board's heap)
-NOT_YET = {"download": (120, True), "bundle": (118, True), "coaps": (134, False)}
+# job -> the heap (K) it needs today, with a margin
+NOT_YET = {"coaps": 129}
 
 
 def heaps(job, board):
     if job not in NOT_YET:
         return [board]
-    today, near = NOT_YET[job]
-    why = "needs about %dK today (bench/twin_heap.py)" % (today - 6)
-    return [pytest.param(board, marks=pytest.mark.xfail(strict=not near, reason=why)), today]
+    why = "needs about %dK today (bench/twin_heap.py)" % (NOT_YET[job] - 6)
+    return [pytest.param(board, marks=pytest.mark.xfail(strict=True, reason=why)), NOT_YET[job]]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,14 +44,12 @@ def test_telemetry_cycles_with_rpcs_and_attribute_changes(rig):
     scenarios.cycles(rig, HEAP_K, CYCLES, RPCS)
 
 
-@pytest.mark.parametrize("heap_k", heaps("download", HEAP_K))
-def test_full_firmware_download(rig, heap_k):
-    scenarios.firmware_update(rig, heap_k, IMAGE)
+def test_full_firmware_download(rig):
+    scenarios.firmware_update(rig, HEAP_K, IMAGE)
 
 
-@pytest.mark.parametrize("heap_k", heaps("bundle", HEAP_K))
-def test_software_bundle_update(rig, heap_k):
-    scenarios.bundle_update(rig, heap_k)
+def test_software_bundle_update(rig):
+    scenarios.bundle_update(rig, HEAP_K)
 
 
 @pytest.mark.parametrize("heap_k", heaps("coaps", HEAP_COAPS_K))
