@@ -6,7 +6,7 @@ import gc
 import sys
 
 
-def _retained(tag, names):
+def retained(tag, names):
     # one line per import: the heap it retains and the modules it adds; -> the sum
     total = 0
     for name in names:
@@ -41,7 +41,7 @@ def imports():
         "firmware.updates",
         "firmware.app",
     )
-    print("import_total", _retained("import", order))
+    print("import_total", retained("import", order))
     gc.collect()
     print("heap_after_imports", gc.mem_alloc())
     # the firmware lets its config module go after boot (firmware.use)
@@ -58,4 +58,4 @@ def imports():
         "ota.writer",
         "firmware.bundle",
     )
-    _retained("later", later)
+    retained("later", later)

@@ -20,19 +20,12 @@ import sys
 
 
 def imports():
-    import firmware.app  # noqa: F401  what the running firmware holds already
+    from fw_imports import retained
 
-    total = 0
-    for name in ("firmware.download", "ota.writer"):
-        before = set(sys.modules)
-        gc.collect()
-        a = gc.mem_alloc()
-        __import__(name)
-        gc.collect()
-        d = gc.mem_alloc() - a
-        total += d
-        print("import", name, d, ",".join(sorted(m for m in sys.modules if m not in before)))
-    print("import_total", total)
+    import firmware.app  # noqa: F401  what the running firmware holds already
+    import thingsboard.device  # noqa: F401  (imported by the app once it runs)
+
+    print("import_total", retained("import", ("firmware.download", "ota.writer")))
 
 
 def plain_flash():

@@ -46,11 +46,12 @@ class TwinBench(OtaBench):
         }
 
 
-def idle(b, cycles, rpcs, gap):
+def bisect(probe):
+    # probe(kind) -> (K, why the largest failing heap failed, probes), for each kind
     got = {}
     for kind in KINDS:
         t0 = time.monotonic()
-        k, probes, why = Bench.min_heap(b, kind, cycles, rpcs, gap, 8, 256)
+        k, why, probes = probe(kind)
         got[kind] = k
         print(
             "  %-6s %3dK; %dK fails: %s [%d probes, %.0f s]"
@@ -58,24 +59,24 @@ def idle(b, cycles, rpcs, gap):
             flush=True,
         )
     return got
+
+
+def idle(b, cycles, rpcs, gap):
+    def probe(kind):
+        k, probes, why = Bench.min_heap(b, kind, cycles, rpcs, gap, 8, 256)
+        return k, why, probes
+
+    return bisect(probe)
 
 
 def ota(b, size):
-    got = {}
-    for kind in KINDS:
-        t0 = time.monotonic()
-
-        def probe(k, kind=kind):
+    def probe(kind):
+        def run(k):
             return _ok_out(b.ota(size, WINDOW, heap_k=k, limit=180, kind=kind))
 
-        k, why, probes = b.min_heap(probe, 8, 256)
-        got[kind] = k
-        print(
-            "  %-6s %3dK; %dK fails: %s [%d probes, %.0f s]"
-            % (kind, k, k - 1, why, len(probes), time.monotonic() - t0),
-            flush=True,
-        )
-    return got
+        return b.min_heap(run, 8, 256)
+
+    return bisect(probe)
 
 
 def saved(got):
