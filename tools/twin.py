@@ -3,8 +3,9 @@ object headers, 16-byte GC blocks, as on the ESP32's Xtensa core), with the mpy-
 same release. Heap figures measured on it with -X heapsize stand in for the board's GC heap.
 
 The source archive is, in this order: $MICROPYTHON_SRC; the trimmed copy that machines without
-internet access keep beside the repository (../shared/vendor); the release tarball from
-micropython.org. The build lives in build/twin/ and is redone only when the archive changes.
+internet access keep beside the repository (../shared/vendor), or beside the local repository
+this one was cloned from; the release tarball from micropython.org. The build lives in
+build/twin/ and is redone only when the archive or the build flags change.
 
 Usage: python -m tools.twin [--frozen]     (prints the paths of what it built)
   --frozen  also a twin with firmware/manifest.py frozen in (code in ROM, as in a custom image)
@@ -23,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "build" / "twin"
 VERSION = "1.28.0"
-VENDORED = REPO.parent / "shared" / "vendor" / ("micropython-%s-unix-src.tar.xz" % VERSION)
+VENDORED = Path("shared", "vendor", "micropython-%s-unix-src.tar.xz" % VERSION)
 RELEASE = "https://micropython.org/resources/source/micropython-%s.tar.xz" % VERSION
 MICROPYTHON = OUT / "micropython"
 MPY_CROSS = OUT / "mpy-cross"
@@ -45,8 +46,9 @@ def source():
         if not Path(env).is_file():
             raise TwinError("MICROPYTHON_SRC=%s: no such file" % env)
         return Path(env)
-    if VENDORED.is_file():
-        return VENDORED
+    for top in _homes():
+        if (top.parent / VENDORED).is_file():
+            return top.parent / VENDORED
     dst = REPO / "build" / RELEASE.rsplit("/", 1)[1]
     if not dst.is_file():
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,19 @@ def source():
             raise TwinError("no %s (%s): set MICROPYTHON_SRC" % (RELEASE, e)) from None
         os.replace(str(dst) + ".part", dst)
     return dst
+
+
+def _homes():
+    # this checkout, and the local repository it was cloned from (a CI clone elsewhere)
+    yield REPO
+    p = subprocess.run(
+        ["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+    )
+    origin = Path(p.stdout.strip())
+    if p.returncode == 0 and origin.is_absolute() and origin.is_dir():
+        yield origin
 
 
 def _digest(path):
