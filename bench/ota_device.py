@@ -29,7 +29,9 @@ def imports():
 
 
 def plain_flash():
-    from firmware.board import partition_sim as ps
+    from firmware.board.sim import flash
+
+    ps = flash()
 
     P = ps.Partition
     writeblocks = P.writeblocks

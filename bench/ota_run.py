@@ -51,7 +51,6 @@ from fw_run import BAD, Bench  # noqa: E402
 
 from firmware import config  # noqa: E402
 from firmware.board import partition_sim  # noqa: E402
-from firmware.board.sim import FACTORY_IMAGE  # noqa: E402
 from tests.device.otaimage import image  # noqa: E402
 
 IMAGE = 1500000  # fits the simulation's 1,572,864-byte ota_1
@@ -71,7 +70,7 @@ class OtaBench(Bench):
         did, root = super().new_device(interval_s, **sections)
         # flashed before power-on, as esptool leaves a board: the simulation's first-use flash
         # (4 KB buffers) is not the firmware's and would land in its heap figures
-        partition_sim.flash(str(root), FACTORY_IMAGE)
+        partition_sim.flash(str(root))
         return did, root
 
     def package(self, size):

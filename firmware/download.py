@@ -3,8 +3,8 @@
 # bytes in order to a sink (lib/ota's Writer). Imported only while a download runs.
 #
 # Each request has its own exchange and its own task: an exchange retransmits only while a
-# task awaits it. A chunk waits in its exchange's buffer until the ones before it are written,
-# so memory is window x one datagram whatever the package size.
+# task awaits it. A chunk goes to the sink at its offset as soon as it arrives, so at most
+# `window` datagrams are in RAM, and only while they are in flight.
 import asyncio
 
 from coap.client import CoapTimeout, Reset
@@ -21,7 +21,8 @@ class DownloadError(Exception):
 class Download:
     def __init__(self, device, kind, pkg, sink, chunk_size, window, timeout_ms, retries, saved):
         # pkg: {"title", "version", "size"}; sink: .received (bytes it already has: resume),
-        # .write(data), .flashed; saved(flashed) is called as the safe part grows
+        # .write(data, at) in any order, .flashed; saved(flashed) is called as the safe part
+        # grows. A resume asks for the chunk holding the first missing byte whole.
         self.device = device
         self.kind = kind
         self.pkg = pkg
@@ -31,19 +32,24 @@ class Download:
         self.retries = retries
         self.saved = saved
         self.count = (pkg["size"] + chunk_size - 1) // chunk_size  # never ask past the end
-        self.turn = sink.received // chunk_size  # the chunk to write next
-        self._skip = sink.received - self.turn * chunk_size  # of it, already in the sink
-        self._next = self.turn  # the chunk to request next
-        self._window = max(1, min(window, self.count - self.turn))
-        self._turned = asyncio.Event()
+        self._next = sink.received // chunk_size  # the chunk to request next
+        self._left = self.count - self._next  # chunks not written yet
+        self._window = max(1, min(window, self._left))
         self._done = asyncio.Event()
         self._error = None
         self.retried = 0
 
     async def run(self):
-        if self.turn >= self.count:
+        if not self._left:
             return
         client = self.device.client
+        if not self._next:  # the first chunk alone: an image that is no app goes no further
+            ex = client.exchange()
+            await self._fetch(ex, 0)
+            self._next = 1
+            self._write(ex, 0)
+            if not self._left:
+                return
         tasks = [asyncio.create_task(self._worker(client.exchange())) for _ in range(self._window)]
         try:
             await self._done.wait()
@@ -59,8 +65,6 @@ class Download:
                 c = self._next
                 self._next += 1
                 await self._fetch(ex, c)
-                while self.turn != c:
-                    await self._turned.wait()
                 self._write(ex, c)
         except Exception as e:
             if self._error is None:
@@ -88,16 +92,10 @@ class Download:
             raise DownloadError("chunk %d has %d bytes, expected %d" % (c, got, want))
 
     def _write(self, ex, c):
-        data = ex.payload()
-        if self._skip:
-            data = data[self._skip :]
-            self._skip = 0
         before = self.sink.flashed
-        self.sink.write(data)
+        self.sink.write(ex.payload(), c * self.size)
         if self.sink.flashed != before:
             self.saved(self.sink.flashed)
-        self.turn = c + 1
-        turned, self._turned = self._turned, asyncio.Event()
-        turned.set()
-        if self.turn == self.count:
+        self._left -= 1
+        if not self._left:
             self._done.set()

@@ -29,6 +29,7 @@ RELEASE = "https://micropython.org/resources/source/micropython-%s.tar.xz" % VER
 MICROPYTHON = OUT / "micropython"
 MPY_CROSS = OUT / "mpy-cross"
 FROZEN = OUT / "micropython-frozen"
+SIM_FLASH = REPO / "firmware" / "board" / "partition_sim.py"
 # as MicroPython's CI builds "unix 32-bit"; libffi and berkeley-db are not in the trimmed source
 # (the PyPI unix build has neither). mbedTLS allocates from the C heap on this build, as from
 # ESP-IDF's heap on a board: the GC heap holds only what MicroPython's own objects need.
@@ -119,42 +120,58 @@ def build(frozen=False):
     stamp = OUT / "build.sha256"
     current = stamp.is_file() and stamp.read_text() == recipe
     with open(OUT / "build.log", "ab") as log:
-        if not (current and MICROPYTHON.is_file() and MPY_CROSS.is_file()):
+        if not (current and MPY_CROSS.is_file()):
             print("twin: building MicroPython %s, 32-bit" % VERSION, flush=True)
             shutil.rmtree(src / "ports/unix/build-std32", ignore_errors=True)
+            (OUT / "sim.sha256").unlink(missing_ok=True)
             _make(["-C", str(src / "mpy-cross")], log)
-            _make(["-C", str(src / "ports/unix"), "BUILD=build-std32"] + FLAGS, log)
             _install(src / "mpy-cross/build/mpy-cross", MPY_CROSS)
-            _install(src / "ports/unix/build-std32/micropython", MICROPYTHON)
             stamp.write_text(recipe)
+        # the simulated flash stands in for the ESP32's Partition, which is C in its image:
+        # frozen in, it costs the heap what that costs
+        _port(
+            src,
+            "build-std32",
+            "sim",
+            [SIM_FLASH],
+            "module(%r, base_path=%r)\n" % (SIM_FLASH.name, str(SIM_FLASH.parent)),
+            MICROPYTHON,
+            log,
+        )
         if frozen:
-            _frozen(src, log)
+            # firmware/manifest.py includes the port's own manifest, by default the ESP32's
+            # path: here the standard unix variant's (asyncio, ssl, ...), as its include option
+            manifest = REPO / "firmware" / "manifest.py"
+            inputs = [manifest] + sorted(REPO.glob("lib/*/*.py"))
+            inputs += sorted(REPO.glob("firmware/**/*.py"))
+            text = "include(%r, port_manifest=%r)\n" % (str(manifest), _STANDARD)
+            _port(src, "build-frozen32", "frozen", inputs, text, FROZEN, log, standard=False)
     return FROZEN if frozen else MICROPYTHON
 
 
-def _frozen(src, log):
-    manifest = REPO / "firmware" / "manifest.py"
-    inputs = [manifest] + sorted(REPO.glob("lib/*/*.py")) + sorted(REPO.glob("firmware/**/*.py"))
-    stamp = OUT / "frozen.sha256"
-    h = hashlib.sha256(repr(FLAGS).encode())
+_STANDARD = "$(PORT_DIR)/variants/standard/manifest.py"  # asyncio, ssl, ...
+
+
+def _port(src, build_name, name, inputs, manifest, exe, log, standard=True):
+    """The unix port built in build_name with `manifest` (text) frozen in, on top of the
+    standard variant's, into exe; redone when the inputs' contents change."""
+    h = hashlib.sha256(repr(FLAGS).encode() + manifest.encode())
     for p in inputs:
         h.update(p.read_bytes())
-    if FROZEN.is_file() and stamp.is_file() and stamp.read_text() == h.hexdigest():
+    stamp = OUT / (name + ".sha256")
+    if exe.is_file() and stamp.is_file() and stamp.read_text() == h.hexdigest():
         return
-    print("twin: building the frozen twin", flush=True)
-    # firmware/manifest.py includes the port's own manifest, by default the ESP32's path: here
-    # the standard unix variant's (asyncio, ssl, ...), given as its include option
-    top = OUT / "manifest.py"
-    port = "$(PORT_DIR)/variants/standard/manifest.py"
-    top.write_text("include(%r, port_manifest=%r)\n" % (str(manifest), port))
+    print("twin: building the %s twin" % name, flush=True)
+    top = OUT / ("manifest-%s.py" % name)
+    top.write_text(("include(%r)\n" % _STANDARD if standard else "") + manifest)
     # makemanifest goes by timestamps, which miss a removed module or a file older than the last
     # build: the frozen code is made anew from the inputs whose hash changed
-    build = src / "ports/unix/build-frozen32"
+    build = src / "ports/unix" / build_name
     shutil.rmtree(build / "frozen_mpy", ignore_errors=True)
     (build / "frozen_content.c").unlink(missing_ok=True)
-    args = ["BUILD=%s" % build.name, "FROZEN_MANIFEST=%s" % top]
+    args = ["BUILD=%s" % build_name, "FROZEN_MANIFEST=%s" % top]
     _make(["-C", str(src / "ports/unix")] + args + FLAGS, log)
-    shutil.copy(build / "micropython", FROZEN)
+    _install(build / "micropython", exe)
     stamp.write_text(h.hexdigest())
 
 

@@ -7,12 +7,16 @@
 # (seq, label, state, crc); the record with the highest valid seq picks the slot (seq-1) % 2.
 # boot() is the bootloader with CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE: an app still pending
 # verification at the next boot is aborted and the previous slot boots again.
+# The ESP32's Partition is C in the firmware image and costs the heap nothing; the ESP32 twin
+# (tools/twin.py) has this module frozen in, as top-level partition_sim, for the same reason.
+import os
 import struct
 from binascii import crc32
 
 BLOCK = 4096
 SIZE = 0x180000  # ota_0 and ota_1: 1.5 MB each
 MAGIC = 0xE9  # first byte of an ESP32 app image
+FACTORY_IMAGE = b"\xe9 coapboard simulated factory image"  # what ota_0 holds after a flash
 
 # esp_ota_img_states_t
 NEW = 0
@@ -36,7 +40,7 @@ _size = SIZE
 _running = None  # slot booted by boot()
 
 
-def flash(root, app, size=SIZE):
+def flash(root, app=FACTORY_IMAGE, size=SIZE):
     # what esptool write_flash leaves: everything erased, `app` in ota_0, blank otadata
     global _root, _size
     _root, _size = root, size
@@ -72,10 +76,21 @@ def boot(root=None, size=None):
     raise OSError("no bootable app")
 
 
-def mount(root, running):
-    # the state boot() left, for this module loaded again in the same process
+def power_on(root, booted=None):
+    # -> the slot running. The first use in a process (booted None) is a power-on: a flash that
+    # is not there yet is made as a serial flash leaves it, then the bootloader runs. Later uses
+    # pass what that returned: the same boot, for this module loaded again after it was let go.
     global _root, _running
-    _root, _running = root, int(running[-1])
+    if _running is not None:  # still loaded: booted already
+        return "ota_%d" % _running
+    if booted is not None:
+        _root, _running = root, int(booted[-1])
+        return booted
+    try:
+        os.stat(root + "/otadata.bin")
+    except OSError:
+        flash(root)
+    return boot(root)
 
 
 class Partition:

@@ -26,7 +26,6 @@ from . import LED_PIN, Base
 
 EXIT_RESET = 3  # reset(): restart at once, reset cause "hard_reset"
 EXIT_DEEPSLEEP = 4  # deepsleep(ms): restart after the ms in sleep.json, cause "deepsleep"
-FACTORY_IMAGE = b"\xe9 coapboard simulated factory image"  # what ota_0 holds after a flash
 
 
 class Board(Base):
@@ -42,18 +41,8 @@ class Board(Base):
 
     @property
     def partition(self):
-        from . import partition_sim as ps
-
-        if ps._running is not None:
-            return ps.Partition
-        if self._booted is None:  # first use in this process: power on, the bootloader runs
-            try:
-                os.stat(self.path("otadata.bin"))
-            except OSError:
-                ps.flash(self.root, FACTORY_IMAGE)
-            self._booted = ps.boot(self.root)
-        else:  # the module was let go after an earlier use (firmware.use): the same boot
-            ps.mount(self.root, self._booted)
+        ps = flash()
+        self._booted = ps.power_on(self.root, self._booted)
         return ps.Partition
 
     def _load(self, name):
@@ -153,6 +142,15 @@ class Board(Base):
                 return f.read().strip() or "unknown"
         except OSError:
             return "power_on"
+
+
+def flash():
+    # the simulated flash: partition_sim, frozen into the ESP32 twin (partition_sim.py says why)
+    try:
+        import partition_sim
+    except ImportError:
+        from . import partition_sim
+    return partition_sim
 
 
 class SimPin:

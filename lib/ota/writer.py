@@ -2,18 +2,21 @@
 #
 #   part = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
 #   w = Writer(part, fw_size, fw_checksum, fw_checksum_algorithm)  # or offset=n to resume
-#   for chunk in chunks: w.write(chunk)     # persist w.flashed as it grows, for resume
+#   for chunk in chunks: w.write(chunk)     # or w.write(chunk, at): persist w.flashed as it
+#                                           # grows, for resume
 #   w.finish()                              # checks size, checksum, read-back; then set_boot
 #
-# Memory: one hash object, whatever the image size. Data goes to flash as it comes (each erase
-# block is erased as the image enters it), so nothing waits in RAM. A resumed download may
-# write again over bytes a power cut left half written: the same bytes of the same image, which
-# NOR flash takes (programming only clears bits); the read-back in finish() checks it all.
-# Any refusal is an OTAError whose text says why; the boot slot only changes in finish().
+# Pieces may come in any order (a download's window writes each chunk as it arrives, so none
+# waits in RAM): each erase block is erased once, in order, before the first byte enters it.
+# `flashed` is what lies in flash with no gap before it, what a resume starts from. A resumed
+# download may write again over bytes a power cut left half written: the same bytes of the
+# same image, which NOR flash takes (programming only clears bits). finish() hashes the image
+# as it is in flash: whatever came over the network or went wrong writing it, that is what
+# boots. Any refusal is an OTAError whose text says why; the boot slot only changes in finish().
 from . import MAGIC, ChecksumMismatch, ImageRejected, OTAError, checksum
 
 BLOCK = 4096  # the ESP32 flash erase unit
-_PIECE = 512  # read-back and resume read flash in pieces of this size
+_PIECE = 512  # the read-back reads flash in pieces of this size
 
 
 class Writer:
@@ -22,7 +25,7 @@ class Writer:
         # interface); expected: the checksum as ThingsBoard sends it. offset > 0 resumes: bytes
         # below it are already in `part` (they must be below a `flashed` value this image
         # reached before). magic None: not an app image (an app bundle checks its own).
-        self._hash = checksum.new(algorithm)  # first: an unusable algorithm refuses at once
+        checksum.new(algorithm)  # first: an unusable algorithm refuses at once
         self._algorithm = algorithm
         self._part = part
         self._expected = str(expected).strip().lower()
@@ -37,24 +40,18 @@ class Writer:
         if offset < 0 or offset > size:
             raise OTAError("resume offset %d outside the image" % offset)
         self.size = size
-        self._pos = self._hash_flash(self._hash, offset, True)  # bytes received and written
+        self._pos = offset  # the image's bytes in flash with no gap before them
+        self._ahead = {}  # start -> end of pieces written past a gap
+        self._erased = (offset + BLOCK - 1) // BLOCK * BLOCK  # blocks below are erased
+        if offset:
+            first = bytearray(1)
+            part.readblocks(0, first)
+            self._check_magic(first[0])
 
     @property
     def flashed(self):
         # bytes in flash: a power cut loses only what is above this
         return self._pos
-
-    def _hash_flash(self, h, n, check=False):
-        # hash the first n bytes of the partition -> n
-        buf = bytearray(_PIECE)
-        mv = memoryview(buf)
-        for at in range(0, n, _PIECE):
-            piece = mv[: min(_PIECE, n - at)]
-            self._part.readblocks(at // BLOCK, piece, at % BLOCK)
-            if check and at == 0:
-                self._check_magic(piece[0])
-            h.update(piece)
-        return n
 
     def _check_magic(self, first):
         if first == self._magic or self._magic is None:
@@ -74,40 +71,44 @@ class Writer:
     def received(self):
         return self._pos
 
-    def write(self, data):
+    def write(self, data, at=None):
+        # data at byte `at` of the image, by default right after what is in flash
+        if at is None:
+            at = self._pos
         n = len(data)
+        end = at + n
         if not n:
             return
-        if self._pos + n > self.size:
+        if end > self.size:
             raise OTAError("more data than the announced %d bytes" % self.size)
-        if self._pos == 0:
+        if at == 0:
             self._check_magic(data[0])  # before the first block reaches flash
-        self._hash.update(data)
+        while self._erased < end:  # a flash write can only clear bits
+            self._part.ioctl(6, self._erased // BLOCK)
+            self._erased += BLOCK
         mv = memoryview(data)
         i = 0
         while i < n:
-            b, at = divmod(self._pos, BLOCK)
-            if at == 0:
-                self._part.ioctl(6, b)  # erase: a flash write can only clear bits
-            k = min(BLOCK - at, n - i)
-            self._part.writeblocks(b, mv[i : i + k] if k < n else data, at)
-            self._pos += k
+            b, o = divmod(at + i, BLOCK)
+            k = min(BLOCK - o, n - i)
+            self._part.writeblocks(b, mv[i : i + k] if k < n else data, o)
             i += k
+        if at > self._pos:
+            self._ahead[at] = end
+            return
+        self._pos = max(self._pos, end)
+        while self._pos in self._ahead:
+            self._pos = self._ahead.pop(self._pos)
 
     def finish(self):
         # verify everything, then switch the boot slot; raises (and leaves the boot slot alone)
         # if anything does not check
         if self._pos != self.size:
             raise OTAError("image incomplete: %d of %d bytes" % (self._pos, self.size))
-        got = checksum.hexdigest(self._hash)
-        if got != self._expected:
-            raise ChecksumMismatch(
-                "%s mismatch: got %s, expected %s" % (self._algorithm, got, self._expected)
-            )
         got = self._readback()
         if got != self._expected:
             raise ChecksumMismatch(
-                "read-back %s mismatch: flash holds %s, expected %s"
+                "%s mismatch: read-back of the flash gives %s, expected %s"
                 % (self._algorithm, got, self._expected)
             )
         try:
@@ -116,7 +117,12 @@ class Writer:
             raise ImageRejected("the bootloader refused the image: %s" % (e,)) from None
 
     def _readback(self):
-        # hash the partition as flashed: catches write errors the incoming hash cannot see
+        # hash the image as flashed, in pieces
         h = checksum.new(self._algorithm)
-        self._hash_flash(h, self.size)
+        buf = bytearray(_PIECE)
+        mv = memoryview(buf)
+        for at in range(0, self.size, _PIECE):
+            piece = mv[: min(_PIECE, self.size - at)]
+            self._part.readblocks(at // BLOCK, piece, at % BLOCK)
+            h.update(piece)
         return checksum.hexdigest(h)

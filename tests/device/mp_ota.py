@@ -1,7 +1,8 @@
 # lib/ota on the unix port against firmware/board/partition_sim: streaming in odd chunk sizes
 # for SHA256, MD5 and CRC32 (digests computed by CPython, see tests/test_ota.py); nothing
 # bootable without a matching checksum; bad images refused before any write; a missing erase
-# detected; resume after a power cut; rollback unless the new app is marked valid.
+# detected; pieces in any order (a download's window); resume after a power cut; rollback
+# unless the new app is marked valid.
 # Partition files live in /tmp/mp_ota_<random>, removed after.
 import os
 import sys
@@ -262,6 +263,63 @@ def test_writer_erases_each_block_before_writing_it():
             if op == "write":
                 assert ("erase", b) in writes[:i], writes
         assert part.ops[-1] == ("set_boot",)
+
+
+def window_order(chunks, window=6):
+    # chunks as a download's window may write them: each run of `window` answered backwards
+    out = []
+    for i in range(0, len(chunks), window):
+        out += reversed(chunks[i : i + window])
+    return out
+
+
+def write_chunks(w, chunks, size=1000):
+    for c in chunks:
+        w.write(IMAGE[c * size : (c + 1) * size], c * size)
+
+
+def test_pieces_in_any_order():
+    # flashed is what has no gap before it; each block erased once, in order, before any write
+    # into it; the image ends up whole
+    with Flash() as f:
+        part = Spy(f.next())
+        w = Writer(part, N, DIGESTS["SHA256"], "SHA256")
+        order = window_order(list(range(14)))
+        gaps = []
+        for i, c in enumerate(order):
+            write_chunks(w, [c])
+            done = set(order[: i + 1])
+            gap = min(set(range(14)) - done, default=14)
+            assert w.flashed == min(gap * 1000, N), (order[: i + 1], w.flashed)
+            gaps.append(gap)
+        assert gaps[:6] == [0] * 5 + [6]  # chunk 0 came last of its window
+        writes = [op for op in part.ops]
+        erased = [b for op, b in writes if op == "erase"]
+        assert erased == list(range(4)), writes
+        for i, (op, b) in enumerate(writes):
+            if op == "write":
+                assert ("erase", b) in writes[:i], writes
+        w.finish()
+        assert content(f.next(), N) == IMAGE
+        assert sim.unerased_writes == 0
+        assert boot_label() == "ota_1"
+
+
+def test_resume_after_a_power_cut_in_a_window():
+    # chunks 0-2 and 4-5 written, 3 still in flight when the power went: the device saved
+    # flashed (3000); the resumed writer starts there, and what lay past the gap is written again
+    with Flash() as f:
+        w = Writer(f.next(), N, DIGESTS["SHA256"], "SHA256")
+        write_chunks(w, [0, 1, 2, 5, 4])
+        assert w.flashed == 3000
+        del w
+        assert sim.boot() == "ota_0"
+        w = Writer(f.next(), N, DIGESTS["SHA256"], "SHA256", offset=3000)
+        write_chunks(w, window_order(list(range(3, 14))))
+        assert w.flashed == N
+        w.finish()
+        assert content(f.next(), N) == IMAGE
+        assert sim.unerased_writes == 0
 
 
 def test_too_much_data_and_short_image_refused():

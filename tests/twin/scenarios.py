@@ -18,7 +18,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from firmware.board import partition_sim
-from firmware.board.sim import FACTORY_IMAGE
 from tests.device.otaimage import image
 from tests.e2e.conftest import (
     SEQ,
@@ -177,7 +176,7 @@ class Rig:
         root = self.work / "device"
         root.mkdir()
         # as esptool leaves a board: the simulation's first-use flash is not the firmware's
-        partition_sim.flash(str(root), FACTORY_IMAGE)
+        partition_sim.flash(str(root))
         cfg = self.payload.install(root, cfg)
         (root / "config.json").write_text(json.dumps(cfg))
         self.dev = Device(root, heap_k, cycles, rpcs)
