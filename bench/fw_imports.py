@@ -51,6 +51,7 @@ def imports():
     # loaded only for a job: the payload or the transport a config asks for, an update
     later = (
         "thingsboard.protopayload",
+        "coap.dtls",
         "firmware.coaps",
         "firmware.slots",
         "firmware.fetch",

@@ -320,7 +320,7 @@ def main():
                 print("  %7d  all imports; heap in use after them: %d B" % (total, after))
                 if released is not None:
                     print(
-                        "  %7d  in use once app.with_config has released firmware.config"
+                        "  %7d  in use once start.with_config has released firmware.config"
                         " (as the firmware does after boot)" % released
                     )
         if "heap" in only:

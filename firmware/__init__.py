@@ -10,15 +10,18 @@ def loaded():
 
 
 def forget(before):
-    # drop every module imported since loaded() returned `before`; their RAM goes back to the
-    # heap once nothing else holds them
-    for name in list(sys.modules):
-        if name not in before:
-            del sys.modules[name]
-            parent, _, child = name.rpartition(".")
-            p = sys.modules.get(parent)
-            if p is not None and hasattr(p, child):
-                delattr(p, child)
+    # drop every module imported since loaded() returned `before`
+    drop(*[name for name in sys.modules if name not in before])
+
+
+def drop(*names):
+    # let these modules go: their RAM goes back to the heap once nothing else holds them
+    for name in names:
+        del sys.modules[name]
+        parent, _, child = name.rpartition(".")
+        p = sys.modules.get(parent)
+        if p is not None and hasattr(p, child):
+            delattr(p, child)
     # collect now: the freed code leaves one large free block, which what comes next fills in
     # order, instead of a hole that scattered small objects later split up
     gc.collect()

@@ -2,7 +2,7 @@
 # key files (paths relative to the board's root unless absolute) and reports each problem
 # with its key, like a config problem. Loaded only with server.coaps. Never puts a key or a
 # PSK into a message.
-from coap.dtls import context, der
+from coap.dtlscontext import context, der
 
 FILES = (
     ("ca", "CA certificate"),

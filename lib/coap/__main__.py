@@ -146,7 +146,7 @@ async def run(a):
 async def secure_client(host, port, a):
     # a DTLS session, established before the first request so that its failure is the error
     from .dtls import connect as dtls_connect
-    from .dtls import context
+    from .dtlscontext import context
 
     t = a["tls"]
     if ("cert" in t) != ("key" in t):

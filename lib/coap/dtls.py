@@ -1,5 +1,6 @@
 # dtls.py: CoAP over DTLS 1.2 (coaps) with MicroPython's ssl (mbedTLS), for coap.client.
-# Imported only when coaps is used, so plain CoAP pays nothing for it.
+# Imported only when coaps is used, so plain CoAP pays nothing for it. The SSLContext comes
+# from coap/dtlscontext.py, needed only while a session's settings are read.
 #
 # DtlsSocket is what the Client sees: write(buf, n), recv(n), close() and polling, as on a UDP
 # socket. Underneath, one UDP socket lives as long as it does (ThingsBoard keys DTLS sessions
@@ -18,9 +19,7 @@ import asyncio
 import io
 import random
 import select
-import ssl
 from asyncio import core
-from binascii import a2b_base64
 from errno import EAGAIN, ETIMEDOUT
 from time import ticks_add, ticks_diff, ticks_ms
 
@@ -29,83 +28,11 @@ _BACKOFF_MAX = 60000
 _GET_FILENO = 10  # MP_STREAM_* ioctl requests
 _POLL = 3
 _CLOSE = 4
-_PIN_MISMATCH = -0x3000  # MBEDTLS_ERR_X509_FATAL_ERROR: ends the handshake
+PIN_MISMATCH = -0x3000  # MBEDTLS_ERR_X509_FATAL_ERROR: how a pinned check ends the handshake
 
 
 class DtlsError(OSError):
     pass
-
-
-def der(data, what="certificate"):
-    # The DER items in data: DER as it is (several concatenated ones are split), PEM decoded.
-    data = bytes(data)
-    out = []
-    if data[:5] == b"-----":
-        b64 = None
-        for line in data.split(b"\n"):
-            line = line.strip()
-            if line.startswith(b"-----BEGIN"):
-                b64 = []
-            elif line.startswith(b"-----END") and b64 is not None:
-                out.append(a2b_base64(b"".join(b64)))
-                b64 = None
-            elif b64 is not None:
-                b64.append(line)
-    else:
-        i = 0
-        while i + 2 <= len(data) and data[i] == 0x30:  # SEQUENCE, then its length
-            n, h = data[i + 1], 2
-            if n & 0x80:
-                h += n & 0x7F
-                n = int.from_bytes(data[i + 2 : i + h], "big")
-            out.append(data[i : i + h + n])
-            i += h + n
-        if i != len(data):
-            out = []
-    if not out:
-        raise ValueError("not a DER or PEM %s" % what)
-    return out
-
-
-def context(ca=None, pin=None, cert=None, key=None, psk=None):
-    # An SSLContext for a DTLS client. The server is checked against ca (DER or PEM bytes, one
-    # or more certificates: it must be signed by one of them, be valid now and carry the host
-    # name) or pin (the server must present exactly this certificate). psk: (identity, key)
-    # bytes, instead of certificates. cert, key: the client certificate (X.509 device login).
-    if psk is None and ca is None and pin is None:
-        raise ValueError("coaps needs a CA, a pinned certificate or a PSK")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_DTLS_CLIENT)
-    c = getattr(ctx, "_context", ctx)  # the tls.SSLContext under the ssl wrapper
-    if psk is not None:
-        if not hasattr(c, "psk_key"):
-            raise ValueError("this MicroPython's TLS has no PSK")
-        ctx.verify_mode = ssl.CERT_NONE  # nothing to verify: only PSK suites are offered
-        c.psk_identity, c.psk_key = psk
-        c.set_ciphers([s for s in c.get_ciphers() if "-PSK-" in s])
-        return ctx
-    if ca is not None:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        for item in der(ca, "CA certificate"):
-            _load("ca", lambda d: ctx.load_verify_locations(cadata=d), item)
-    else:
-        pinned = der(pin, "pinned certificate")[0]
-        # the chain is not checked (there may be no CA to check it with); the callback ends
-        # the handshake unless the server's own certificate (depth 0) is the pinned one
-        ctx.verify_mode = ssl.CERT_OPTIONAL
-        c.verify_callback = lambda crt, depth: (
-            0 if depth or bytes(crt) == pinned else _PIN_MISMATCH
-        )
-    if cert is not None:
-        _load("cert", ctx.load_cert_chain, der(cert)[0], der(key, "key")[0])
-    return ctx
-
-
-def _load(what, fn, *args):
-    # mbedTLS says "invalid cert" or "invalid key": add which argument it was
-    try:
-        fn(*args)
-    except ValueError as e:
-        raise ValueError("%s: %s" % (what, e)) from None
 
 
 def _reason(e):
@@ -113,7 +40,7 @@ def _reason(e):
     if isinstance(e, ValueError):  # certificate checks: mbedTLS's own explanation
         return " ".join(str(e).split()) or "certificate refused"
     code = e.args[0] if e.args else 0
-    if code == _PIN_MISMATCH:
+    if code == PIN_MISMATCH:
         return "the server's certificate is not the pinned one"
     if code == -0x7780:
         return "the server refused the handshake (fatal alert: certificate, PSK or cipher)"

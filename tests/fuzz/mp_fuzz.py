@@ -28,6 +28,7 @@ from coap.codec import ACK, BLOCK2, CON, CONTENT, CREATED, ETAG, OBSERVE, URI_PA
 from coap.message import Message
 from firmware import app as fwapp
 from firmware import log as fwlog
+from firmware import start as fwstart
 from firmware.board import Base
 
 GPIO = [
@@ -196,7 +197,7 @@ async def t_provision(inp):
     peer.want = (2, "provision")
     cfg = dict(base_cfg, token="")
     try:
-        got = await asyncio.wait_for_ms(fwapp.provision(board, client, cfg), 60000)
+        got = await asyncio.wait_for_ms(fwstart.provision(board, client, cfg), 60000)
         r = {"token": got["token"]}
     except Exception as e:
         r = {"x": type(e).__name__, "m": str(e)}
@@ -376,7 +377,7 @@ async def boot(root):
     client = Client(sock, log=caught)
     with open(root + "/config.json", "w") as f:
         f.write('{"server": {"host": "127.0.0.1"}, "provisioning": {"key": "k", "secret": "s"}}')
-    base_cfg, problems = fwapp.with_config(lambda c: c.load(root + "/config.json"))
+    base_cfg, problems = fwstart.with_config(lambda c: c.load(root + "/config.json"))
     cfg = dict(base_cfg, token="T0KEN", gpio=GPIO)
     app = fwapp.App(board, client, cfg, [NoUpdates()])
     dev = app.device

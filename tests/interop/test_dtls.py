@@ -28,6 +28,7 @@ SCRIPT = """
 import asyncio, json, sys
 from coap import dtls
 from coap.block import download
+from coap.dtlscontext import context
 from coap.codec import GET
 from coap.uri import uri_options
 
@@ -44,7 +45,7 @@ async def main():
     psk = tuple(x.encode() for x in a["psk"]) if a.get("psk") else None
     log = []
     c = dtls.connect(
-        "127.0.0.1", a["port"], dtls.context(psk=psk, **files), a.get("hostname"),
+        "127.0.0.1", a["port"], context(psk=psk, **files), a.get("hostname"),
         lambda *x: log.append(" ".join(str(y) for y in x)), ack_timeout=a.get("ack", 2000),
     )
     if "dead_ms" in a:

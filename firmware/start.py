@@ -1,0 +1,141 @@
+# start.py: the firmware's boot, up to a device ready to run: loads the config (a bad one is
+# reported key by key, the LED blinks and the firmware stops, so the REPL stays usable), brings
+# up the network and the clock, checks the coaps files, connects, and provisions the device if
+# it has no token yet. Needed once per boot: app.main lets it go once the device runs.
+# The config is loaded before the running firmware's modules are imported, so its schema and
+# theirs are never in RAM together (firmware/__init__.py).
+import asyncio
+import json
+
+from . import log as logs
+from . import use
+
+log = logs.Log("app")
+
+
+def config_path(board):
+    return board.path("config.json")
+
+
+def with_config(job):
+    # the config module (its schema) is needed at boot only -> (job(config), problems)
+    def checked(config):
+        try:
+            return job(config), None
+        except config.ConfigError as e:
+            return None, e.problems
+
+    return use("firmware.config", checked)
+
+
+async def boot(board):
+    # -> (client, cfg, updates, payload) for app.App, or None when the firmware cannot run
+    cfg, problems = with_config(lambda config: config.load(config_path(board)))
+    if problems:
+        for problem in problems:
+            log.error("config:", problem)
+        log.error("fix config.json; the firmware is stopped, the REPL is free")
+        board.signal_error(*_led_of(board))
+        return None
+    logs.set_level(cfg["log_level"])
+    from .updates import Updates
+
+    acked = asyncio.Event()  # the server took a telemetry post: what a new image's trial needs
+    fw = cfg["firmware"]
+    updates = [
+        Updates("fw", board, cfg, fw_id(fw, ""), acked),
+        Updates("sw", board, cfg, fw_id(fw, "app_"), acked),
+    ]
+    for u in updates:
+        u.begin()
+    log.info("firmware %s %s on %s" % (tuple(updates[0].current) + (board.name,)))
+    wifi = cfg["wifi"]
+    if wifi["ssid"]:
+        await board.connect(wifi["ssid"], wifi["password"])
+    await board.sync_time()
+    server = cfg["server"]
+    ctx = None
+    if server["coaps"]:  # DTLS: its files are checked like the config, never a plain fallback
+        ctx, problems = use("firmware.coaps", lambda m: m.credentials(board, server))
+        for problem in problems:
+            log.error("config:", problem)
+        if problems:
+            board.signal_error(*_led_of(board))
+            return None
+    payload = _payload(board, server)
+    client = await _connect(server, ctx)
+    if not cfg.get("token") and not server["client_cert"]:  # X.509 devices go without
+        cfg = await provision(board, client, cfg, payload)
+    return client, cfg, updates, payload
+
+
+async def _connect(server, ctx=None):
+    # a host name that does not resolve (yet): say so and try again, never crash
+    from coap.client import connect
+
+    delay = 2000
+    coap_log = logs.Log("coap").warning  # what the client drops, and why (bad datagrams, no RAM)
+    while True:
+        try:
+            if ctx is not None:  # coaps
+                from coap.dtls import connect as dtls_connect
+
+                dtls_log = logs.Log("dtls").info
+                host, port = server["host"], server["port"]
+                return dtls_connect(host, port, ctx, None, dtls_log, log=coap_log)
+            return connect(server["host"], server["port"], log=coap_log)
+        except OSError as e:
+            log.error(
+                "server %s: DNS lookup failed (%s), retry in %d s"
+                % (server["host"], e, delay // 1000)
+            )
+            await asyncio.sleep_ms(delay)
+            delay = min(delay * 2, 60000)
+
+
+def fw_id(fw, prefix):
+    # (title, version) the flashed image or the deployed app files are known by
+    return (fw[prefix + "title"], fw[prefix + "version"])
+
+
+def _payload(board, server):
+    # the payload format: None for JSON (the Device's default); for a PROTOBUF profile its
+    # schema file, checked by config.load, and the protobuf code, loaded only then
+    if server["payload"] != "protobuf":
+        return None
+    from thingsboard.protopayload import load
+
+    return load(board.path(server["schema"]), logs.Log("thingsboard").warning)
+
+
+async def provision(board, client, cfg, payload=None):
+    # first boot with provisioning settings: get a token and keep it in the config
+    from thingsboard.provision import provision as tb_provision
+
+    p = cfg["provisioning"]
+    delay = 2000
+    while True:
+        try:
+            args = (client, p["device_name"], p["key"], p["secret"])
+            creds = await tb_provision(*args, payload=payload)
+            break
+        except Exception as e:  # refused or unreachable: say so and try again later
+            log.error("provisioning failed:", e)
+            await asyncio.sleep_ms(delay)
+            delay = min(delay * 2, 300000)
+    cfg["token"] = creds["credentialsValue"]
+    _, problems = with_config(lambda config: config.save(config_path(board), cfg))
+    if problems:
+        raise ValueError("provisioned config not saved: %s" % problems)
+    log.info("provisioned; token stored in config.json")
+    return cfg
+
+
+def _led_of(board):
+    # the LED settings of a config that failed to load, if that part of it is readable
+    try:
+        with open(config_path(board)) as f:
+            led = json.load(f)["led"]
+        return (int(led["pin"]), led.get("invert") is True)
+    except Exception:
+        return ()
