@@ -49,7 +49,12 @@ def _reason(e):
     return " ".join(str(a) for a in e.args) or repr(e)
 
 
-_DATAGRAM = 2048
+# what _Link asks recv for: recv allocates that much first, so no more than a datagram can hold.
+# A handshake flight comes in datagrams up to a path MTU; once the session is up, a record holds
+# at most one CoAP datagram (coap.client's 1152 bytes) and its protection (at most 93 bytes:
+# header, explicit IV, a SHA-384 MAC and CBC padding)
+_HANDSHAKE = 2048
+_RECORD = 1280
 
 
 class _Link(io.IOBase):
@@ -57,12 +62,12 @@ class _Link(io.IOBase):
     # closes its transport: this one stays open for the next session.
     def __init__(self, sock):
         self.sock = sock
+        self.size = _HANDSHAKE
 
     def readinto(self, buf):
-        # mbedTLS offers its whole input buffer (16 KB) each time; recv allocates what it is
-        # asked for, so ask for the largest datagram a server sends (a path MTU's worth)
+        # mbedTLS offers its whole input buffer (16 KB) each time
         try:
-            data = self.sock.recv(min(len(buf), _DATAGRAM))
+            data = self.sock.recv(min(len(buf), self.size))
         except OSError as e:
             return None if e.errno in (EAGAIN, ETIMEDOUT) else -e.errno
         buf[: len(data)] = data
@@ -212,6 +217,7 @@ class DtlsSocket(io.IOBase):
 
     def _established(self, sent):
         self.up = True
+        self._link.size = _RECORD
         self.error = None
         self._backoff = 0
         self._quiet = None
@@ -243,6 +249,7 @@ class DtlsSocket(io.IOBase):
                 pass
         self._ss = None
         self.up = False
+        self._link.size = _HANDSHAKE
         self._quiet = None
         self._queue = []
 
