@@ -65,6 +65,7 @@ class App:
             u.device = self.device
         self._pins_sending = False  # one pin-state upload at a time, always the latest
         self._pins_dirty = False
+        self._interval_said = None  # (type, value) of the last telemetry_interval
 
     async def run(self):
         d = self.device
@@ -119,11 +120,16 @@ class App:
         self._pins_sending = False
 
     def _interval_changed(self, key, value):
+        # every new subscription says every shared attribute again: a value said before
+        # changes nothing and says nothing
+        said, self._interval_said = self._interval_said, (type(value), value)
+        if said == self._interval_said:
+            return
         if value is None:
             value = self.cfg["telemetry"]["interval_s"]  # deleted: back to the config's
         try:
-            self.telemetry.set_interval(value)
-            log.info("telemetry interval now %s s" % value)
+            if self.telemetry.set_interval(value):
+                log.info("telemetry interval now %s s" % value)
         except ValueError as e:
             log.error("shared attribute %s:" % key, e)
 

@@ -35,8 +35,11 @@ class Telemetry:
             or not 0 < seconds <= MAX_INTERVAL_S
         ):
             raise ValueError("interval must be a whole number of seconds 1-%d" % MAX_INTERVAL_S)
+        if seconds * 1000 == self.interval:  # the same again (every new subscription says it)
+            return False
         self.interval = seconds * 1000
         self._wake.set()
+        return True
 
     def read_now(self):
         self._wake.set()

@@ -18,10 +18,21 @@ from . import jsonpayload
 from .errors import check
 
 _RPC_MEMORY = 8  # recent server RPCs remembered for de-duplication
-_RPC_REPEAT_MS = 60000  # a repeat of a remembered RPC within this long is a duplicate
+# where a remembered RPC's reply is: what a repeat of it gets
+_SERVING = 0  # nothing: the handler runs, its reply will go out
+_SENDING = 1  # nothing: the reply is in flight
+_UNSENT = 2  # the reply again: it did not get through
+_CONFIRMED = 3  # the reply once more: the server took it, maybe after it re-sent the RPC
+_AGAIN = 4  # nothing: the reply went out again after it was confirmed
 
 
 class Device:
+    rpc_repeat_ms = 60000  # a repeat of a remembered RPC within this long is a duplicate
+    # ... and within this long after the server took our reply (it may have re-sent the RPC on
+    # a new subscription before it had taken the reply); later it is a new RPC (ThingsBoard's
+    # ids start again from 0 when it restarts)
+    rpc_late_ms = 2000
+
     def __init__(self, client, token, observe_refresh=300000, log=None, payload=None):
         self.client = client
         self.payload = payload or jsonpayload
@@ -38,10 +49,12 @@ class Device:
         self._free = []  # idle exchanges, reused
         self._attr_callbacks = []  # (key or None for all keys, callback)
         self._rpc_handler = None
-        # RPCs in progress, or answered but the server has not confirmed our reply: a repeat of
-        # one of these is ThingsBoard re-sending it. A confirmed one is never re-sent, so the
-        # same id later is a new RPC (ids restart at 0 when the server restarts).
-        self._rpc_seen = []  # [id, crc of the notification, tick, reply or None]
+        # recent RPCs: the same id and notification again within rpc_repeat_ms is ThingsBoard
+        # re-sending it (it pushes every pending RPC on each new subscription); it runs once
+        # and gets one reply (once more if it came again after the reply was confirmed)
+        # [id, crc of the notification, tick (of the reply's confirmation once confirmed),
+        #  reply or None, _SERVING ...]
+        self._rpc_seen = []
         self._subs = []  # the observations to keep alive
         self._rpc_obs = None
         self._wake = asyncio.Event()
@@ -218,12 +231,13 @@ class Device:
         crc = crc32(raw)
         now = core.ticks()
         for seen in self._rpc_seen:
-            if seen[0] == rpc_id and seen[1] == crc and ticks_diff(now, seen[2]) < _RPC_REPEAT_MS:
+            window = self.rpc_late_ms if seen[4] >= _CONFIRMED else self.rpc_repeat_ms
+            if seen[0] == rpc_id and seen[1] == crc and ticks_diff(now, seen[2]) < window:
                 self.stats["rpc_duplicate"] += 1
-                if seen[3] is not None:  # answered: our reply was lost
+                if seen[4] in (_UNSENT, _CONFIRMED):
                     asyncio.create_task(self._reply(seen))
                 return
-        entry = [rpc_id, crc, now, None]
+        entry = [rpc_id, crc, now, None, _SERVING]
         self._rpc_seen.append(entry)
         if len(self._rpc_seen) > _RPC_MEMORY:
             self._rpc_seen.pop(0)
@@ -241,13 +255,18 @@ class Device:
         await self._reply(entry)
 
     async def _reply(self, entry):
+        again = entry[4] == _CONFIRMED
+        entry[4] = _AGAIN if again else _SENDING
         try:
             await self.send_rpc_reply(entry[0], entry[3])
         except Exception as e:
             self.log("rpc %d reply failed:" % entry[0], e)
+            if not again:
+                entry[4] = _UNSENT
             return
-        if entry in self._rpc_seen:  # confirmed: the server will not send this one again
-            self._rpc_seen.remove(entry)
+        if not again:
+            entry[2] = core.ticks()
+            entry[4] = _CONFIRMED
 
 
 def _refusal(obs):

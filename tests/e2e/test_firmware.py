@@ -152,6 +152,30 @@ def test_interval_changes_live_with_shared_attribute(sim, dev, device_root, firm
     assert_counted_once(r)
 
 
+def test_an_interval_said_again_changes_nothing(sim, dev, device_root, firmware):
+    # every new subscription carries every shared attribute again: the same value must not
+    # restart the timer (an off-schedule message), nor log, nor refuse a bad value again
+    did = dev["id"]
+    fw = firmware(device_root, make_config(sim))
+    wait_rows(sim, did, 2)
+    at = fw.mark()
+    sim.set_shared(did, {"telemetry_interval": 2})
+    fw.wait_line("telemetry interval now 2 s", after=at)
+    n = len(wait_rows(sim, did, len(rows(sim, did)) + 2))  # on the 2 s schedule by now
+    for _ in range(3):
+        sim.set_shared(did, {"telemetry_interval": 2})
+    sim.set_shared(did, {"telemetry_interval": 0})  # refused once ...
+    sim.set_shared(did, {"telemetry_interval": 0})  # ... and not again
+    r = wait_rows(sim, did, n + 3)
+    stamps = [ts for ts, _ in r[n - 1 :]]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert all(g >= 1950 for g in gaps), gaps  # nothing sent off the 2 s schedule
+    sim.set_shared(did, {"telemetry_interval": 3})  # notifications are handled in order
+    fw.wait_line("telemetry interval now 3 s", after=at)
+    assert len(fw.grep("telemetry interval now 2 s", after=at)) == 1
+    assert len(fw.grep("shared attribute telemetry_interval:", after=at)) == 1
+
+
 @BOTH
 def test_interval_from_a_shared_attribute_set_before_boot(sim, dev, device_root, firmware):
     did = dev["id"]
