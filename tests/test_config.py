@@ -303,6 +303,11 @@ BAD = [
         ["sensors[1].rom: missing, expected 16 hex digits (several ds18b20 on pin 4)"],
     ),
     (
+        "1-Wire bus on input-only pin",
+        sensors({"type": "ds18b20", "key": "t", "pin": 34}),
+        ["sensors[0].pin: 34 is input-only on ESP32, cannot be an output"],
+    ),
+    (
         "1-Wire bus on a gpio output",
         cfg(gpio=[OUT], sensors=[{"type": "ds18b20", "key": "t", "pin": 26}]),
         ["sensors[0].pin: 26 is already used by gpio[0].pin"],
