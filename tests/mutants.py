@@ -256,8 +256,8 @@ MUTANTS = [
     Mutant(
         "ota-erase-skipped",
         "lib/ota/writer.py",
-        "if at == 0:\n                self._part.ioctl(6, b)",
-        "if at == 1:\n                self._part.ioctl(6, b)",
+        "self._erased += BLOCK",
+        "self._erased += 2 * BLOCK",
         [OTA + "test_writer_erases_each_block_before_writing_it"],
     ),
     Mutant(
@@ -277,7 +277,7 @@ MUTANTS = [
     Mutant(
         "ota-too-much-data-taken",
         "lib/ota/writer.py",
-        "if self._pos + n > self.size:",
+        "if end > self.size:",
         "if False:",
         [OTA + "test_too_much_data_and_short_image_refused"],
     ),
@@ -289,11 +289,18 @@ MUTANTS = [
         [OTA + "test_uppercase_expected_checksum_accepted"],
     ),
     Mutant(
-        "ota-resume-not-rehashed",
+        "ota-resume-magic-unchecked",
         "lib/ota/writer.py",
-        "self._pos = self._hash_flash(self._hash, offset, True)",
-        "self._pos = offset",
-        [OTA + "test_resume_after_power_cut"],
+        "self._check_magic(first[0])",
+        "pass",
+        [OTA + "test_resume_of_a_non_app_refused"],
+    ),
+    Mutant(
+        "ota-piece-past-a-gap-counted-flashed",
+        "lib/ota/writer.py",
+        "if at > self._pos:",
+        "if False:",
+        [OTA + "test_pieces_in_any_order", OTA + "test_resume_after_a_power_cut_in_a_window"],
     ),
     # --- the spool
     Mutant(
