@@ -3,7 +3,7 @@ PY := .venv/bin/python
 MP := .venv/bin/micropython
 APT_PKGS := libcoap3-bin socat gcc-multilib
 
-.PHONY: setup venv sysdeps twin run test lint bench clean flash deploy provision fuzz soak
+.PHONY: setup venv sysdeps twin run test lint bench clean flash deploy provision fuzz soak mutants
 
 setup: venv sysdeps
 
@@ -59,6 +59,12 @@ FUZZ_AMP ?= 500
 fuzz: setup
 	COAP_FUZZ_EXAMPLES=5000 FUZZ_SCALE=$(FUZZ_SCALE) FUZZ_AMP=$(FUZZ_AMP) \
 		$(PY) -m pytest -q -p no:cacheprovider tests/codec/test_fuzz.py tests/fuzz
+
+# One-line mutants of the firmware, lib/ and tbsim, each run against the tests that must catch
+# it (tests/mutants.py); JOBS mutants at a time. Not part of `make test`.
+JOBS ?= 2
+mutants: setup
+	$(PY) tests/mutants.py -j $(JOBS)
 
 # The firmware against tbsim with loss, duplication, reordering, restarts and outages.
 CYCLES ?= 600

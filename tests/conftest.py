@@ -10,13 +10,24 @@ from mpenv import MICROPYTHON, ROOT, micropython_env
 DEVICE = ROOT / "tests" / "device"
 
 
-def pytest_collect_file(parent, file_path):
-    if (
+def _device_module(file_path):
+    return (
         file_path.parent == DEVICE
         and file_path.name.startswith("mp_")
         and file_path.suffix == ".py"
-    ):
+    )
+
+
+def pytest_collect_file(parent, file_path):
+    # a file named on the command line comes through pytest_pycollect_makemodule instead
+    if _device_module(file_path) and not parent.session.isinitpath(file_path):
         return DeviceModule.from_parent(parent, path=file_path)
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    # `pytest tests/device/mp_client.py[::case]`: not a CPython module
+    if _device_module(module_path):
+        return DeviceModule.from_parent(parent, path=module_path)
 
 
 class DeviceModule(pytest.File):

@@ -303,6 +303,26 @@ BAD = [
         ["sensors[1].rom: missing, expected 16 hex digits (several ds18b20 on pin 4)"],
     ),
     (
+        "1-Wire bus on input-only pin",
+        sensors({"type": "ds18b20", "key": "t", "pin": 34}),
+        ["sensors[0].pin: 34 is input-only on ESP32, cannot be an output"],
+    ),
+    (
+        "1-Wire bus on a gpio output",
+        cfg(gpio=[OUT], sensors=[{"type": "ds18b20", "key": "t", "pin": 26}]),
+        ["sensors[0].pin: 26 is already used by gpio[0].pin"],
+    ),
+    (
+        "1-Wire bus on the led",
+        cfg(led={"pin": 2}, sensors=[{"type": "ds18b20", "key": "t", "pin": 2}]),
+        ["sensors[0].pin: 2 is already used by led.pin"],
+    ),
+    (
+        "dht on a 1-Wire bus",
+        sensors({"type": "ds18b20", "key": "t", "pin": 4}, {"type": "dht22", "pin": 4}),
+        ["sensors[1].pin: 4 is already used by sensors[0].pin"],
+    ),
+    (
         "sim range",
         sensors({"type": "sim", "key": "s", "min": 5, "max": 5}),
         ["sensors[0].max: expected a number > min (5), got 5"],
@@ -332,6 +352,15 @@ BAD = [
 @pytest.mark.parametrize("config_, want", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_bad_config_problems(config_, want):
     assert config.validate(config_) == want
+
+
+def test_ds18b20_sensors_share_a_1wire_pin():
+    # one bus, several sensors told apart by ROM: the only pin two entries may share
+    c = sensors(
+        {"type": "ds18b20", "key": "t1", "pin": 4, "rom": "28ff4a7c91160345"},
+        {"type": "ds18b20", "key": "t2", "pin": 4, "rom": "28ff4a7c91160346"},
+    )
+    assert config.validate(c) == []
 
 
 def test_every_problem_is_reported_at_once():

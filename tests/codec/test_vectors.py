@@ -413,3 +413,12 @@ def test_message_encode_sizes_itself(options, payload):
     back = Message.decode(data)
     assert back.options == expected_options(options)
     assert back.payload == payload
+
+
+def test_token_is_compares_every_byte():
+    # the client matches responses to requests by token: one differing byte is another request
+    data = ours_encode(codec.ACK, codec.CONTENT, 7, b"\x01\x02\x03\x04")
+    view = codec.View().parse(data, len(data))
+    assert view.token_is(b"\x01\x02\x03\x04") and view.token_is(bytearray(b"\x01\x02\x03\x04"))
+    for other in (b"\x01\x02\x03\x05", b"\x09\x02\x03\x04", b"\x01\x02\x03", b"", b"\x01" * 5):
+        assert not view.token_is(other), other

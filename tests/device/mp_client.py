@@ -486,6 +486,28 @@ async def test_block2_download_streams_with_size_negotiation():
     assert [m.uint(BLOCK2) >> 4 for m in reqs[1:]] == list(range(1, 20))
 
 
+async def test_block2_server_lowers_the_size_after_the_first_block():
+    # 1024 bytes first, then 256-byte blocks: the next number is the offset over the new size
+    body = bytes(range(256)) * 12  # 3072 bytes
+    full, small = block_server(body), block_server(body, max_size=256)
+    calls = []
+
+    def peer(sock, m):
+        calls.append(m)
+        (full if len(calls) == 1 else small)(sock, m)
+
+    _, sock, client = setup(peer)
+    chunks = []
+    n = await download(client, PATH, lambda d: chunks.append(bytes(d)), size=1024)
+    assert n == len(body) and b"".join(chunks) == body
+    assert [len(c) for c in chunks] == [1024] + [256] * 8
+    # block 1 of 1024 is asked for, answered as block 4 of 256; then 5, 6, ... of 256
+    assert [(m.uint(BLOCK2) >> 4, m.uint(BLOCK2) & 7) for m in sent(sock)] == [
+        (0, 6),
+        (1, 6),
+    ] + [(k, 4) for k in range(5, 12)]
+
+
 async def test_block2_download_to_writer():
     body = b"x" * 3000
 

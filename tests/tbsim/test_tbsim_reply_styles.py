@@ -129,7 +129,9 @@ def test_duplicate_after_acked_response_gets_empty_ack_only(rig, handler):
 
 
 def test_duplicate_before_ack_of_response_resends_it(tmp_path, handler):
-    sim = make_sim(tmp_path / "d", rpc_handler=handler, ack_timeout=1.0)
+    # the response's own retransmission would come only after 30 s: what arrives at once
+    # answers the duplicate
+    sim = make_sim(tmp_path / "d", rpc_handler=handler, ack_timeout=30.0)
     sim.create_device("dev-1", token="TOKEN_ONE")
     udp = Udp(sim)
     try:

@@ -1,0 +1,218 @@
+# Device tests of lib/thingsboard/device.py on the unix port: a scripted ThingsBoard peer on
+# the fake socket and a virtual clock, so when the keeper re-subscribes is checked exactly.
+import asyncio
+import json
+
+import fakes
+
+from coap.client import Client
+from coap.codec import (
+    ACK,
+    CON,
+    CONTENT,
+    CREATED,
+    DELETED,
+    EMPTY,
+    GET,
+    NOT_FOUND,
+    OBSERVE,
+    POST,
+    RST,
+    URI_PATH,
+)
+from coap.message import Message
+from thingsboard.device import Device
+
+REFRESH = 300000  # the default observe_refresh
+
+
+class Peer:
+    # ThingsBoard's answers: each observe registration gets a separate CON 2.05 with Observe
+    def __init__(self, sock):
+        self.sock = sock
+        self.regs = []  # (virtual ms, path, token) of every observe registration
+        self.mid = 0x7000
+        self.replies = []  # (rpc id, body) of every RPC reply the device sent
+        self.lose_replies = False
+        sock.on_send = self.on_send
+
+    def on_send(self, data):
+        m = Message.decode(data)
+        if m.code == POST and m.type == CON:  # an RPC reply: lost (RST) or stored (2.01)
+            path = [o.decode() for o in m.opts(URI_PATH)]
+            self.replies.append((path[-1], m.payload))
+            if self.lose_replies:
+                self.send(RST, EMPTY, m.mid)
+            else:
+                self.send(ACK, CREATED, m.mid, m.token)
+            return
+        if m.code != GET or m.uint(OBSERVE) != 0:
+            return
+        path = m.opts(URI_PATH)[-1].decode()
+        self.regs.append((self.sock.clock.now(), path, m.token))
+        self.send(ACK, EMPTY, m.mid)
+        self.send(CON, CONTENT, self.next_mid(), m.token, [(OBSERVE, len(self.regs))], b"{}", 5)
+
+    def next_mid(self):
+        self.mid += 1
+        return self.mid
+
+    def send(self, mtype, code, mid, token=b"", options=(), payload=b"", delay=0):
+        self.sock.deliver(Message(mtype, code, mid, token, list(options), payload).encode(), delay)
+
+    def token(self, path):
+        return [t for _, p, t in self.regs if p == path][-1]
+
+    def times(self, path):
+        return [t for t, p, _ in self.regs if p == path]
+
+
+async def started(handler=lambda method, params: None):
+    clock = fakes.install()
+    sock = fakes.FakeSocket(clock)
+    peer = Peer(sock)
+    dev = Device(Client(sock), "T0KEN", observe_refresh=REFRESH)
+    dev.subscribe_to_all_attributes(lambda data: None)
+    dev.set_server_side_rpc_request_handler(handler)
+    dev.start()
+    await asyncio.sleep_ms(1000)
+    assert [p for _, p, _ in peer.regs] == ["attributes", "rpc"], peer.regs
+    return clock, peer, dev
+
+
+async def ended_then_renewed(path, end):
+    # the relation on path ends at 1 s (end(peer, token) sends what ends it); the device must
+    # register it again at once, not at the periodic refresh 300 s later
+    clock, peer, dev = await started()
+    token = peer.token(path)
+    end(peer, token)
+    await asyncio.sleep_ms(10000)
+    other = "rpc" if path == "attributes" else "attributes"
+    assert len(peer.times(path)) == 2 and peer.times(path)[1] < 10000, peer.regs
+    assert peer.token(path) == token  # renewed on the same token
+    assert len(peer.times(other)) == 1  # the other relation is left alone
+    assert all(o.active for o in dev._subs)
+    dev.stop()
+
+
+def deleted(peer, token):
+    # ThingsBoard ends a relation with a 2.02 carrying Observe
+    peer.send(CON, DELETED, peer.next_mid(), token, [(OBSERVE, 99)])
+
+
+def not_found(peer, token):
+    peer.send(CON, NOT_FOUND, peer.next_mid(), token)
+
+
+async def test_attributes_relation_ended_by_202_is_renewed_at_once():
+    await ended_then_renewed("attributes", deleted)
+
+
+async def test_attributes_relation_ended_by_an_error_is_renewed_at_once():
+    await ended_then_renewed("attributes", not_found)
+
+
+async def test_rpc_relation_ended_by_202_is_renewed_at_once():
+    await ended_then_renewed("rpc", deleted)
+
+
+async def test_attributes_relation_reset_on_renewal_is_retried_after_backoff():
+    # an RST of the re-registration: the device backs off 2 s and registers again
+    clock, peer, dev = await started()
+    token = peer.token("attributes")
+    on_send = peer.on_send
+
+    def reset_once(data):
+        m = Message.decode(data)
+        if m.code == GET and m.token == token and len(peer.regs) == 2:
+            peer.regs.append((clock.now(), "attributes", token))
+            peer.send(RST, EMPTY, m.mid)
+            return
+        on_send(data)
+
+    peer.sock.on_send = reset_once
+    deleted(peer, token)
+    await asyncio.sleep_ms(10000)
+    times = peer.times("attributes")
+    assert len(times) == 3 and times[2] - times[1] >= 2000 and times[2] < 10000, peer.regs
+    assert all(o.active for o in dev._subs)
+    dev.stop()
+
+
+async def test_reconnected_renews_both_relations_at_once():
+    clock, peer, dev = await started()
+    dev.reconnected()
+    await asyncio.sleep_ms(1000)
+    assert len(peer.times("attributes")) == 2 and len(peer.times("rpc")) == 2, peer.regs
+    assert all(o.active for o in dev._subs) and dev.stats["resubscribe"] == 2
+    dev.stop()
+
+
+async def test_silent_relations_are_renewed_after_observe_refresh():
+    # no notification for observe_refresh: the server may have forgotten us, so renew
+    clock, peer, dev = await started()
+    await asyncio.sleep_ms(REFRESH - 10000)
+    assert len(peer.regs) == 2, peer.regs
+    await asyncio.sleep_ms(20000)
+    assert len(peer.times("attributes")) == 2 and len(peer.times("rpc")) == 2, peer.regs
+    dev.stop()
+
+
+def rpc(peer, rpc_id, method="m", params=None):
+    body = json.dumps({"id": rpc_id, "method": method, "params": params}).encode()
+    token = peer.token("rpc")
+    peer.send(CON, CONTENT, peer.next_mid(), token, [(OBSERVE, peer.next_mid())], body)
+
+
+async def test_repeated_rpc_runs_once_and_its_lost_reply_is_sent_again():
+    runs = []
+    clock, peer, dev = await started(lambda method, params: runs.append(method) or len(runs))
+    peer.lose_replies = True
+    rpc(peer, 1)
+    await asyncio.sleep_ms(500)
+    assert runs == ["m"] and peer.replies == [("1", b'{"result": 1}')], peer.replies
+    peer.lose_replies = False
+    rpc(peer, 1)  # ThingsBoard sends it again: our reply never reached it
+    await asyncio.sleep_ms(500)
+    assert runs == ["m"] and peer.replies == [("1", b'{"result": 1}')] * 2
+    assert dev.stats["rpc_duplicate"] == 1
+    rpc(peer, 1)  # the reply was confirmed: the same id now is a new RPC (a server restart)
+    await asyncio.sleep_ms(500)
+    assert runs == ["m", "m"] and peer.replies[-1] == ("1", b'{"result": 2}')
+    dev.stop()
+
+
+async def test_repeat_while_running_is_dropped_and_answered_once():
+    async def slow(method, params):
+        runs.append(method)
+        await asyncio.sleep_ms(1000)
+        return "done"
+
+    runs = []
+    clock, peer, dev = await started(slow)
+    rpc(peer, 3, "slow")
+    await asyncio.sleep_ms(100)
+    rpc(peer, 3, "slow")
+    await asyncio.sleep_ms(2000)
+    assert runs == ["slow"] and peer.replies == [("3", b'{"result": "done"}')], (
+        runs,
+        peer.replies,
+    )
+    assert dev.stats["rpc_duplicate"] == 1
+    dev.stop()
+
+
+async def test_same_id_with_other_content_or_much_later_is_a_new_rpc():
+    runs = []
+    clock, peer, dev = await started(lambda method, params: runs.append((method, params)))
+    peer.lose_replies = True  # nothing confirmed: every id stays remembered
+    rpc(peer, 5, "a")
+    await asyncio.sleep_ms(500)
+    rpc(peer, 5, "b")  # ids restart at 0 when the server restarts: another RPC
+    await asyncio.sleep_ms(500)
+    assert runs == [("a", None), ("b", None)]
+    await asyncio.sleep_ms(60000)
+    rpc(peer, 5, "a")  # a minute later it is no repeat any more
+    await asyncio.sleep_ms(500)
+    assert runs == [("a", None), ("b", None), ("a", None)] and dev.stats["rpc_duplicate"] == 0
+    dev.stop()
