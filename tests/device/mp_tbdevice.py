@@ -176,7 +176,14 @@ async def test_repeated_rpc_runs_once_and_its_lost_reply_is_sent_again():
     await asyncio.sleep_ms(500)
     assert runs == ["m"] and peer.replies == [("1", b'{"result": 1}')] * 2
     assert dev.stats["rpc_duplicate"] == 1
-    rpc(peer, 1)  # the reply was confirmed: the same id now is a new RPC (a server restart)
+    rpc(peer, 1)  # just after our reply was confirmed: the reply once more, not a second run
+    await asyncio.sleep_ms(500)
+    assert runs == ["m"] and peer.replies == [("1", b'{"result": 1}')] * 3
+    rpc(peer, 1)  # ... and only once
+    await asyncio.sleep_ms(500)
+    assert runs == ["m"] and len(peer.replies) == 3
+    await asyncio.sleep_ms(dev.rpc_late_ms)
+    rpc(peer, 1)  # later, the same id is a new RPC (ThingsBoard restarted)
     await asyncio.sleep_ms(500)
     assert runs == ["m", "m"] and peer.replies[-1] == ("1", b'{"result": 2}')
     dev.stop()
