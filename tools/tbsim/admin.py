@@ -181,8 +181,8 @@ class Admin:
             async for chunk in chunks:
                 writer.write(chunk)
                 await writer.drain()
-        except ConnectionError:
-            pass  # the page went away
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the page went away, or tbsim stops: either way the stream just ends
         finally:
             await chunks.aclose()
             writer.close()

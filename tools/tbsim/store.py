@@ -293,7 +293,9 @@ class Store:
         self.changed("rpc", None, row=row)
 
     def rpcs(self, did):
-        return [_rpc(r) for r in self._all("SELECT * FROM rpc WHERE device_id=? ORDER BY row", did)]
+        return [
+            _rpc(r) for r in self._all("SELECT * FROM rpc WHERE device_id=? ORDER BY row", did)
+        ]
 
     def rpc(self, row):
         r = self._one("SELECT * FROM rpc WHERE row=?", row)

@@ -141,9 +141,11 @@ function apply(ev) {
       break;
     }
     case 'device': {
+      const known = S.devices.has(ev.device);
       upsert(ev.state);
       mark('list');
-      if (sel) mark('head', 'updates', 'packages');
+      if (sel && !known) select(ev.device); // created by this page: chosen before it was here
+      else if (sel) mark('head', 'updates', 'packages');
       break;
     }
     case 'device_deleted':
@@ -246,8 +248,8 @@ async function select(id) {
   $('#charts').textContent = '';
   history.replaceState(null, '', id ? '#' + encodeURIComponent(id) : '#');
   mark('list', 'detail');
-  if (!id) return;
   const d = S.devices.get(id);
+  if (!d) return;
   const base = `/api/plugins/telemetry/DEVICE/${id}`;
   const keys = Object.keys(d.latest).filter((k) => typeof d.latest[k][1] === 'number');
   const range = `startTs=${Date.now() - HISTORY_MS}&endTs=${Date.now() + 86400000}`;
