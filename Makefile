@@ -76,12 +76,13 @@ CYCLES ?= 600
 soak: setup
 	$(PY) -m tools.soak --cycles $(CYCLES)
 
-bench: venv twin
+bench: setup twin
 	$(PY) bench/run_coap.py 5000
 	$(PY) bench/payload_size.py
 	$(PY) bench/fw_run.py
 	$(PY) bench/ota_run.py
 	$(PY) bench/twin_heap.py
+	$(PY) bench/page_latency.py
 
 lint: venv
 	.venv/bin/ruff check -q . && .venv/bin/ruff format --check -q .
