@@ -8,7 +8,7 @@ import pytest
 
 from tests.device.otaimage import image
 from tests.e2e.conftest import REPO, SEQ, until
-from tests.e2e.test_updates import OLD, current, ota_config, states
+from tests.e2e.test_updates import OLD, app_bundle, current, ota_config, states
 
 playwright = pytest.importorskip("playwright.sync_api")
 expect = playwright.expect
@@ -122,21 +122,25 @@ def test_a_shared_attribute_edited_on_the_page_reaches_the_device(sim, dev, runn
     assert running.running()
 
 
+def upload(page, kind, title, version, data):
+    # the page's form: a package uploaded and assigned to the chosen device
+    page.select_option("#pkg-type", kind)
+    page.fill("#pkg-title", title)
+    page.fill("#pkg-version", version)
+    file = {"name": "package.bin", "mimeType": "application/octet-stream", "buffer": data}
+    page.set_input_files("#pkg-file", files=[file])
+    page.click("#pkg-upload")
+    done = "%s %s: %d bytes uploaded, assigned" % (title, version, len(data))
+    expect(page.locator("#pkg-result")).to_have_text(done)
+
+
 def test_a_package_uploaded_and_assigned_on_the_page_is_followed_to_updated(
     sim, dev, running, open_page
 ):
     did = dev["id"]
     page = open_page(did)
     img = image(60000)
-    page.select_option("#pkg-type", "FIRMWARE")
-    page.fill("#pkg-title", "coapboard")
-    page.fill("#pkg-version", "0.2.0")
-    page.set_input_files(
-        "#pkg-file",
-        files=[{"name": "app.bin", "mimeType": "application/octet-stream", "buffer": img}],
-    )
-    page.click("#pkg-upload")
-    expect(page.locator("#pkg-result")).to_contain_text("60000 bytes uploaded, assigned")
+    upload(page, "FIRMWARE", "coapboard", "0.2.0", img)
     expect(page.locator("#fw-state")).to_have_text("UPDATED", timeout=60000)
     expect(page.locator("#fw-current")).to_have_text("coapboard 0.2.0")
     want = ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING", "UPDATED"]
@@ -149,8 +153,28 @@ def test_a_package_uploaded_and_assigned_on_the_page_is_followed_to_updated(
     assert sim.call(sim.store.ota, pkg, True)["data"] == img
 
 
+def test_a_refused_package_shows_failed_and_the_device_error(sim, dev, running, open_page):
+    page = open_page(dev["id"])
+    upload(page, "FIRMWARE", "coapboard", "0.3.0", b"\x00" + image(8000)[1:])
+    expect(page.locator("#fw-state")).to_have_text("FAILED")
+    expect(page.locator("#fw-error")).to_contain_text("not the ESP32 app-image magic")
+    assert states(sim, dev["id"])[-1][0] == "FAILED"
+    assert current(sim, dev["id"]) == OLD
+
+
+def test_a_software_bundle_from_the_page_is_followed_to_updated(sim, dev, running, open_page):
+    page = open_page(dev["id"])
+    upload(page, "SOFTWARE", "coapboard-app", "0.2.0", app_bundle())
+    expect(page.locator("#sw-state")).to_have_text("UPDATED", timeout=60000)
+    expect(page.locator("#sw-current")).to_have_text("coapboard-app 0.2.0")
+    assert current(sim, dev["id"], "sw") == ["coapboard-app", "0.2.0"]
+
+
 def test_the_chart_gets_the_new_points(sim, dev, running, open_page):
     page = open_page(dev["id"])
+    expect(page.locator('#devices tr[data-name="e2e-device"]')).to_have_attribute(
+        "data-online", "1"
+    )
     chart = page.locator('.chart[data-key="%s"]' % SEQ)
     expect(chart.locator("canvas")).to_have_count(1)  # drawn by uPlot
     expect(chart).to_have_attribute("data-points", re.compile(r"[1-9]"))
@@ -198,15 +222,23 @@ def test_rpc_console_shows_the_reply_or_the_timeout(sim, dev, running, open_page
 
 
 def test_devices_profiles_and_fault_knobs(sim, open_page):
+    sim.live.inactivity_timeout = 1.0  # what the page is told when it connects
     page = open_page()
     page.fill("#new-device-name", "bench-1")
     page.fill("#new-device-token", "PAGE_TOKEN_1")
     page.click("#new-device-create")
     expect(page.locator("#new-device-result")).to_have_text("bench-1: token PAGE_TOKEN_1")
-    expect(page.locator('#devices tr[data-name="bench-1"]')).to_have_count(1)
+    row = page.locator('#devices tr[data-name="bench-1"]')
+    expect(row).to_have_count(1)
     expect(page.locator("#d-token")).to_have_text("PAGE_TOKEN_1")
     dev = sim.call(sim.store.device_by_token, "PAGE_TOKEN_1")
     assert dev["name"] == "bench-1"
+    # it talks once (its last activity), then is quiet longer than the inactivity timeout
+    expect(row.locator(".ago")).to_have_text("never")
+    sim.call(sim.core.touch, dev["id"])
+    expect(row.locator(".ago")).to_have_text(re.compile(r"\d+ s ago"))
+    expect(row).to_have_attribute("data-online", "0")
+    expect(page.locator("#d-activity")).to_contain_text("offline")
     page.fill("#profile-name", "field")
     page.fill("#profile-key", "FIELD_KEY")
     page.fill("#profile-secret", "FIELD_SECRET")
