@@ -149,3 +149,11 @@ def test_the_page_and_its_files(sim):
     status, text = http(sim, "GET", "/web/uplot/LICENSE")
     assert status == 200 and b"MIT License" in text
     assert http(sim, "GET", "/web/uplot/package.json")[0] == 404
+
+
+def test_fault_knobs_turned_from_another_thread_reach_the_page(sim):
+    ev = Events(sim)
+    ev.message()
+    sim.faults.configure({"outage": True})  # this thread, not tbsim's loop
+    assert ev.wait("faults")["faults"]["outage"] is True
+    ev.close()

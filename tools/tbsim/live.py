@@ -1,6 +1,8 @@
 # live.py: what tbsim's page sees, pushed as server-sent events: a snapshot when the page
 # connects, then every change the store, the core and the fault knobs report. The changes of
 # one loop turn go out as one message; with nobody watching, a change costs one comparison.
+# Runs on tbsim's loop; the fault knobs, which scripts also turn from other threads, are
+# handed over to it.
 import asyncio
 import json
 import time
@@ -26,6 +28,7 @@ class Live:
         self.inactivity_timeout = inactivity_timeout
         self.clients = set()  # one queue of messages per connected page
         self.pending = []  # events of this loop turn
+        self.loop = asyncio.get_running_loop()
         store.changed = self.changed
         faults.changed = self._faults
 
@@ -98,8 +101,15 @@ class Live:
             self._publish({"type": "faults", "t": _ms(), "faults": snapshot})
 
     def _publish(self, ev):
+        try:
+            here = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            here = False
+        if not here:
+            self.loop.call_soon_threadsafe(self._publish, ev)
+            return
         if not self.pending:
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
         self.pending.append(ev)
 
     def _flush(self):
