@@ -260,6 +260,9 @@ def test_devices_profiles_and_fault_knobs(sim, open_page):
     sim.call(sim.faults.configure, {"outage": False, "out": {"delay": 0.5}})
     expect(page.locator("#fault-outage")).not_to_be_checked()
     expect(page.locator("#fault-delay-out")).to_have_value("0.5")
+    page.click("#fault-drop")
+    expect(page.locator("#fault-drop")).to_have_attribute("title", re.compile(r"\(1 so far\)"))
+    assert sim.faults.snapshot()["observe_drops"] == 1
     page.fill("#fault-loss-out", "2")  # out of range: tbsim refuses and says why
     page.press("#fault-loss-out", "Enter")
     expect(page.locator("#fault-counters")).to_contain_text("loss out of range")

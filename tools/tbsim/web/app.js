@@ -463,7 +463,7 @@ function renderPackages(d) {
     body.append(h('tr', { class: mine ? 'assigned' : '' }, h('td', {}, p.type === 'FIRMWARE' ? 'fw' : 'sw'),
       h('td', {}, p.title), h('td', {}, p.version), h('td', {}, p.dataSize || ''),
       h('td', {}, mine ? 'assigned' : h('button', { type: 'button', class: 'small assign', dataset: { id: p.id.id }, onclick: () => assign(p.type, p.id.id) }, 'assign'),
-        h('button', { type: 'button', class: 'small', title: 'delete', onclick: () => api('DELETE', `/api/otaPackage/${p.id.id}`) }, '✕'))));
+        h('button', { type: 'button', class: 'small', title: 'delete', onclick: () => api('DELETE', `/api/otaPackage/${p.id.id}`).catch((e) => say('#pkg-result', e.message, true)) }, '✕'))));
   }
 }
 
@@ -489,6 +489,7 @@ function renderFaults() {
   set('#fault-loss-out', f.out.loss);
   set('#fault-delay-in', f.in.delay);
   set('#fault-delay-out', f.out.delay);
+  $('#fault-drop').title = `forget every observe relation, as a server restart would (${f.observe_drops} so far)`;
   $('#fault-outage').checked = f.outage;
   document.body.classList.toggle('outage', f.outage);
   const c = (d) => `${d.counters.datagrams} datagrams, ${d.counters.dropped} dropped`;
@@ -643,8 +644,9 @@ function randomSecret() {
   return [...a].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-function faultsPost(body) {
-  api('POST', '/api/tbsim/faults', body).catch((err) => say('#fault-counters', err.message, true));
+function faultsPost(body, action) {
+  const path = '/api/tbsim/faults' + (action ? '/' + action : '');
+  api('POST', path, body).catch((err) => say('#fault-counters', err.message, true));
 }
 
 // --- wiring
@@ -679,7 +681,7 @@ $('#new-device').addEventListener('submit', createDevice);
 $('#new-profile').addEventListener('submit', createProfile);
 $('#d-delete').addEventListener('click', () => {
   const d = S.devices.get(S.selected);
-  if (d && confirm(`Delete ${d.name}?`)) api('DELETE', `/api/device/${d.id}`);
+  if (d && confirm(`Delete ${d.name}?`)) api('DELETE', `/api/device/${d.id}`).catch((e) => alert(e.message));
 });
 for (const dir of ['in', 'out']) {
   for (const knob of ['loss', 'delay']) {
@@ -687,7 +689,7 @@ for (const dir of ['in', 'out']) {
   }
 }
 $('#fault-outage').addEventListener('change', (e) => faultsPost({ outage: e.target.checked }));
-$('#fault-drop').addEventListener('click', () => api('POST', '/api/tbsim/faults/drop-observes'));
+$('#fault-drop').addEventListener('click', () => faultsPost({}, 'drop-observes'));
 $('#profile-secret').value = randomSecret();
 // "3 s ago" and online/offline move on without the server
 setInterval(() => {
