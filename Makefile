@@ -1,11 +1,12 @@
 # coapboard: `make run` (tbsim + a simulated device) and `make test` set everything up themselves.
 PY := .venv/bin/python
 MP := .venv/bin/micropython
-APT_PKGS := libcoap3-bin socat gcc-multilib
+# chromium: the browser the page tests drive (Playwright, never a downloaded browser)
+APT_PKGS := libcoap3-bin socat gcc-multilib chromium
 
-.PHONY: setup venv sysdeps twin run test lint bench clean flash deploy provision fuzz soak mutants
+.PHONY: setup venv sysdeps web twin run test lint bench clean flash deploy provision fuzz soak mutants
 
-setup: venv sysdeps
+setup: venv sysdeps web
 
 venv: .venv/.stamp
 .venv/.stamp: requirements.txt
@@ -21,6 +22,16 @@ sysdeps:
 		(apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null; \
 	fi
 
+# tbsim's page: uPlot from the npm registry, pinned by tools/tbsim/web/package-lock.json
+# (served by tbsim from build/web; no build step). npm comes with Node.js, else from Debian.
+web: build/web/.stamp
+build/web/.stamp: tools/tbsim/web/package.json tools/tbsim/web/package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory sysdeps APT_PKGS=npm
+	mkdir -p build/web
+	cp tools/tbsim/web/package.json tools/tbsim/web/package-lock.json build/web/
+	cd build/web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
 # The ESP32 twin: MicroPython's unix port as a 32-bit binary, for the heap gates (tools/twin.py).
 # Source: MICROPYTHON_SRC=<archive>, else the vendored copy beside the repo, else micropython.org.
 twin: setup
@@ -28,7 +39,7 @@ twin: setup
 
 SECONDS ?= 0
 run: setup
-	$(PY) -m tools.run --seconds $(SECONDS)
+	@$(PY) -m tools.run --seconds $(SECONDS)
 
 test: setup lint twin
 	$(PY) -m pytest -q tests
@@ -71,12 +82,13 @@ CYCLES ?= 600
 soak: setup
 	$(PY) -m tools.soak --cycles $(CYCLES)
 
-bench: venv twin
+bench: setup twin
 	$(PY) bench/run_coap.py 5000
 	$(PY) bench/payload_size.py
 	$(PY) bench/fw_run.py
 	$(PY) bench/ota_run.py
 	$(PY) bench/twin_heap.py
+	$(PY) bench/page_latency.py
 
 lint: venv
 	.venv/bin/ruff check -q . && .venv/bin/ruff format --check -q .

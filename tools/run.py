@@ -1,7 +1,8 @@
 # run.py: what `make run` starts: tbsim and one simulated device, the real firmware (main.py)
 # on the MicroPython unix port with the simulated board, talking CoAP over loopback. An
 # "operator" then does what a ThingsBoard user would: changes a shared attribute and drives a
-# GPIO pin over RPC, so every path shows up in the log.
+# GPIO pin over RPC, so every path shows up in the log. The first line is the URL of tbsim's
+# page, where all of it can be watched and driven.
 # Usage: python -m tools.run [--seconds N] [--coap-port P] [--http-port P] [--data DIR]
 import argparse
 import json
@@ -13,6 +14,7 @@ import threading
 from pathlib import Path
 
 from tools.tbsim import RpcTimeout, TbSim
+from tools.tbsim.events import EventLog
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "demo-device"
@@ -66,12 +68,16 @@ def main():
     ap.add_argument("--http-port", type=int, default=8080)
     ap.add_argument("--data", type=Path, default=ROOT / "data")
     a = ap.parse_args()
-    sim = TbSim(str(a.data / "tbsim"), coap_port=a.coap_port, http_port=a.http_port).start()
+    events = EventLog(enabled=False)  # quiet until the page's URL is out
+    sim = TbSim(str(a.data / "tbsim"), coap_port=a.coap_port, http_port=a.http_port, log=events)
+    sim.start()
+    print("tbsim page: http://127.0.0.1:%d/" % sim.http_port, flush=True)
+    events.enabled = True
     dev = device(sim)
     board = a.data / "device"
     board.mkdir(parents=True, exist_ok=True)
     (board / "config.json").write_text(json.dumps(sample_config(sim.coap_port, dev["token"])))
-    print("run: device %s in %s, admin API on http://127.0.0.1:%d" % (NAME, board, sim.http_port))
+    print("run: tbsim on udp port %d, device %s in %s" % (sim.coap_port, NAME, board))
     print("run: device id %s" % dev["id"], flush=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tools.simdevice", str(board)], cwd=ROOT, env=dict(os.environ)

@@ -134,10 +134,11 @@ def test_board_encodes_what_protobuf_encodes(fields):
 
 
 def implicit_defaults_dropped(name, fields):
-    # a field without presence that holds its default is not "set" for protobuf: leave it out
+    # a field without presence that holds its default is not "set" for protobuf: leave it out;
+    # nor is a repeated one with no elements (an empty packed field on the wire reads as [])
     out = {}
     for _, fname, ftype, flags in DESC["messages"][name]:
-        if fname not in fields:
+        if fname not in fields or (flags & 1 and fields[fname] == []):
             continue
         v = fields[fname]
         if ftype in DESC["messages"]:

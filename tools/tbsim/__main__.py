@@ -27,6 +27,12 @@ def parse_args(argv=None):
     ap.add_argument("--max-retransmit", type=int, default=4, help="CoAP MAX_RETRANSMIT")
     ap.add_argument("--exchange-lifetime", type=float, default=247.0, help="dedup lifetime, s")
     ap.add_argument("--sync-timeout", type=float, default=10.0, help="client RPC timeout, s")
+    ap.add_argument(
+        "--inactivity-timeout",
+        type=float,
+        default=60.0,
+        help="s without a request before the page shows a device offline",
+    )
     ap.add_argument("--fault-seed", type=int, default=0, help="seed of every fault knob")
     for knob in KNOBS:
         unit = "s" if knob in ("delay", "jitter") else "probability"
@@ -62,6 +68,7 @@ async def main(args):
         faults=faults,
         fault_seed=args.fault_seed,
         drop_observes_every=args.drop_observes_every,
+        inactivity_timeout=args.inactivity_timeout,
         log=not args.quiet,
     )
     await sim.astart()

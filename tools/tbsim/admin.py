@@ -1,6 +1,7 @@
 # admin.py: the HTTP admin API (JSON) on ThingsBoard's REST paths where one exists, so scripts
 # written for ThingsBoard carry over. A small HTTP/1.1 server on asyncio streams; handlers run
-# on the server's loop, next to the CoAP side.
+# on the server's loop, next to the CoAP side. It also serves tbsim's page (web/) and its
+# live events (live.py).
 import asyncio
 import email.parser
 import email.policy
@@ -8,6 +9,7 @@ import json
 import re
 import sqlite3
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import jsonrules, ota
@@ -26,6 +28,12 @@ REASONS = {
     504: "Gateway Timeout",
 }
 MAX_BODY = 64 * 1024 * 1024
+WEB = Path(__file__).resolve().parent / "web"
+# uPlot, installed by `make setup` from the npm registry (tools/tbsim/web/package.json)
+UPLOT = Path(__file__).resolve().parents[2] / "build" / "web" / "node_modules" / "uplot"
+UPLOT_FILES = {"uPlot.iife.min.js": "dist/", "uPlot.min.css": "dist/", "LICENSE": ""}
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
+TYPES[".png"] = "image/png"
 PROVISION_TYPES = ("DISABLED", "ALLOW_CREATE_NEW_DEVICES", "CHECK_PRE_PROVISIONED_DEVICES")
 
 
@@ -44,6 +52,12 @@ class HttpError(Exception):
             "errorCode": self.error_code,
             "timestamp": int(time.time() * 1000),
         }
+
+
+class Stream:
+    # a handler's answer that goes on: text/event-stream chunks until either side stops
+    def __init__(self, chunks):
+        self.chunks = chunks
 
 
 class Request:
@@ -124,6 +138,11 @@ class Admin:
         r("POST", r"/api/tbsim/faults", self.set_faults)
         r("POST", r"/api/tbsim/faults/reset", self.reset_faults)
         r("POST", r"/api/tbsim/faults/drop-observes", self.drop_observes)
+        r("GET", r"/api/tbsim/events", self.events)
+        r("GET", r"/api/tbsim/state", self.state)
+        r("GET", r"/", self.page)
+        r("GET", r"/web/(?P<name>[A-Za-z0-9_-]+\.[a-z]+)", self.web)
+        r("GET", r"/web/uplot/(?P<name>[A-Za-z.]+)", self.uplot)
 
     def route(self, method, pattern, handler):
         self.routes.append((method, re.compile(pattern + r"/?\Z"), handler))
@@ -135,6 +154,9 @@ class Admin:
             status, body, ctype = await self._one(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             writer.close()
+            return
+        if isinstance(body, Stream):
+            await self._stream(writer, body.chunks)
             return
         if isinstance(body, (bytes, bytearray)):
             data = bytes(body)
@@ -150,6 +172,19 @@ class Admin:
         try:
             await writer.drain()
         finally:
+            writer.close()
+
+    async def _stream(self, writer, chunks):
+        head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        writer.write(head.encode() + b"Connection: close\r\n\r\n")
+        try:
+            async for chunk in chunks:
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the page went away, or tbsim stops: either way the stream just ends
+        finally:
+            await chunks.aclose()
             writer.close()
 
     async def _one(self, reader, writer):
@@ -640,3 +675,32 @@ class Admin:
     async def drop_observes(self, req):
         self.sim.drop_observes()
         return self.sim.faults.snapshot()
+
+    # tbsim's page: the files, and what it shows, live
+
+    async def events(self, req):
+        return 200, Stream(self.sim.live.stream()), "text/event-stream"
+
+    async def state(self, req):
+        return self.sim.live.snapshot()
+
+    async def page(self, req):
+        return await self.web(req, "index.html")
+
+    async def web(self, req, name):
+        return self._file_reply(WEB / name, name)
+
+    async def uplot(self, req, name):
+        if name not in UPLOT_FILES:
+            raise HttpError(404, "No such file: %s" % name)
+        path = UPLOT / (UPLOT_FILES[name] + name)
+        if not path.exists():
+            raise HttpError(404, "uPlot is not installed: run make setup")
+        return self._file_reply(path, name)
+
+    def _file_reply(self, path, name):
+        ctype = TYPES.get(path.suffix, "text/plain; charset=utf-8")
+        try:
+            return 200, path.read_bytes(), ctype
+        except OSError as e:
+            raise HttpError(404, "No such file: %s" % name) from e

@@ -69,12 +69,18 @@ class Core:
         self.rpc_seq = {}  # device id -> next RPC id; in memory, so a restart starts at 0
         self.pending = {}  # device id -> {rpc id: _Rpc}
         self._formats = {}  # profile id -> (its transport JSON, ProtoFormat or None)
+        self.activity = {}  # device id -> ms of its last request (TB's lastActivityTime)
 
     def device(self, device_id):
         dev = self.store.device(device_id)
         if dev is None:
             raise NotFound("Device with id [%s] is not found" % device_id)
         return dev
+
+    def touch(self, device_id):
+        # kept in memory: after a restart a device is "never seen" until it talks again
+        ts = self.activity[device_id] = now_ms()
+        self.store.changed("activity", device_id, ts=ts)
 
     def proto_format(self, dev):
         # the device profile's protobuf payload format (tbsim/proto.py), None for JSON
@@ -118,6 +124,7 @@ class Core:
         self.obs.cancel_device(device_id, "device deleted")
         for rpc in list(self.pending.pop(device_id, {}).values()):
             self._finish_rpc(rpc, "EXPIRED", error=RpcTimeout("device deleted"))
+        self.activity.pop(device_id, None)
         self.store.delete_device(device_id)
 
     # server-side RPC

@@ -1,6 +1,7 @@
 # faults.py: seeded network faults between the UDP socket and the CoAP layer.
 # Each direction ("in" = device to server, "out" = server to device) has its own knobs and
 # its own random streams, so one knob's draws never shift another's and runs repeat exactly.
+# An outage drops everything both ways, whatever the knobs say, and draws nothing.
 import random
 
 KNOBS = ("loss", "duplicate", "delay", "jitter", "reorder")
@@ -17,6 +18,7 @@ class Direction:
             ("datagrams", "dropped", "duplicated", "delayed", "reordered"), 0
         )
         self.held = None  # (handle, deliver, data) waiting to be overtaken
+        self.outage = False
 
     def settings(self):
         return {k: getattr(self, k) for k in KNOBS}
@@ -39,6 +41,9 @@ class Direction:
         # Hand data to deliver(data) now, later, twice or never, as the knobs say.
         c = self.counters
         c["datagrams"] += 1
+        if self.outage:
+            c["dropped"] += 1
+            return
         if self._hit("loss"):
             c["dropped"] += 1
             return
@@ -75,6 +80,7 @@ class Direction:
 class Faults:
     def __init__(self, seed=0):
         self.seed = seed
+        self.changed = None  # called with the snapshot after every change (tbsim's page)
         self.reset(seed)
 
     def reset(self, seed=None):
@@ -86,24 +92,38 @@ class Faults:
         if old:
             for d in self.dirs:
                 self.dirs[d].configure(old[d].settings())
+                self.dirs[d].outage = old[d].outage
         self.observe_drops = 0
+        self.announce()
+
+    def announce(self):
+        if self.changed:
+            self.changed(self.snapshot())
 
     def configure(self, config):
-        # {"seed": n, "in": {knob: value}, "out": {...}}; a bare knob sets both directions.
+        # {"seed": n, "in": {knob: value}, "out": {...}}; a bare knob sets both directions;
+        # "outage": true cuts the network both ways until "outage": false.
         config = dict(config)
         if "seed" in config:
             self.reset(int(config.pop("seed")))
         for key, value in config.items():
-            if key in self.dirs:
+            if key == "outage":
+                if not isinstance(value, bool):
+                    raise ValueError("outage must be true or false, not %r" % (value,))
+                for d in self.dirs.values():
+                    d.outage = value
+            elif key in self.dirs:
                 self.dirs[key].configure(value)
             elif key in KNOBS:
                 for d in self.dirs.values():
                     d.configure({key: value})
             else:
                 raise ValueError("unknown fault setting %r" % key)
+        self.announce()
 
     def snapshot(self):
         out = {"seed": self.seed, "observe_drops": self.observe_drops}
+        out["outage"] = self.dirs["in"].outage
         for name, d in self.dirs.items():
             out[name] = dict(d.settings(), counters=dict(d.counters))
         return out

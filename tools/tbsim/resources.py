@@ -73,6 +73,7 @@ class Resources:
             ex.respond(codec.UNAUTHORIZED, explicit=False)
         else:
             ex.label = "%s %s" % (dev["name"], ex.label)
+            self.core.touch(dev["id"])
         return dev
 
     # /api/v1/...
@@ -331,6 +332,7 @@ class Resources:
             ex.respond(codec.UNAUTHORIZED, explicit=False)
             return
         ex.label = "%s %s" % (dev["name"], ex.label)
+        self.core.touch(dev["id"])
         pkg = self.core.ota_for(dev, ota_type)
         if pkg is None or pkg["url"] or pkg["data"] is None:
             ex.respond(codec.NOT_FOUND, explicit=False)

@@ -9,6 +9,7 @@ from .admin import Admin
 from .core import Core
 from .events import EventLog
 from .faults import Faults
+from .live import Live
 from .observe import Registry
 from .resources import Resources
 from .store import Store
@@ -34,6 +35,7 @@ class TbSim:
         fault_seed=0,
         drop_observes_every=0.0,
         rpc_handler=None,
+        inactivity_timeout=60.0,
         log=True,
     ):
         self.data_dir = data_dir
@@ -53,6 +55,7 @@ class TbSim:
             self.faults.configure(faults)
         self.rpc_handler = rpc_handler
         self.drop_every = drop_observes_every
+        self.inactivity_timeout = inactivity_timeout
         self._dropper = None
         self.events = EventLog(enabled=log) if isinstance(log, bool) else log
         self.loop = None
@@ -77,6 +80,7 @@ class TbSim:
         )
         self.coap_port = self.transport.sock.get_extra_info("sockname")[1]
         self.admin = Admin(self)
+        self.live = Live(self.store, self.core, self.faults, self.admin, self.inactivity_timeout)
         self._http = await asyncio.start_server(self.admin.serve, self.http_host, self.http_port)
         self.http_port = self._http.sockets[0].getsockname()[1]
         if self.drop_every > 0:
@@ -90,6 +94,7 @@ class TbSim:
     async def astop(self):
         if self._dropper:
             self._dropper.cancel()
+        self.live.close()
         self._http.close()
         await self._http.wait_closed()
         self.transport.close()
@@ -100,6 +105,7 @@ class TbSim:
         # every observe relation forgotten without a word, as a server restart would
         self.faults.observe_drops += 1
         self.registry.drop_all()
+        self.faults.announce()
 
     def _drop_periodically(self):
         self.drop_observes()

@@ -1,6 +1,7 @@
 # store.py: everything tbsim keeps, in one SQLite file under the data folder.
 # Used only from the server's event loop thread; values are stored as JSON text so a
-# double stays a double (42.0) and a long stays a long across restarts.
+# double stays a double (42.0) and a long stays a long across restarts. Every change is also
+# told to `changed` (kind, device id, details), which feeds tbsim's page (live.py).
 import json
 import os
 import secrets
@@ -50,6 +51,12 @@ def new_token():
     return secrets.token_urlsafe(15)[:20]
 
 
+def _rpc(r):
+    r["params"] = json.loads(r["params"]) if r["params"] else None
+    r["response"] = json.loads(r["response"]) if r["response"] else None
+    return r
+
+
 def _profile(row):
     # transport: the profile's transportConfiguration (JSON in the table), None for TB's DEFAULT
     if row is not None:
@@ -57,8 +64,13 @@ def _profile(row):
     return row
 
 
+def _ignore(kind, did, **details):
+    pass
+
+
 class Store:
     def __init__(self, data_dir):
+        self.changed = _ignore
         os.makedirs(data_dir, exist_ok=True)
         self.db = sqlite3.connect(os.path.join(data_dir, "tbsim.db"), isolation_level=None)
         self.db.row_factory = sqlite3.Row
@@ -101,6 +113,7 @@ class Store:
                 json.dumps(p["transport"]) if p.get("transport") else None,
             ),
         )
+        self.changed("profiles", None)
         return self.profile(pid)
 
     def profile(self, pid):
@@ -117,6 +130,7 @@ class Store:
 
     def delete_profile(self, pid):
         self.db.execute("DELETE FROM profiles WHERE id=? AND is_default=0", (pid,))
+        self.changed("profiles", None)
 
     # devices and credentials
 
@@ -138,11 +152,13 @@ class Store:
         except sqlite3.IntegrityError:
             self.db.execute("ROLLBACK")
             raise
+        self.changed("device", did)
         return self.device(did)
 
     def update_device(self, did, **fields):
         for key, value in fields.items():
             self.db.execute("UPDATE devices SET %s=? WHERE id=?" % key, (value, did))
+        self.changed("device", did)
         return self.device(did)
 
     def device(self, did):
@@ -165,6 +181,7 @@ class Store:
         for table in ("devices", "credentials", "telemetry", "attributes", "claims"):
             column = "id" if table == "devices" else "device_id"
             self.db.execute("DELETE FROM %s WHERE %s=?" % (table, column), (did,))
+        self.changed("device_deleted", did)
 
     def credentials(self, did):
         return self._one("SELECT * FROM credentials WHERE device_id=?", did)
@@ -175,6 +192,7 @@ class Store:
             " VALUES (?,?,?,?)",
             (did, ctype, credentials_id, value),
         )
+        self.changed("device", did)
 
     # attributes
 
@@ -184,12 +202,14 @@ class Store:
             "INSERT OR REPLACE INTO attributes VALUES (?,?,?,?,?)",
             [(did, scope, k, json.dumps(v), ts) for k, v in values.items()],
         )
+        self.changed("attributes", did, scope=scope, values=values, ts=ts)
 
     def delete_attributes(self, did, scope, keys):
         self.db.executemany(
             "DELETE FROM attributes WHERE device_id=? AND scope=? AND key=?",
             [(did, scope, k) for k in keys],
         )
+        self.changed("attributes", did, scope=scope, deleted=list(keys))
 
     def attributes(self, did, scope, keys=None):
         # -> [{key, value, last_update_ts}] ordered by key
@@ -216,6 +236,7 @@ class Store:
             "INSERT OR REPLACE INTO telemetry VALUES (?,?,?,?)",
             [(did, k, ts, json.dumps(v)) for ts, values in entries for k, v in values.items()],
         )
+        self.changed("telemetry", did, entries=entries)
 
     def telemetry_keys(self, did):
         rows = self.db.execute(
@@ -261,6 +282,7 @@ class Store:
             " VALUES (?,?,?,?,?,?,?)",
             (did, rpc_id, method, json.dumps(params), int(oneway), "QUEUED", now_ms()),
         )
+        self.changed("rpc", did, row=cur.lastrowid)
         return cur.lastrowid
 
     def update_rpc(self, row, status, response=None):
@@ -268,13 +290,16 @@ class Store:
             "UPDATE rpc SET status=?, response=COALESCE(?, response) WHERE row=?",
             (status, None if response is None else json.dumps(response), row),
         )
+        self.changed("rpc", None, row=row)
 
     def rpcs(self, did):
-        rows = self._all("SELECT * FROM rpc WHERE device_id=? ORDER BY row", did)
-        for r in rows:
-            r["params"] = json.loads(r["params"]) if r["params"] else None
-            r["response"] = json.loads(r["response"]) if r["response"] else None
-        return rows
+        return [
+            _rpc(r) for r in self._all("SELECT * FROM rpc WHERE device_id=? ORDER BY row", did)
+        ]
+
+    def rpc(self, row):
+        r = self._one("SELECT * FROM rpc WHERE row=?", row)
+        return r and _rpc(r)
 
     # OTA packages
 
@@ -290,6 +315,7 @@ class Store:
             % (", ".join(cols), ",".join("?" * len(cols)), ", ".join(c + "=?" for c in cols)),
             (pid, *values, pkg.get("created_ts") or now_ms(), *values),
         )
+        self.changed("packages", None)
         return self.ota(pid)
 
     def ota(self, pid, with_data=False):
@@ -309,6 +335,7 @@ class Store:
 
     def delete_ota(self, pid):
         self.db.execute("DELETE FROM ota WHERE id=?", (pid,))
+        self.changed("packages", None)
 
     # claiming
 
