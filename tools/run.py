@@ -1,8 +1,12 @@
-# run.py: what `make run` starts: tbsim and one simulated device, the real firmware (main.py)
-# on the MicroPython unix port with the simulated board, talking CoAP over loopback. An
-# "operator" then does what a ThingsBoard user would: changes a shared attribute and drives a
-# GPIO pin over RPC, so every path shows up in the log.
-# Usage: python -m tools.run [--seconds N] [--coap-port P] [--http-port P] [--data DIR]
+"""What `make run` starts: tbsim and one simulated device, the real firmware (main.py) on the
+MicroPython unix port with the simulated board, talking CoAP over loopback. An "operator" then
+does what a ThingsBoard user would: changes a shared attribute and drives a GPIO pin over RPC,
+so every path shows up in the log. Ctrl-C or SIGTERM (or --seconds) ends the device first, then
+tbsim, and prints what tbsim stored.
+
+Usage: python -m tools.run [--seconds N] [--coap-port P] [--http-port P] [--data DIR]
+"""
+
 import argparse
 import json
 import os
@@ -77,7 +81,9 @@ def stop_device(proc):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seconds", type=int, default=0, help="stop after this long (0: Ctrl-C)")
     ap.add_argument("--coap-port", type=int, default=5683)
     ap.add_argument("--http-port", type=int, default=8080)
@@ -88,7 +94,16 @@ def main():
     stop = threading.Event()
     status = 0
     try:
-        sim = TbSim(str(a.data / "tbsim"), coap_port=a.coap_port, http_port=a.http_port).start()
+        try:
+            sim = TbSim(str(a.data / "tbsim"), coap_port=a.coap_port, http_port=a.http_port)
+            sim.start()
+        except OSError as e:  # most often: another make run, or a ThingsBoard, has the ports
+            print(
+                "run: cannot start tbsim on udp/%d and tcp/%d: %s (another make run? choose "
+                "others: make run COAP_PORT=5685 HTTP_PORT=8081)" % (a.coap_port, a.http_port, e)
+            )
+            sim = None
+            return 1
         dev = device(sim)
         board = a.data / "device"
         board.mkdir(parents=True, exist_ok=True)
