@@ -54,11 +54,11 @@ PORT_HINT := <the board's serial port, e.g. /dev/ttyUSB0>
 flash: venv ## erase a board, write MicroPython: PORT= FIRMWARE= [DRY_RUN=1]
 	$(call need,PORT,$(PORT_HINT))
 	$(call need,FIRMWARE,<the OTA image, ESP32_GENERIC-OTA-<date>-<version>.bin>)
-	$(PY) -m tools.flash --port "$(PORT)" "$(FIRMWARE)" $(if $(DRY_RUN),--dry-run)
+	@$(PY) -m tools.flash --port "$(PORT)" "$(FIRMWARE)" $(if $(DRY_RUN),--dry-run)
 
 deploy: venv ## copy the firmware (and CONFIG=, checked first) to a board: PORT= [CONFIG=]
 	$(call need,PORT,$(PORT_HINT))
-	$(PY) -m tools.deploy --port "$(PORT)" $(if $(CONFIG),--config "$(CONFIG)")
+	@$(PY) -m tools.deploy --port "$(PORT)" $(if $(CONFIG),--config "$(CONFIG)")
 
 provision: venv ## config, firmware and a first report: PORT= NAME= TOKEN= SSID= PASSWORD= SERVER=
 	$(call need,PORT,$(PORT_HINT))
