@@ -168,6 +168,16 @@ def test_sigterm_to_tools_run_ends_it_and_all_it_started(make_run):
     assert "run: stored telemetry {" in out and "Error 130" in out, out
 
 
+def test_sigterm_to_the_device_of_make_run_ends_the_run(make_run):
+    # the supervisor ends the firmware, tools.run sees its device gone and ends too
+    term, procs = make_run
+    (supervisor,) = named(procs, "-m tools.simdevice ")
+    os.kill(supervisor, signal.SIGTERM)
+    assert term.proc.wait(60) == 2  # make: "run" failed (the device's status, 143)
+    out = stopped_cleanly(term, procs)
+    assert "run: stored telemetry {" in out and "Error 143" in out, out
+
+
 @pytest.fixture
 def simdevice(tmp_path):
     """tools.simdevice with the firmware against tbsim, on a terminal, the device reporting."""
