@@ -206,3 +206,13 @@ def test_simdevice_ends_the_firmware_on_ctrl_c_and_sigterm(simdevice, how, statu
         term.proc.terminate()
     assert term.proc.wait(30) == status
     stopped_cleanly(term, procs)
+
+
+def test_an_interrupt_to_the_firmware_alone_ends_it_quietly(simdevice):
+    # SIGINT to the firmware's process only (not the supervisor): MicroPython's
+    # KeyboardInterrupt ends it without a traceback, and the supervisor says so and ends
+    term, procs = simdevice
+    (firmware,) = named(procs, "bin/micropython ")
+    os.kill(firmware, signal.SIGINT)
+    assert term.proc.wait(30) == 130
+    assert "simdevice: interrupted (status 130)" in stopped_cleanly(term, procs)
