@@ -49,7 +49,7 @@ test: setup lint twin ## every test (about 7 minutes)
 #   flash:     FIRMWARE=ESP32_GENERIC-OTA-<date>-<version>.bin [DRY_RUN=1]
 #   deploy:    [CONFIG=my-device.json]
 #   provision: NAME= TOKEN= (or KEY= SECRET=) SSID= PASSWORD= SERVER=host[:port] [TEMPLATE=]
-#              or CSV=boards.csv ROW=<name>, or CSV=boards.csv BATCH=1
+#              or CSV=boards.csv ROW=<name>, or CSV=boards.csv BATCH=1 (PORT= or a port column)
 PORT_HINT := <the board's serial port, e.g. /dev/ttyUSB0>
 flash: venv ## erase a board, write MicroPython: PORT= FIRMWARE= [DRY_RUN=1]
 	$(call need,PORT,$(PORT_HINT))
@@ -61,7 +61,7 @@ deploy: venv ## copy the firmware (and CONFIG=, checked first) to a board: PORT=
 	@$(PY) -m tools.deploy --port "$(PORT)" $(if $(CONFIG),--config "$(CONFIG)")
 
 provision: venv ## config, firmware and a first report: PORT= NAME= TOKEN= SSID= PASSWORD= SERVER=
-	$(call need,PORT,$(PORT_HINT))
+	$(if $(CSV),,$(call need,PORT,$(PORT_HINT)))
 	$(if $(CSV),$(if $(ROW)$(BATCH),,$(call need,ROW,<a device name in $(CSV)> (or BATCH=1))))
 	$(if $(CSV),,$(call need,SERVER,<the ThingsBoard host or host:port>))
 	$(if $(CSV),,$(call need,SSID,<the Wi-Fi network name>))
