@@ -102,10 +102,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.frozen and not a.twin:
         ap.error("--frozen needs --twin K")
-    exe, path = twin(a.twin, a.frozen) if a.twin else HOST
-    runtime = exe, ":".join([str(d.resolve()) for d in a.path] + [path])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
+        exe, path = twin(a.twin, a.frozen) if a.twin else HOST
+        runtime = exe, ":".join([str(d.resolve()) for d in a.path] + [path])
         return supervise(a.root.resolve(), a.main.resolve(), a.max_restarts, a.time_scale, runtime)
     except KeyboardInterrupt:
         return 130
