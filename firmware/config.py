@@ -6,6 +6,9 @@ import json
 import os
 import sys
 
+# the firmware's and the app's version: package.json (mip) and CHANGELOG.md say the same
+VERSION = "0.1.0"
+
 
 class ConfigError(Exception):
     def __init__(self, problems):
@@ -147,9 +150,9 @@ SCHEMA = {
     "firmware": (
         {
             "title": (TEXT, "coapboard"),
-            "version": (TEXT, "0.1.0"),
+            "version": (TEXT, VERSION),
             "app_title": (TEXT, "coapboard-app"),
-            "app_version": (TEXT, "0.1.0"),
+            "app_version": (TEXT, VERSION),
         },
         {},
     ),

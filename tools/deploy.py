@@ -175,7 +175,7 @@ def show_log(link, platform, seconds, max_lines, log=print):
 
 
 def main(argv=None):
-    from tools.link import Link, TransportError
+    from tools.link import Link, PortError, TransportError
 
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -188,11 +188,13 @@ def main(argv=None):
     ap.add_argument("--seconds", type=float, default=10, help="how long to show the log")
     ap.add_argument("--lines", type=int, default=15, help="how many log lines to show")
     a = ap.parse_args(argv)
-    if not a.port:
-        print("deploy: no serial port: give the board's port, e.g. PORT=/dev/ttyUSB0")
-        return 2
     try:
+        if a.config:  # the rules every board has, before touching one (Wi-Fi: on an ESP32)
+            load_config(a.config, need_wifi=False)
         link = Link(a.port, a.resume)
+    except (DeployError, PortError) as e:
+        print("deploy: %s" % e)
+        return 2
     except TransportError as e:
         print(
             "deploy: cannot talk to MicroPython on %s: %s (is it flashed? make flash)"

@@ -11,12 +11,12 @@ Usage: python -m tools.flash --port /dev/ttyUSB0 FIRMWARE.bin [--baud 460800] [-
 
 import argparse
 import hashlib
-import os
 import shlex
-import stat
 import struct
 import subprocess
 import sys
+
+from tools.link import PortError, check_port
 
 # esp_chip_id_t in the image header -> (esptool --chip, flash offset of the merged image).
 # Only chips with Wi-Fi: the firmware needs it.
@@ -117,27 +117,6 @@ def _partitions(table):
     return parts or None
 
 
-def check_port(port):
-    if not port:
-        raise Refused("no serial port: give the board's port, e.g. PORT=/dev/ttyUSB0")
-    if "://" in port:  # a pyserial URL (rfc2217://, socket://): esptool checks it
-        return
-    try:
-        mode = os.stat(port).st_mode
-    except OSError:
-        raise Refused(
-            "serial port %s not found: plug the board in (a data cable, not charge-only) and "
-            "look for it with: ls /dev/ttyUSB* /dev/ttyACM*" % port
-        ) from None
-    if not stat.S_ISCHR(mode):
-        raise Refused("%s is not a serial port" % port)
-    if not os.access(port, os.R_OK | os.W_OK):
-        raise Refused(
-            "no permission to use %s: add yourself to its group (sudo usermod -aG dialout "
-            "$USER), then log in again" % port
-        )
-
-
 def commands(port, firmware, chip, offset, baud):
     esptool = [sys.executable, "-m", "esptool", "--chip", chip, "--port", port]
     return [
@@ -171,7 +150,7 @@ def main(argv=None):
             raise Refused("cannot read firmware %s: %s" % (a.firmware, e.strerror)) from None
         chip, offset, parts = check_image(data, a.firmware)
         check_port(a.port)
-    except Refused as e:
+    except (Refused, PortError) as e:
         print("flash: %s" % e, file=sys.stderr)
         return 2
     print(

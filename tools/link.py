@@ -6,12 +6,14 @@ reset, which would end the unix port), which is how the tests drive it.
 """
 
 import ast
+import os
+import stat
 import time
 
 from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
 
-__all__ = ["Link", "TransportError"]
+__all__ = ["Link", "PortError", "TransportError", "check_port"]
 
 # runs on the board: sha256 of each path, None where there is no such file
 _HASHES = """
@@ -43,8 +45,34 @@ except OSError:  # VfsFat will not rename over a file (config.load adopts a lone
 """
 
 
+class PortError(Exception):
+    """The serial port is missing or unusable: about the cable and the computer, not the board."""
+
+
+def check_port(port):
+    if not port:
+        raise PortError("no serial port: give the board's port, e.g. PORT=/dev/ttyUSB0")
+    if "://" in port:  # a pyserial URL (rfc2217://, socket://): pyserial checks it
+        return
+    try:
+        mode = os.stat(port).st_mode
+    except OSError:
+        raise PortError(
+            "serial port %s not found: plug the board in (a data cable, not charge-only) and "
+            "look for it with: ls /dev/ttyUSB* /dev/ttyACM*" % port
+        ) from None
+    if not stat.S_ISCHR(mode):
+        raise PortError("%s is not a serial port" % port)
+    if not os.access(port, os.R_OK | os.W_OK):
+        raise PortError(
+            "no permission to use %s: add yourself to its group (sudo usermod -aG dialout "
+            "$USER), then log in again" % port
+        )
+
+
 class Link:
     def __init__(self, port, resume=False):
+        check_port(port)  # raises PortError
         self.port = port
         self.t = SerialTransport(port, baudrate=115200)
         try:

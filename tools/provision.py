@@ -152,6 +152,12 @@ def read_csv(path):
             return rows
     except OSError as e:
         raise InputError("%s: %s" % (path, e.strerror)) from None
+    except UnicodeDecodeError as e:
+        raise InputError(
+            "%s: not UTF-8 text (a byte 0x%02x): save it as CSV in UTF-8 (in Excel: "
+            '"CSV UTF-8"; in LibreOffice: character set "Unicode (UTF-8)")'
+            % (path, e.object[e.start])
+        ) from None
 
 
 # --- watching the board
@@ -237,10 +243,12 @@ def provision_one(
 ):
     """Deploy cfg (and the firmware) to the board on port, start it, watch it.
     -> (ok, message)."""
-    from tools.link import Link, TransportError
+    from tools.link import Link, PortError, TransportError
 
     try:
         link = Link(port, resume)
+    except PortError as e:
+        return False, str(e)
     except TransportError as e:
         return False, "cannot talk to MicroPython on %s: %s (is it flashed? make flash)" % (
             port,

@@ -1,9 +1,13 @@
-# run.py: what `make run` starts: tbsim and one simulated device, the real firmware (main.py)
-# on the MicroPython unix port with the simulated board, talking CoAP over loopback. An
-# "operator" then does what a ThingsBoard user would: changes a shared attribute and drives a
-# GPIO pin over RPC, so every path shows up in the log. The first line is the URL of tbsim's
-# page, where all of it can be watched and driven.
-# Usage: python -m tools.run [--seconds N] [--coap-port P] [--http-port P] [--data DIR]
+"""What `make run` starts: tbsim and one simulated device, the real firmware (main.py) on the
+MicroPython unix port with the simulated board, talking CoAP over loopback. An "operator" then
+does what a ThingsBoard user would: changes a shared attribute and drives a GPIO pin over RPC,
+so every path shows up in the log. The first line is the URL of tbsim's page, where all of it
+can be watched and driven. Ctrl-C or SIGTERM (or --seconds) ends the device first, then tbsim,
+and prints what tbsim stored.
+
+Usage: python -m tools.run [--seconds N] [--coap-port P] [--http-port P] [--data DIR]
+"""
+
 import argparse
 import json
 import os
@@ -52,49 +56,93 @@ def operator(sim, did, stop):
     # what a ThingsBoard user would do from a dashboard
     if stop.wait(3):
         return
-    sim.set_shared(did, {"telemetry_interval": 3})
-    for method, params in (("setGpio", {"pin": 26, "value": 1}), ("getGpioStatus", None)):
-        try:
-            reply = sim.rpc(did, method, params, timeout=20)
-        except RpcTimeout:
-            reply = "no reply within 20 s"
-        print("operator: rpc %s ->" % method, reply, flush=True)
+    try:
+        sim.set_shared(did, {"telemetry_interval": 3})
+        for method, params in (("setGpio", {"pin": 26, "value": 1}), ("getGpioStatus", None)):
+            try:
+                reply = sim.rpc(did, method, params, timeout=20)
+            except RpcTimeout:
+                reply = "no reply within 20 s"
+            print("operator: rpc %s ->" % method, reply, flush=True)
+    except Exception:
+        if not stop.is_set():  # the run ending cancels what the operator waits for
+            raise
+
+
+def interrupt(signum, frame):
+    # SIGTERM (e.g. from make, itself terminated) ends the run as Ctrl-C does
+    raise KeyboardInterrupt
+
+
+def stop_device(proc):
+    # the supervisor runs in a session of its own (a Ctrl-C at the terminal reaches only this
+    # process), so it is told here; it ends the firmware before it exits
+    if proc.poll() is None:
+        proc.terminate()
+    proc.wait()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--seconds", type=int, default=0, help="stop after this long (0: Ctrl-C)")
     ap.add_argument("--coap-port", type=int, default=5683)
     ap.add_argument("--http-port", type=int, default=8080)
     ap.add_argument("--data", type=Path, default=ROOT / "data")
     a = ap.parse_args()
-    events = EventLog(enabled=False)  # quiet until the page's URL is out
-    sim = TbSim(str(a.data / "tbsim"), coap_port=a.coap_port, http_port=a.http_port, log=events)
-    sim.start()
-    print("tbsim page: http://127.0.0.1:%d/" % sim.http_port, flush=True)
-    events.enabled = True
-    dev = device(sim)
-    board = a.data / "device"
-    board.mkdir(parents=True, exist_ok=True)
-    (board / "config.json").write_text(json.dumps(sample_config(sim.coap_port, dev["token"])))
-    print("run: tbsim on udp port %d, device %s in %s" % (sim.coap_port, NAME, board))
-    print("run: device id %s" % dev["id"], flush=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.simdevice", str(board)], cwd=ROOT, env=dict(os.environ)
-    )
+    signal.signal(signal.SIGTERM, interrupt)
+    sim = proc = dev = None
     stop = threading.Event()
-    threading.Thread(target=operator, args=(sim, dev["id"], stop), daemon=True).start()
+    status = 0
     try:
-        proc.wait(a.seconds or None)
+        try:
+            events = EventLog(enabled=False)  # quiet until the page's URL is out
+            sim = TbSim(
+                str(a.data / "tbsim"), coap_port=a.coap_port, http_port=a.http_port, log=events
+            )
+            sim.start()
+        except OSError as e:  # most often: another make run, or a ThingsBoard, has the ports
+            print(
+                "run: cannot start tbsim on udp/%d and tcp/%d: %s (another make run? choose "
+                "others: make run COAP_PORT=5685 HTTP_PORT=8081)" % (a.coap_port, a.http_port, e)
+            )
+            sim = None
+            return 1
+        print("tbsim page: http://127.0.0.1:%d/" % sim.http_port, flush=True)
+        events.enabled = True
+        dev = device(sim)
+        board = a.data / "device"
+        board.mkdir(parents=True, exist_ok=True)
+        (board / "config.json").write_text(json.dumps(sample_config(sim.coap_port, dev["token"])))
+        print(
+            "run: device %s in %s, admin API on http://127.0.0.1:%d" % (NAME, board, sim.http_port)
+        )
+        print("run: device id %s" % dev["id"], flush=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.simdevice", str(board)],
+            cwd=ROOT,
+            env=dict(os.environ),
+            start_new_session=True,
+        )
+        threading.Thread(target=operator, args=(sim, dev["id"], stop), daemon=True).start()
+        status = proc.wait(a.seconds or None)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)
-        proc.wait()
+        pass
     except KeyboardInterrupt:
-        proc.wait()
-    stop.set()
-    print("run: stored telemetry", sim.telemetry(dev["id"]), flush=True)
-    sim.stop()
-    return 0
+        status = 130
+    finally:
+        # a second Ctrl-C or SIGTERM must not cut the clean-up short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop.set()
+        if proc is not None:
+            stop_device(proc)
+        if dev is not None:
+            print("run: stored telemetry", sim.telemetry(dev["id"]), flush=True)
+        if sim is not None:
+            sim.stop()
+    return status
 
 
 if __name__ == "__main__":

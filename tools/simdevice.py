@@ -2,7 +2,8 @@
 (firmware/board/sim.py) whose flash, pins and sensors are files in ROOT. Like a power supply
 and a reset circuit, it starts the firmware again when it resets (exit status 3) or wakes it
 from deep sleep (status 4, after the time in ROOT/sleep.json), writing ROOT/reset_cause first.
-Any other status (0: stopped, 1: crashed) ends the supervisor with that status.
+Any other status (0: stopped, 1: crashed) ends the supervisor with that status. Ctrl-C and
+SIGTERM end the firmware and then the supervisor (status 130, 143), without a traceback.
 
 With --twin K it runs as on a board instead: on the ESP32 twin (tools/twin.py, 32-bit) with a
 K KB heap, lib/ and firmware/ as the .mpy files `make deploy` ships (build/twin/mpy). With
@@ -73,10 +74,8 @@ def supervise(root, script, max_restarts=None, time_scale=1.0, runtime=HOST):
             (root / "sleep.json").unlink()
             cause, why = "deepsleep", "deep sleep for %d ms" % ms
         else:
-            print(
-                "simdevice: %s (status %d)" % ("stopped" if status == 0 else "crashed", status),
-                flush=True,
-            )
+            why = {0: "stopped", 130: "interrupted"}.get(status, "crashed")
+            print("simdevice: %s (status %d)" % (why, status), flush=True)
             return status
         if max_restarts is not None and restarts >= max_restarts:
             print(
@@ -103,10 +102,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.frozen and not a.twin:
         ap.error("--frozen needs --twin K")
-    exe, path = twin(a.twin, a.frozen) if a.twin else HOST
-    runtime = exe, ":".join([str(d.resolve()) for d in a.path] + [path])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
+        exe, path = twin(a.twin, a.frozen) if a.twin else HOST
+        runtime = exe, ":".join([str(d.resolve()) for d in a.path] + [path])
         return supervise(a.root.resolve(), a.main.resolve(), a.max_restarts, a.time_scale, runtime)
     except KeyboardInterrupt:
         return 130

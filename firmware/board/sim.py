@@ -6,7 +6,8 @@
 #                  which has a pull-up: {"0": 0} holds it pressed)
 #   sensors.json   read by the board: {"adc:34": 2048, "chip_temp": 41.5, "dht:4": [21.5, 40],
 #                  "ds18b20:5": [["28ff4a7c91160345", 19.5]], "fail": ["dht:4"]}; a key in
-#                  "fail" makes that read raise OSError; absent keys get plausible made-up values
+#                  "fail" makes that read raise OSError; absent keys get plausible made-up
+#                  values (a 1-Wire bus: one DS18B20, the one the sample config.json names)
 #   network.json   read by the board: {"up": false} keeps the network down, {"clock": false}
 #                  leaves the clock unset; both default true
 #   reset_cause    written by the supervisor before each start, default "power_on"
@@ -204,4 +205,4 @@ class SimSensor:
         r = self._board._reading(self._key, 15, 25)
         if isinstance(r, list):
             return [(rom, t) for rom, t in r]
-        return [("28%012x00" % int(self._key[8:]), round(r, 2))]
+        return [("28ff4a7c91160345", round(r, 2))]  # made up: the sample config.json's sensor

@@ -1,16 +1,5 @@
-# micropython -m coap [options] URI: a command-line CoAP client with coap-client's core flags.
-#   -m method   get (default), post, put, delete, fetch
-#   -e text     payload           -f file    payload from a file ("-": none)
-#   -O num,val  add option (repeatable; val as text, or 0x.. hex, or a number for uint options)
-#   -T token    token as hex      -N         non-confirmable
-#   -o secs     observe for secs  -b size    block size (16..1024) for Block1/Block2
-#   -A fmt      content format number (e.g. 50 for JSON)
-#   -t ms       give up after (30 s)  -v     show the response options
-# coaps:// (DTLS; files DER or PEM):
-#   -R file     CA certificate(s) the server's must be signed by (-C: the same)
-#   -c file     client certificate    -j file    its private key
-#   -u identity PSK identity          -k key     pre-shared key (instead of certificates)
-# Prints the response code, then the payload; exits 0 on 2.xx, 1 otherwise.
+# micropython -m coap [options] URI: a command-line CoAP client with coap-client's core flags
+# (-h prints them).
 
 import asyncio
 import sys
@@ -22,10 +11,27 @@ from .uri import parse_uri
 
 METHODS = {"get": GET, "post": POST, "put": PUT, "delete": DELETE, "fetch": FETCH}
 UINT_OPTIONS = (OBSERVE, CONTENT_FORMAT, 14, 17, 23, 27, 28, 60)  # Max-Age, Accept, Block, Size
+USAGE = """usage: micropython -m coap [options] URI    (coap:// or coaps://)
+  -m method   get (default), post, put, delete, fetch
+  -e text     payload           -f file    payload from a file ("-": none)
+  -O num,val  add option (repeatable; val as text, or 0x.. hex, or a number for uint options)
+  -T token    token as hex      -N         non-confirmable
+  -o secs     observe for secs  -b size    block size (16..1024) for Block1/Block2
+  -A fmt      content format number (e.g. 50 for JSON)
+  -t ms       give up after (30 s)  -v     show the response options
+coaps:// (DTLS; files DER or PEM):
+  -R file     CA certificate(s) the server's must be signed by (-C: the same)
+  -c file     client certificate    -j file    its private key
+  -u identity PSK identity          -k key     pre-shared key (instead of certificates)
+Prints the response code, then the payload; exits 0 on 2.xx, 1 otherwise."""
 TLS_FLAGS = {"-R": "ca", "-C": "ca", "-c": "cert", "-j": "key", "-u": "identity", "-k": "psk"}
 
 
 class UsageError(Exception):
+    pass
+
+
+class Help(Exception):
     pass
 
 
@@ -36,6 +42,8 @@ def parse_args(argv):
     a["tls"] = {}
     it = iter(argv)
     for arg in it:
+        if arg in ("-h", "--help"):
+            raise Help
         if arg == "-N":
             a["con"] = False
             continue
@@ -69,9 +77,9 @@ def parse_args(argv):
             key = {"-o": "observe", "-b": "block", "-A": "format", "-t": "timeout"}[arg]
             a[key] = int(val)
         else:
-            raise UsageError("unknown flag %s" % arg)
+            raise UsageError("unknown flag %s (-h: usage)" % arg)
     if not a["uri"]:
-        raise UsageError("no URI given")
+        raise UsageError("no URI given (-h: usage)")
     return a
 
 
@@ -193,6 +201,9 @@ async def observe(client, opts, a):
 def main(argv):
     try:
         ok = asyncio.run(run(parse_args(argv)))
+    except Help:
+        print(USAGE)
+        return 0
     except (UsageError, ValueError) as e:
         print("error:", e)
         return 2

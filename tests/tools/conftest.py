@@ -1,6 +1,7 @@
 # Fixtures for the maker/technician tools: a "board" that is the MicroPython unix port behind a
-# socat pty (mpremote reaches it with resume, toolchain.md §7), whose filesystem is a folder
-# here, with the simulated board layer (network.json etc. in that folder); tbsim in-process.
+# socat pty (mpremote reaches it with resume: a soft reset would end the unix port), whose
+# filesystem is a folder here, with the simulated board layer (network.json etc. in that
+# folder); tbsim in-process.
 import shutil
 
 import pytest

@@ -111,21 +111,35 @@ def test_cli_deploys_starts_the_firmware_and_shows_its_first_lines(
     ]
 
 
-def test_cli_refuses_a_bad_config_before_copying_anything(unix_board, tmp_path, mpy_dir):
+def test_cli_refuses_a_bad_config_before_touching_the_board(unix_board, tmp_path, mpy_dir):
     board = unix_board()
     cfg = tmp_path / "device.json"
     cfg.write_text(json.dumps(device_config("abc", sensors=[{"type": "dht22", "pin": 36}])))
-    p = run("--port", board.port, "--resume", "--config", str(cfg), "--build", str(mpy_dir))
-    assert p.returncode == 2
-    assert p.stdout.splitlines()[1:] == [
+    want = [
         "deploy: config %s:" % cfg,
         "  sensors[0].pin: 36 is input-only on ESP32, cannot be an output",
         '  server.port: expected an integer 1-65535, got "abc"',
     ]
+    p = run("--port", board.port, "--resume", "--config", str(cfg), "--build", str(mpy_dir))
+    assert (p.returncode, p.stdout.splitlines()) == (2, want)
     assert list(board.root.iterdir()) == []
+    # no board at all: the config is still what is reported, and nothing is built
+    out = tmp_path / "mpy"
+    p = run("--port", str(tmp_path / "ttyUSB9"), "--config", str(cfg), "--build", str(out))
+    assert (p.returncode, p.stdout.splitlines()) == (2, want)
+    assert not out.exists()
+    cfg.write_text("{not json")
+    p = run("--port", board.port, "--resume", "--config", str(cfg))
+    assert p.stdout.startswith("deploy: config %s: invalid JSON" % cfg), p.stdout
 
 
-def test_cli_says_when_no_board_answers(tmp_path):
+def test_cli_says_when_the_port_is_missing(tmp_path):
     p = run("--port", str(tmp_path / "ttyUSB9"))
-    assert p.returncode == 2
-    assert "deploy: cannot talk to MicroPython on %s" % (tmp_path / "ttyUSB9") in p.stdout
+    assert (p.returncode, p.stdout) == (2, "deploy: serial port %s not found: plug the board in "
+        "(a data cable, not charge-only) and look for it with: ls /dev/ttyUSB* /dev/ttyACM*\n"
+        % (tmp_path / "ttyUSB9"))  # fmt: skip
+    p = run("--port", "")
+    assert p.stdout == "deploy: no serial port: give the board's port, e.g. PORT=/dev/ttyUSB0\n"
+    (tmp_path / "notes.txt").write_text("")
+    p = run("--port", str(tmp_path / "notes.txt"))
+    assert p.stdout == "deploy: %s is not a serial port\n" % (tmp_path / "notes.txt")

@@ -160,7 +160,9 @@ def test_no_board_on_the_port(capsys, tmp_path, mpy_dir):
     status, out = run(capsys, "--port", str(tmp_path / "ttyUSB9"), "--server", "tb", "--ssid",
                       "w", "--token", TOKEN, "--build", str(mpy_dir))  # fmt: skip
     assert status == 1
-    assert "FAILED: cannot talk to MicroPython on %s" % (tmp_path / "ttyUSB9") in verdict(out)
+    assert "FAILED: serial port %s not found: plug the board in" % (tmp_path / "ttyUSB9") in (
+        verdict(out)
+    )
 
 
 @pytest.mark.parametrize(
@@ -287,6 +289,18 @@ def test_csv_problems_are_named_with_their_line(tmp_path, text, why):
     with pytest.raises(provision.InputError) as e:
         provision.read_csv(p)
     assert str(e.value).startswith(str(p)) and why in str(e.value)
+
+
+@pytest.mark.parametrize("encoding, at", [("latin-1", "a byte 0xe4"), ("utf-16", "a byte 0xff")])
+def test_a_csv_in_another_encoding_is_named_as_such(capsys, tmp_path, encoding, at):
+    p = tmp_path / "boards.csv"
+    p.write_bytes("name,token,server\nGewächshaus,T,tb\n".encode(encoding))
+    status, out = run(capsys, "--csv", str(p), "--batch", "--dry-run")
+    assert status == 2
+    assert out == [
+        'provision: %s: not UTF-8 text (%s): save it as CSV in UTF-8 (in Excel: "CSV UTF-8"; in '
+        'LibreOffice: character set "Unicode (UTF-8)")' % (p, at)
+    ]
 
 
 def test_dry_run_prints_masked_configs_and_touches_no_board(capsys, tmp_path):

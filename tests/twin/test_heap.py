@@ -5,7 +5,7 @@
 # when the firmware stops fitting. The scenarios are tests/twin/scenarios.py, which
 # bench/twin_heap.py runs to find the smallest heap each one fits.
 #
-# A job that does not fit the board's heap yet (README, "On the ESP32's heap") runs twice: at
+# A job that does not fit the board's heap yet (docs/benchmarks.md, the twin) runs twice: at
 # the board's heap as a strict expected failure, which fails the suite the day it fits so the
 # mark goes, and at today's smallest heap plus a margin, so it gets no worse meanwhile.
 import pytest
