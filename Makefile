@@ -6,8 +6,7 @@ MP := .venv/bin/micropython
 APT_PKGS := libcoap3-bin socat gcc-multilib chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv sysdeps web twin run test lint bench clean flash deploy provision fuzz soak \
-	mutants
+.PHONY: help setup venv sysdeps web twin run test lint bench clean flash deploy provision fuzz soak mutants
 
 # $(call need,VAR,example): stop before anything runs, naming the variable the target lacks
 need = $(if $(strip $($(1))),,$(error make $@ needs $(1)=$(2)))
