@@ -139,8 +139,8 @@ def test_checksum_mismatch_fails_and_never_switches_the_boot_slot(sim, dev, devi
     # the failed package is not fetched again; the device runs on
     n = len(running.grep("downloading"))
     at = running.mark()
-    sim.set_shared(did, {"telemetry_interval": 1})  # any notification re-runs the decision
-    running.wait_line("telemetry interval now 1 s", after=at)  # the notification was handled
+    sim.set_shared(did, {"telemetry_interval": 2})  # any notification re-runs the decision
+    running.wait_line("telemetry interval now 2 s", after=at)  # the notification was handled
     wait_rows(sim, did, len(rows(sim, did)) + 2)
     assert len(running.grep("downloading")) == n == 1
     assert current(sim, did) == OLD

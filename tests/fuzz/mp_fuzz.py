@@ -382,6 +382,9 @@ async def boot(root):
     app = fwapp.App(board, client, cfg, [NoUpdates()])
     dev = app.device
     dev.log = caught
+    # each notification here comes after the reply to the one before was confirmed, and is a
+    # new RPC even when it repeats one (repeats are tests/device/mp_rpc.py's)
+    dev.rpc_late_ms = 0
     dev.subscribe_to_attribute(fwapp.INTERVAL_KEY, app._interval_changed)
     dev.set_server_side_rpc_request_handler(app.rpc)
     dev.start()
