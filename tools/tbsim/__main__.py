@@ -4,7 +4,17 @@ import asyncio
 import signal
 
 from .faults import KNOBS
+from .ratelimit import RateLimitError, parse
 from .server import TbSim
+
+
+def _limit(text):
+    # a rate limit as ThingsBoard writes it, checked here so a bad one is a usage error
+    try:
+        parse(text)
+    except RateLimitError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def parse_args(argv=None):
@@ -46,6 +56,15 @@ def parse_args(argv=None):
         default=0.0,
         help="s between dropping every observe relation, as a server restart would (0: never)",
     )
+    for who in ("device", "tenant"):
+        ap.add_argument(
+            "--rate-limit-%s" % who,
+            default="",
+            type=_limit,
+            metavar="N:S,...",
+            help="ThingsBoard's transport.rate_limits.%s: at most N messages per S seconds "
+            "(e.g. 10:1,300:60), else 5.00; default none" % who,
+        )
     ap.add_argument("--quiet", action="store_true", help="no console line per event")
     return ap.parse_args(argv)
 
@@ -69,6 +88,7 @@ async def main(args):
         fault_seed=args.fault_seed,
         drop_observes_every=args.drop_observes_every,
         inactivity_timeout=args.inactivity_timeout,
+        rate_limits={"device": args.rate_limit_device, "tenant": args.rate_limit_tenant},
         log=not args.quiet,
     )
     await sim.astart()

@@ -8,6 +8,7 @@ import time
 
 from . import ota
 from .observe import DELIVERED, TIMEOUT
+from .ratelimit import RateLimits
 from .store import new_token, now_ms
 
 
@@ -70,6 +71,7 @@ class Core:
         self.pending = {}  # device id -> {rpc id: _Rpc}
         self._formats = {}  # profile id -> (its transport JSON, ProtoFormat or None)
         self.activity = {}  # device id -> ms of its last request (TB's lastActivityTime)
+        self.limits = RateLimits()  # none until configured (TbSim's rate_limits)
 
     def device(self, device_id):
         dev = self.store.device(device_id)

@@ -68,12 +68,17 @@ class Resources:
         return [(codec.CONTENT_FORMAT, ex.msg.uint(codec.CONTENT_FORMAT, codec.JSON))]
 
     def _auth(self, ex, token):
+        # the device of a token, or None once answered: 4.01 for an unknown token, 5.00 over
+        # the transport rate limits (ratelimit.py)
         dev = self.store.device_by_token(token) if token else None
         if dev is None:
             ex.respond(codec.UNAUTHORIZED, explicit=False)
-        else:
-            ex.label = "%s %s" % (dev["name"], ex.label)
-            self.core.touch(dev["id"])
+            return None
+        ex.label = "%s %s" % (dev["name"], ex.label)
+        self.core.touch(dev["id"])
+        if not self.core.limits.check(dev["id"]):
+            ex.respond(codec.INTERNAL_SERVER_ERROR, explicit=False)
+            return None
         return dev
 
     # /api/v1/...

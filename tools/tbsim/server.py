@@ -11,6 +11,7 @@ from .events import EventLog
 from .faults import Faults
 from .live import Live
 from .observe import Registry
+from .ratelimit import RateLimits
 from .resources import Resources
 from .store import Store
 from .transport import Params, Transport
@@ -36,6 +37,7 @@ class TbSim:
         drop_observes_every=0.0,
         rpc_handler=None,
         inactivity_timeout=60.0,
+        rate_limits=None,
         log=True,
     ):
         self.data_dir = data_dir
@@ -56,6 +58,8 @@ class TbSim:
         self.rpc_handler = rpc_handler
         self.drop_every = drop_observes_every
         self.inactivity_timeout = inactivity_timeout
+        # ThingsBoard's transport.rate_limits: {"device": "10:1,300:60", "tenant": ...}
+        self.limits = RateLimits(**(rate_limits or {}))
         self._dropper = None
         self.events = EventLog(enabled=log) if isinstance(log, bool) else log
         self.loop = None
@@ -73,6 +77,7 @@ class TbSim:
         self.transport = Transport(self.params, self.faults, None, self.log)
         self.registry = Registry(self.transport, self.log)
         self.core = Core(self.store, self.registry, self.log, self.rpc_handler)
+        self.core.limits = self.limits
         resources = Resources(self.core, self.registry, self.log, self.sync_timeout)
         self.transport.handler = resources.handle
         await self.loop.create_datagram_endpoint(
