@@ -5,6 +5,8 @@ import asyncio
 import gc
 import json
 
+from thingsboard.backoff import Backoff
+
 from . import drop
 from . import log as logs
 
@@ -136,15 +138,14 @@ class App:
     # --- background jobs
 
     async def _send_attributes(self, values):
-        delay = 2000
+        backoff = Backoff(2000, 60000)
         while True:
             try:
                 await self.device.send_attributes(values)
                 return
             except Exception as e:
                 log.warning("attributes not sent:", e)
-                await asyncio.sleep_ms(delay)
-                delay = min(delay * 2, 60000)
+                await asyncio.sleep_ms(backoff.next())
 
     async def _boot_attributes(self):
         b = self.board

@@ -131,6 +131,11 @@ def _server(cfg, out):
         return 0
     if code == 129:
         out("token    PROBLEM: the server does not know this access token (4.01)")
+    elif code == 160:
+        out(
+            "token    PROBLEM: the server refuses requests for now (5.00: its rate limits, or an"
+            " error of its own); the device backs off and tries again"
+        )
     else:
         out("token    PROBLEM: %s" % (code if isinstance(code, str) else code_str(code)))
     return 1

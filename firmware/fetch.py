@@ -5,6 +5,8 @@ import asyncio
 import json
 import os
 
+from thingsboard.backoff import Backoff
+
 from . import slots as slots_mod
 
 _SAVE_EVERY = 16384  # progress reaches flash at least every this many bytes
@@ -12,7 +14,7 @@ _SAVE_EVERY = 16384  # progress reaches flash at least every this many bytes
 
 async def update(u, pkg):
     # u: the kind's Updates. Network failures resume later; anything else is final for pkg.
-    delay = 30000
+    backoff = Backoff(30000, 600000)
     while True:
         try:
             return await _fetch(u, pkg)
@@ -22,9 +24,9 @@ async def update(u, pkg):
             reason = str(e) or type(e).__name__
             u.log.error("update to %s %s failed:" % (pkg[0], pkg[1]), reason)
             if getattr(e, "retry", False):  # the network: resume later
+                delay = backoff.next()
                 await u._report("FAILED", "%s; resuming in %d s" % (reason, delay // 1000))
                 await asyncio.sleep_ms(delay)
-                delay = min(delay * 2, 600000)
                 continue
             st, mine = u._state()
             mine["failed"] = pkg

@@ -7,6 +7,8 @@
 import asyncio
 import json
 
+from thingsboard.backoff import Backoff
+
 from . import log as logs
 from . import use
 
@@ -73,7 +75,7 @@ async def _connect(server, ctx=None):
     # a host name that does not resolve (yet): say so and try again, never crash
     from coap.client import connect
 
-    delay = 2000
+    backoff = Backoff(2000, 60000)
     coap_log = logs.Log("coap").warning  # what the client drops, and why (bad datagrams, no RAM)
     while True:
         try:
@@ -85,12 +87,12 @@ async def _connect(server, ctx=None):
                 return dtls_connect(host, port, ctx, None, dtls_log, log=coap_log)
             return connect(server["host"], server["port"], log=coap_log)
         except OSError as e:
+            delay = backoff.next()
             log.error(
                 "server %s: DNS lookup failed (%s), retry in %d s"
                 % (server["host"], e, delay // 1000)
             )
             await asyncio.sleep_ms(delay)
-            delay = min(delay * 2, 60000)
 
 
 def fw_id(fw, prefix):
@@ -113,7 +115,7 @@ async def provision(board, client, cfg, payload=None):
     from thingsboard.provision import provision as tb_provision
 
     p = cfg["provisioning"]
-    delay = 2000
+    backoff = Backoff(2000, 300000)
     while True:
         try:
             args = (client, p["device_name"], p["key"], p["secret"])
@@ -121,8 +123,7 @@ async def provision(board, client, cfg, payload=None):
             break
         except Exception as e:  # refused or unreachable: say so and try again later
             log.error("provisioning failed:", e)
-            await asyncio.sleep_ms(delay)
-            delay = min(delay * 2, 300000)
+            await asyncio.sleep_ms(backoff.next())
     cfg["token"] = creds["credentialsValue"]
     _, problems = with_config(lambda config: config.save(config_path(board), cfg))
     if problems:

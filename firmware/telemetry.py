@@ -8,6 +8,7 @@ from asyncio import core
 from time import ticks_add, ticks_diff
 
 from coap.client import CoapTimeout, Reset, ResponseError
+from thingsboard.backoff import Backoff
 
 from . import sensors as sensors_mod
 
@@ -26,6 +27,10 @@ class Telemetry:
         self.sent = 0
         self.acked = acked or asyncio.Event()  # set once a message reached the server
         self._wake = asyncio.Event()
+        # after a refusal (5.00: rate limits), an RST or a network error nothing is sent
+        # (readings go to the spool) until this tick
+        self._backoff = Backoff(2000, 60000)
+        self._resume = None
 
     def set_interval(self, seconds):
         # the server sets this: past MAX_INTERVAL_S the ESP32's ticks arithmetic overflows
@@ -68,23 +73,36 @@ class Telemetry:
 
     async def _send(self, body, deadline):
         # True once the server has it (or refused it for good); False to keep it for later
+        if self._resume is not None and ticks_diff(self._resume, core.ticks()) > 0:
+            return False  # backing off after a failure
         timeout = ticks_diff(deadline, core.ticks())
         if timeout <= 0:
             return False
         try:
             await self.device.send_telemetry(body, timeout)
         except ResponseError as e:
-            if e.code >> 5 == 4:  # a 4.xx will never be accepted: drop it, say why
+            # a 4.xx will never be accepted: drop it, say why; but a refused token (4.01) may be
+            # fixed on the server, and a 5.00 (its rate limits) passes
+            if e.code >> 5 == 4 and e.code != 129:
                 self.log.error("telemetry refused, dropped:", e)
                 return True
             self.log.warning("telemetry not taken:", e)
-            return False
-        except (CoapTimeout, Reset, OSError) as e:
+            return self._failed()
+        except CoapTimeout as e:  # CoAP's own retransmissions back off already
             self.log.warning("telemetry not delivered:", e)
             return False
+        except (Reset, OSError) as e:
+            self.log.warning("telemetry not delivered:", e)
+            return self._failed()
+        self._backoff.reset()
+        self._resume = None
         self.sent += 1
         self.acked.set()
         return True
+
+    def _failed(self):
+        self._resume = ticks_add(core.ticks(), self._backoff.next())
+        return False
 
     async def flush(self, deadline):
         while len(self.spool):

@@ -16,6 +16,8 @@ import asyncio
 import json
 import os
 
+from thingsboard.backoff import Backoff
+
 from . import forget, loaded, use
 from . import log as logs
 
@@ -95,13 +97,14 @@ class Updates:
             await self._report(None)
         self.device.subscribe_to_all_attributes(self._on_attributes)
         names = [self.kind + "_" + k for k in KEYS]
+        backoff = Backoff(5000, 60000)
         while True:
             try:
                 got = await self.device.request_attributes(shared_keys=names)
                 break
             except Exception as e:
                 self.log.warning("package attributes not read:", e)
-                await asyncio.sleep_ms(5000)
+                await asyncio.sleep_ms(backoff.next())
         self._attrs = {}
         self._on_attributes(got["shared"])
 

@@ -9,13 +9,14 @@
 import asyncio
 from asyncio import core
 from binascii import crc32
-from time import ticks_diff
+from time import ticks_add, ticks_diff
 
 from coap.client import CoapTimeout, Observation, Reset
 from coap.codec import CONTENT, CREATED, GET, NOT_FOUND, POST, URI_PATH, URI_QUERY
 
 from . import jsonpayload
-from .errors import check
+from .backoff import Backoff
+from .errors import Unauthorized, check
 
 _RPC_MEMORY = 8  # recent server RPCs remembered for de-duplication
 # where a remembered RPC's reply is: what a repeat of it gets
@@ -60,15 +61,22 @@ class Device:
         self._wake = asyncio.Event()
         self._renew_all = False
         self._keeper = None
+        # a server that refuses our token (4.01) gets nothing but one slow try at a time
+        self._refused = Backoff(30000, 600000)
+        self._hold = None  # tick before which nothing is sent, while refused
+        self._trying = False  # the one try after a hold is out
         self.stats = {"resubscribe": 0, "rpc_duplicate": 0}
 
     # --- uplink
 
     async def _call(self, code, opts, body=b"", ok=(CREATED,), timeout=None, parse=None):
         # parse: the payload format's reader of the reply
+        if self._held():
+            raise Unauthorized(129, "the server refuses the access token; not sent")
         ex = self._free.pop() if self._free else self.client.exchange()
         try:
             await ex.request(code, opts, body, timeout=timeout)
+            self._heard(ex.code)
             check(ex, *ok)
             return parse(ex.payload()) if parse else ex.code
         finally:
@@ -152,10 +160,43 @@ class Device:
         for obs in self._subs:
             obs.abandon()
 
+    # --- a refused token
+
+    def _held(self):
+        # True while the server refuses our token and it is not time to try again; the first
+        # caller after that time makes the one try, and holds the others off meanwhile
+        h = self._hold
+        if h is None:
+            return False
+        now = core.ticks()
+        if ticks_diff(h, now) > 0:
+            return True
+        self._hold = ticks_add(now, 30000)
+        self._trying = True
+        return False
+
+    def _heard(self, code):
+        # a response: 4.01 refuses our token, anything else means the server knows it
+        if code == 129:
+            if self._hold is not None and not self._trying:
+                return  # sent before the refusal that holds everything now
+            wait = self._refused.next()
+            self._hold = ticks_add(core.ticks(), wait)
+            self._trying = False
+            self.log(
+                "the server refuses the access token (4.01): check the device's credentials;"
+                " next try in %d s" % (wait // 1000)
+            )
+        elif self._hold is not None:
+            self._hold = None
+            self._trying = False
+            self._refused.reset()
+            self.log("the server takes the access token again")
+
     # --- keeping observations alive
 
     async def _keep(self):
-        backoff = 2000
+        backoff = Backoff(2000, 60000)
         while True:
             self._wake.clear()
             wait = self.observe_refresh
@@ -169,21 +210,25 @@ class Device:
                 if not await self._subscribe(obs):
                     failed = True
             if failed:
-                wait, backoff = backoff, min(backoff * 2, 60000)
+                wait = backoff.next()
+                self._wake.clear()  # the failures set it: they must not cut the wait short
             else:
-                backoff = 2000
+                backoff.reset()
             try:
                 await asyncio.wait_for_ms(self._wake.wait(), wait)
             except asyncio.TimeoutError:
                 pass
 
     async def _subscribe(self, obs):
+        if self._held():
+            return False
         fresh = obs.mid < 0
         try:
             await (obs.register() if fresh else obs.renew())
         except (CoapTimeout, Reset, OSError) as e:
             self.log("subscribe failed:", e)
             return False
+        self._heard(obs.code)
         if not fresh:
             self.stats["resubscribe"] += 1
         if not obs.active:

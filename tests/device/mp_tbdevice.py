@@ -223,3 +223,71 @@ async def test_same_id_with_other_content_or_much_later_is_a_new_rpc():
     await asyncio.sleep_ms(500)
     assert runs == [("a", None), ("b", None), ("a", None)] and dev.stats["rpc_duplicate"] == 0
     dev.stop()
+
+
+async def test_a_refused_token_stops_all_traffic_but_a_slow_try():
+    # ThingsBoard answers 4.01 to everything (a wrong token): after the first refusals the
+    # device sends one request at a time, 30 s apart and then further, whatever its callers do
+    clock = fakes.install()
+    sock = fakes.FakeSocket(clock)
+    logged = []
+
+    def refuse(data):
+        m = Message.decode(data)
+        if m.type == CON and m.code:
+            sock.deliver(Message(ACK, 129, m.mid, m.token).encode())
+
+    sock.on_send = refuse
+    dev = Device(Client(sock), "WR0NG", REFRESH, lambda *a: logged.append(" ".join(map(str, a))))
+    dev.subscribe_to_all_attributes(lambda data: None)
+    dev.set_server_side_rpc_request_handler(lambda method, params: None)
+    dev.start()
+
+    async def telemetry_every_second():
+        while True:
+            try:
+                await dev.send_telemetry({"n": 1})
+            except Exception:
+                pass
+            await asyncio.sleep_ms(1000)
+
+    task = asyncio.create_task(telemetry_every_second())
+    await asyncio.sleep_ms(600000)  # ten minutes
+    task.cancel()
+    dev.stop()
+    sent = [(t, Message.decode(d)) for t, d in sock.sent]
+    requests = [t for t, m in sent if m.type == CON and m.code]
+    first = [t for t in requests if t < 1000]
+    assert 2 <= len(first) <= 3, sent  # what went out before the first answer
+    later = requests[len(first) :]
+    assert 3 <= len(later) <= 6, later  # one try at a time: 30 s, 60 s, 120 s ... apart
+    assert all(b - a >= 30000 for a, b in zip(later, later[1:])), later
+    assert later[0] >= 30000
+    assert any("refuses the access token (4.01)" in line for line in logged), logged
+
+
+async def test_a_token_taken_again_ends_the_hold():
+    clock = fakes.install()
+    sock = fakes.FakeSocket(clock)
+    logged = []
+    refusing = [True]
+
+    def answer(data):
+        m = Message.decode(data)
+        if m.type == CON and m.code == POST:
+            sock.deliver(Message(ACK, 129 if refusing[0] else CREATED, m.mid, m.token).encode())
+
+    sock.on_send = answer
+    dev = Device(Client(sock), "T0KEN", REFRESH, lambda *a: logged.append(" ".join(map(str, a))))
+    dev.client.start()
+    for _ in range(2):
+        try:
+            await dev.send_telemetry({"n": 1})
+        except Exception as e:
+            assert getattr(e, "code", None) == 129, e
+    assert len(sock.sent) == 1  # the second was held back
+    refusing[0] = False  # the credentials were fixed on the server
+    await asyncio.sleep_ms(46000)  # past the first slow try's time (30 s and up to half more)
+    await dev.send_telemetry({"n": 2})
+    await dev.send_telemetry({"n": 3})
+    assert len(sock.sent) == 3 and "the server takes the access token again" in logged[-1]

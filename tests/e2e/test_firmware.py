@@ -543,6 +543,23 @@ def registered(sim, did, kind):
     return sim.call(lambda: sim.registry.get(did, kind) is not None)
 
 
+def test_a_refused_token_stops_traffic_and_keeps_the_readings(sim, dev, device_root, firmware):
+    # a token the server does not know (a typo, a deleted device): the log says why, readings
+    # go to the spool (the credentials may be fixed on the server), and nothing is sent but one
+    # slow try, 30 s or more later
+    fw = firmware(device_root, make_config(sim, token="WRONG_TOKEN"))
+    fw.wait_line("the server refuses the access token (4.01)")
+    fw.wait_line("spooled (1 waiting)")
+
+    def datagrams():
+        return sim.faults.snapshot()["in"]["counters"]["datagrams"]
+
+    before = datagrams()
+    fw.wait_line("spooled (5 waiting)")  # four more readings, a second apart
+    assert datagrams() == before
+    assert not fw.grep("telemetry refused, dropped")
+
+
 def test_tbsim_restart_device_resubscribes_and_rpc_works_again(
     sim, dev, tbsim_dir, device_root, firmware
 ):
