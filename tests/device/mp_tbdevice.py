@@ -291,3 +291,26 @@ async def test_a_token_taken_again_ends_the_hold():
     await dev.send_telemetry({"n": 2})
     await dev.send_telemetry({"n": 3})
     assert len(sock.sent) == 3 and "the server takes the access token again" in logged[-1]
+
+
+async def test_a_refused_subscription_is_retried_after_growing_waits():
+    # a server that answers 5.00 to every registration: the keeper waits 2 s, 4 s ... up to a
+    # minute between tries (the refusals themselves must not cut the waits short)
+    clock = fakes.install()
+    sock = fakes.FakeSocket(clock)
+
+    def refuse(data):
+        m = Message.decode(data)
+        if m.type == CON and m.code == GET:
+            sock.deliver(Message(ACK, 160, m.mid, m.token).encode())
+
+    sock.on_send = refuse
+    dev = Device(Client(sock), "T0KEN", REFRESH)
+    dev.subscribe_to_all_attributes(lambda data: None)
+    dev.start()
+    await asyncio.sleep_ms(600000)  # ten minutes
+    dev.stop()
+    tries = [t for t, d in sock.sent if Message.decode(d).code == GET]
+    assert 10 <= len(tries) <= 16, tries
+    gaps = [b - a for a, b in zip(tries, tries[1:])]
+    assert gaps[0] >= 2000 and all(g >= 2000 for g in gaps), gaps

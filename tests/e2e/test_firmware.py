@@ -159,8 +159,10 @@ def test_an_interval_said_again_changes_nothing(sim, dev, device_root, firmware)
     fw = firmware(device_root, make_config(sim))
     wait_rows(sim, did, 2)
     at = fw.mark()
+    sim.set_shared(did, {"telemetry_interval": 1})  # what the config says already
     sim.set_shared(did, {"telemetry_interval": 2})
     fw.wait_line("telemetry interval now 2 s", after=at)
+    assert not fw.grep("telemetry interval now 1 s", after=at)
     n = len(wait_rows(sim, did, len(rows(sim, did)) + 2))  # on the 2 s schedule by now
     for _ in range(3):
         sim.set_shared(did, {"telemetry_interval": 2})
