@@ -229,8 +229,8 @@ def test_leftovers_of_a_power_cut_are_ignored(path):
     assert drain(s) == recs[4:]
 
 
-@with_dir
-def test_corrupt_head_loses_nothing(path):
+def ten_appended_five_sent(path):
+    # -> the records; the first segment is read and gone
     s = Spool(path, CAP)
     recs = [rec(i, 50) for i in range(10)]  # 56 bytes stored each: 4 to a segment
     for r in recs:
@@ -238,6 +238,12 @@ def test_corrupt_head_loses_nothing(path):
     for _ in range(5):
         s.pop()
     assert "0" not in os.listdir(path)
+    return recs
+
+
+@with_dir
+def test_corrupt_head_loses_nothing(path):
+    recs = ten_appended_five_sent(path)
     write(path + "/head", b"\x00" * 16)
     assert drain(Spool(path, CAP)) == recs[4:]  # one sent twice rather than any lost
 
@@ -246,12 +252,7 @@ def test_corrupt_head_loses_nothing(path):
 def test_head_with_a_flipped_bit_loses_nothing(path):
     # a head that reads back wrong (its offset one off, mid-record) is not trusted: the spool
     # starts at the oldest segment instead of cutting it at the bogus offset
-    s = Spool(path, CAP)
-    recs = [rec(i, 50) for i in range(10)]  # 56 bytes stored each: 4 to a segment
-    for r in recs:
-        s.append(r)
-    for _ in range(5):
-        s.pop()
+    recs = ten_appended_five_sent(path)
     head = bytearray(read(path + "/head"))
     head[4] ^= 1
     write(path + "/head", head)
