@@ -138,3 +138,22 @@ class RAMDisk:
     def _snap(self):
         if self.snaps is not None:
             self.snaps.append(bytes(self.data))
+
+
+# --- What MicroPython's ESP32 port gives the firmware where the unix port is kinder. Each
+# stand-in follows the source of MicroPython v1.28.0 (or the release named) at the place cited.
+
+
+def ssl_before_dtls():
+    # ssl of MicroPython 1.24 and older: no PROTOCOL_DTLS_CLIENT, which came with DTLS in 1.25
+    # (extmod/modtls_mbedtls.c, commit 321b30ca56), so reading it raises AttributeError
+    import ssl
+
+    class Ssl:
+        pass
+
+    old = Ssl()
+    for name in dir(ssl):
+        if not name.startswith("PROTOCOL_DTLS"):
+            setattr(old, name, getattr(ssl, name))
+    return old

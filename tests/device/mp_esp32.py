@@ -1,0 +1,88 @@
+# The firmware on what an ESP32 running official MicroPython gives it, where that differs from
+# the unix port (the stand-ins in fakes.py cite the MicroPython source they follow): each case
+# is a configuration, a datagram or a clock the board can meet, and what the device must do.
+import asyncio
+import binascii
+import json
+import os
+import sys
+
+ROOT = __file__.rsplit("/", 3)[0]
+sys.path.insert(0, ROOT)
+
+import fakes  # noqa: E402
+
+from firmware import log as logs  # noqa: E402
+from firmware import start  # noqa: E402
+from firmware.board import sim  # noqa: E402
+
+_dir = "/tmp/coapboard-mp_esp32-" + binascii.hexlify(os.urandom(4)).decode()
+
+
+def _rmtree(d):
+    try:
+        entries = list(os.ilistdir(d))
+    except OSError:
+        return
+    for name, kind, *_ in entries:
+        path = d + "/" + name
+        _rmtree(path) if kind == 0x4000 else os.remove(path)
+    os.rmdir(d)
+
+
+sys.atexit(lambda: _rmtree(_dir))
+
+CONFIG = {
+    "server": {"host": "127.0.0.1", "port": 5683},
+    "token": "T0K3N",
+    "wifi": {"ssid": "", "password": ""},
+    "led": {"pin": 2},
+}
+
+
+def board(**server):
+    # a simulated board whose config.json is CONFIG with these server settings
+    _rmtree(_dir)
+    os.mkdir(_dir)
+    cfg = json.loads(json.dumps(CONFIG))
+    cfg["server"].update(server)
+    with open(_dir + "/config.json", "w") as f:
+        json.dump(cfg, f)
+    return sim.Board(_dir)
+
+
+class Lines:
+    # what the firmware logs, captured: logs print through firmware.log's own print
+    def __enter__(self):
+        self.lines = []
+        logs.print = lambda *a: self.lines.append(" ".join(str(x) for x in a))
+        return self
+
+    def __exit__(self, *exc):
+        del logs.print
+
+    def has(self, *words):
+        return any(all(w in line for w in words) for line in self.lines)
+
+
+def pins(b):
+    try:
+        with open(b.path("pins.json")) as f:
+            return json.load(f)
+    except OSError:
+        return {}
+
+
+def test_coaps_on_a_micropython_without_dtls_is_refused_at_boot_with_the_led_signal():
+    b = board(coaps=True, port=5684, ca="ca.der")
+    with open(b.path("ca.der"), "wb") as f:
+        f.write(b"\x30\x03\x02\x01\x00")
+    real = sys.modules.get("ssl")
+    sys.modules["ssl"] = fakes.ssl_before_dtls()
+    try:
+        with Lines() as log:
+            assert asyncio.run(start.boot(b)) is None
+    finally:
+        sys.modules["ssl"] = real
+    assert log.has("server.coaps", "DTLS", "1.25"), log.lines
+    assert pins(b) == {"2": 1}
