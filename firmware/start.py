@@ -63,7 +63,12 @@ async def boot(board):
             board.signal_error(*_led_of(board))
             return None
     payload = _payload(board, server)
-    client = await _connect(server, ctx)
+    try:
+        client = await _connect(server, ctx)
+    except ValueError as e:  # a server this board cannot reach at all
+        log.error("config: server.host:", e)
+        board.signal_error(*_led_of(board))
+        return None
     if not cfg.get("token") and not server["client_cert"]:  # X.509 devices go without
         cfg = await provision(board, client, cfg, payload)
     return client, cfg, updates, payload

@@ -552,10 +552,16 @@ class Client:
 
 
 def udp_socket(host, port):
-    # a fresh non-blocking UDP socket connected to host:port (IPv4 or IPv6)
+    # a fresh non-blocking UDP socket connected to host:port. The ESP32's getaddrinfo gives an
+    # address for IPv4 only (None for IPv6): the first address given is the one used, and a
+    # host without one raises ValueError (no retry helps)
     import socket
 
-    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
+    for ai in socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM):
+        if ai[-1] is not None:
+            break
+    else:
+        raise ValueError("%s has no IPv4 address (an ESP32 reaches IPv4 only)" % host)
     s = socket.socket(ai[0], socket.SOCK_DGRAM)
     s.connect(ai[-1])
     s.setblocking(False)

@@ -86,3 +86,37 @@ def test_coaps_on_a_micropython_without_dtls_is_refused_at_boot_with_the_led_sig
         sys.modules["ssl"] = real
     assert log.has("server.coaps", "DTLS", "1.25"), log.lines
     assert pins(b) == {"2": 1}
+
+
+def esp32_socket(hosts):
+    # the ESP32's socket module for the firmware's next import of it -> (fake, undo)
+    real = sys.modules.get("socket")
+    fake = sys.modules["socket"] = fakes.Esp32Socket(hosts)
+
+    def undo():
+        sys.modules["socket"] = real
+
+    return fake, undo
+
+
+def test_a_server_with_only_an_ipv6_address_is_refused_at_boot_with_the_led_signal():
+    b = board(host="v6only.example")
+    fake, undo = esp32_socket({"v6only.example": ["2001:db8::1"]})
+    try:
+        with Lines() as log:
+            assert asyncio.run(start.boot(b)) is None
+    finally:
+        undo()
+    assert log.has("v6only.example", "IPv4"), log.lines
+    assert pins(b) == {"2": 1}
+
+
+def test_the_ipv4_address_of_a_dual_stack_server_is_the_one_used():
+    from coap.client import udp_socket
+
+    fake, undo = esp32_socket({"dual.example": ["2001:db8::1", "192.0.2.7"]})
+    try:
+        s = udp_socket("dual.example", 5683)
+    finally:
+        undo()
+    assert (s.af, s.peer, s.blocking) == (fake.AF_INET, ("192.0.2.7", 5683), False)
