@@ -63,13 +63,18 @@ class _Link(io.IOBase):
     def __init__(self, sock):
         self.sock = sock
         self.size = _HANDSHAKE
+        self.no_ram = False  # the last read could not allocate: DtlsSocket.recv raises it
 
     def readinto(self, buf):
-        # mbedTLS offers its whole input buffer (16 KB) each time
+        # mbedTLS offers its whole input buffer (16 KB) each time. Nothing may raise here: an
+        # exception would unwind through mbedTLS and leave its session state broken
         try:
             data = self.sock.recv(min(len(buf), self.size))
         except OSError as e:
             return None if e.errno in (EAGAIN, ETIMEDOUT) else -e.errno
+        except MemoryError:  # recv allocates first: the datagram stays queued
+            self.no_ram = True
+            return None
         buf[: len(data)] = data
         return len(data)
 
@@ -151,6 +156,9 @@ class DtlsSocket(io.IOBase):
         except ValueError as e:  # a certificate check failed
             self._fail(e)
             return None
+        if self._link.no_ram:  # the reader's to handle, as on a plain socket
+            self._link.no_ram = False
+            raise MemoryError("DTLS read")
         if data is None:  # nothing for us (maybe the handshake moved on)
             if not self.up:
                 self._flush()

@@ -187,11 +187,21 @@ class Esp32Socket:
         return s
 
 
-class Esp32UdpSocket:
-    def __init__(self, af):
+class Esp32UdpSocket(FakeSocket):
+    # A UDP socket of the ESP32 port (ports/esp32/modsocket.c), the peer a test script as for
+    # FakeSocket. recv(n) allocates its n bytes on the GC heap before it reads, even when it
+    # then raises EAGAIN (_socket_recvfrom: vstr_init_len): with `free` set, an n above it
+    # raises MemoryError and the datagram stays queued. A datagram of 0 bytes marks the socket
+    # closed (socket_stream_read: SOCKET_STATE_PEER_CLOSED): every later recv returns b""
+    # without reading, while poll, which asks lwIP, still reports what is queued as readable.
+    def __init__(self, af=2, clock=None):
+        super().__init__(clock or Clock())
         self.af = af
         self.peer = None
         self.blocking = True
+        self.free = None  # bytes the GC heap can still give at once (None: plenty)
+        self.asked = []  # every n recv was called with
+        self.peer_closed = False
 
     def connect(self, addr):
         host, port = addr  # TypeError for None, as mp_obj_get_array_fixed_n raises
@@ -199,6 +209,59 @@ class Esp32UdpSocket:
 
     def setblocking(self, flag):
         self.blocking = flag
+
+    def recv(self, n):
+        self.asked.append(n)
+        if self.free is not None and n > self.free:
+            raise MemoryError("memory allocation failed, allocating %d bytes" % n)
+        if self.peer_closed:
+            return b""
+        data = super().recv(n)
+        if not data:
+            self.peer_closed = True
+        return data
+
+
+class DtlsContext:
+    # ssl.SSLContext(PROTOCOL_DTLS_CLIENT) as extmod/modtls_mbedtls.c makes it, far enough for
+    # coap/dtls.py: wrap_socket(link, ...) -> DtlsSession; the handshake completes at once.
+    def wrap_socket(self, link, server_hostname=None, do_handshake_on_connect=True):
+        return DtlsSession(link)
+
+
+class DtlsSession:
+    # A session's reads: mbedTLS offers the transport its whole input buffer (16384 B in
+    # ESP-IDF's config; library/ssl_msg.c) through _mbedtls_ssl_recv, which calls the Python
+    # readinto (py/modio.c iobase_read_write): None is WANT_READ, 0 is the end of the
+    # connection (MBEDTLS_ERR_SSL_CONN_EOF), and an exception unwinds through mbedTLS without
+    # its state being put right, so this session is unusable afterwards. Records are the
+    # datagrams as they are (no encryption here).
+    def __init__(self, link):
+        self.link = link
+        self.inbuf = bytearray(16384)  # mbedTLS's, outside the GC heap on an ESP32
+        self.broken = False
+
+    def write(self, buf, n=None):
+        return len(buf) if n is None else n
+
+    def recv(self, n):
+        if self.broken:
+            raise OSError(-0x6C00)  # MBEDTLS_ERR_SSL_INTERNAL_ERROR
+        try:
+            r = self.link.readinto(self.inbuf)
+        except BaseException:
+            self.broken = True
+            raise
+        if r is None:
+            return None
+        if r < 0:
+            raise OSError(-r)
+        if r == 0:
+            raise OSError(-0x7280)  # MBEDTLS_ERR_SSL_CONN_EOF
+        return bytes(self.inbuf[: min(r, n)])
+
+    def cipher(self):
+        return ("TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8", "DTLSv1.2", 128)
 
     def close(self):
         pass

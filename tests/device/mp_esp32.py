@@ -120,3 +120,29 @@ def test_the_ipv4_address_of_a_dual_stack_server_is_the_one_used():
     finally:
         undo()
     assert (s.af, s.peer, s.blocking) == (fake.AF_INET, ("192.0.2.7", 5683), False)
+
+
+def dtls_session():
+    # a coaps socket whose session is up, on an ESP32 UDP socket -> (DtlsSocket, udp)
+    from coap.dtls import DtlsSocket
+
+    udp = fakes.Esp32UdpSocket()
+    udp.connect(("192.0.2.7", 5684))
+    s = DtlsSocket(udp, fakes.DtlsContext(), "192.0.2.7")
+    s.write(b"\x40\x01\x00\x01")
+    assert s.up
+    return s, udp
+
+
+def test_running_out_of_memory_in_a_dtls_read_is_a_receive_error_and_the_session_lives():
+    s, udp = dtls_session()
+    udp.deliver(b"\x60\x00\x00\x01")
+    udp.free = 1000  # less than a datagram: recv cannot allocate its buffer
+    try:
+        s.recv(1152)
+        raise AssertionError("no MemoryError")
+    except MemoryError:  # what coap.client's reader handles (it waits for RAM, then reads)
+        pass
+    udp.free = None
+    assert s.recv(1152) == b"\x60\x00\x00\x01" and s.up  # the datagram waited for it
+    assert max(udp.asked) <= 1280  # never mbedTLS's 16 KB: recv allocates what it is asked
