@@ -24,6 +24,7 @@ _RPC_REPEAT_MS = 60000  # a repeat of a remembered RPC within this long is a dup
 class Device:
     def __init__(self, client, token, observe_refresh=300000, log=None, payload=None):
         self.client = client
+        client.on_reopen = self.reconnected  # a new socket: the server sees a new port
         self.payload = payload or jsonpayload
         self.token = token
         self.observe_refresh = observe_refresh

@@ -167,8 +167,10 @@ class Esp32Socket:
     # raises TypeError. An unknown name raises OSError(-2) (_getaddrinfo_inner).
     AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM = 2, 10, 1, 2
 
-    def __init__(self, hosts):
+    def __init__(self, hosts, clock=None, peer=None):
         self.hosts = hosts
+        self.clock = clock
+        self.peer = peer  # peer(sock, data): the test script, for every socket made
         self.made = []
 
     def getaddrinfo(self, host, port, af=0, type=0, proto=0, flags=0):
@@ -182,9 +184,14 @@ class Esp32Socket:
         return out
 
     def socket(self, af=AF_INET, type=SOCK_STREAM, proto=0):
-        s = Esp32UdpSocket(af)
+        s = Esp32UdpSocket(af, self.clock)
+        if self.peer:
+            s.on_send = lambda data: self.peer(s, data)
         self.made.append(s)
         return s
+
+
+SPIN = 100  # reads of a closed socket that count as a read loop spinning
 
 
 class Esp32UdpSocket(FakeSocket):
@@ -202,6 +209,7 @@ class Esp32UdpSocket(FakeSocket):
         self.free = None  # bytes the GC heap can still give at once (None: plenty)
         self.asked = []  # every n recv was called with
         self.peer_closed = False
+        self.closed_reads = 0
 
     def connect(self, addr):
         host, port = addr  # TypeError for None, as mp_obj_get_array_fixed_n raises
@@ -215,6 +223,9 @@ class Esp32UdpSocket(FakeSocket):
         if self.free is not None and n > self.free:
             raise MemoryError("memory allocation failed, allocating %d bytes" % n)
         if self.peer_closed:
+            self.closed_reads += 1
+            if self.closed_reads > SPIN:  # a test must end: the reader would spin for ever
+                raise RuntimeError("recv on a closed socket %d times: spinning" % SPIN)
             return b""
         data = super().recv(n)
         if not data:

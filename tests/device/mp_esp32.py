@@ -146,3 +146,32 @@ def test_running_out_of_memory_in_a_dtls_read_is_a_receive_error_and_the_session
     udp.free = None
     assert s.recv(1152) == b"\x60\x00\x00\x01" and s.up  # the datagram waited for it
     assert max(udp.asked) <= 1280  # never mbedTLS's 16 KB: recv allocates what it is asked
+
+
+async def test_an_empty_datagram_neither_deafens_nor_spins_the_client():
+    from coap.client import connect
+    from coap.codec import ACK, CHANGED, POST
+    from coap.message import Message
+
+    clock = fakes.install()
+
+    def peer(sock, data):  # the server answers every request in its ACK
+        m = Message.decode(data)
+        if m.type != ACK:
+            sock.deliver(Message(ACK, CHANGED, m.mid, m.token, [], b"").encode(), 10)
+
+    fake, undo = esp32_socket({"server.example": ["192.0.2.7"]})
+    fake.clock, fake.peer = clock, peer
+    try:
+        lines = []
+        client = connect("server.example", 5683, log=lambda *a: lines.append(a))
+        client.start()
+        fake.made[0].deliver(b"")  # from the server's address: the socket is closed now
+        await asyncio.sleep_ms(5)
+        for _ in range(3):
+            ex = await client.request(POST, payload=b"{}", timeout=20000)
+            assert ex.code == CHANGED
+    finally:
+        undo()
+        client.close()
+    assert fake.made[0].closed_reads <= 1 and len(fake.made) == 2, lines
