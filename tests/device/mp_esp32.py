@@ -175,3 +175,10 @@ async def test_an_empty_datagram_neither_deafens_nor_spins_the_client():
         undo()
         client.close()
     assert fake.made[0].closed_reads <= 1 and len(fake.made) == 2, lines
+
+
+def test_a_coaps_socket_whose_udp_socket_is_closed_says_so_as_a_udp_socket_does():
+    s, udp = dtls_session()
+    udp.deliver(b"")
+    assert s.recv(1152) == b""  # coap.client then opens a new one (the case above)
+    assert udp.closed_reads == 0  # mbedTLS was not handed the end of the connection
