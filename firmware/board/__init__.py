@@ -17,7 +17,9 @@
 #   ds18b20(pin) -> .convert(); wait .wait_ms (await it); .read() -> [(rom_hex, °C), ...]
 #   async connect(ssid, password)  returns once joined; retries with exponential backoff
 #   isconnected() -> bool; ip() -> str; mac() -> "aa:bb:..."; unique_id() -> hex str
-#   async sync_time(); time_set() -> bool (the clock is right); now_ms() -> epoch ms (int)
+#   async sync_time()          one NTP attempt; a failure is logged, never raised
+#   async keep_time()          NTP again with backoff until the clock is right
+#   time_set() -> bool (the clock is right); now_ms() -> epoch ms (int)
 #   reset(); deepsleep(ms)     neither returns
 #   reset_cause() -> "power_on" | "hard_reset" | "watchdog" | "deepsleep" | "soft_reset"
 #                    | "brownout" | "unknown"
@@ -67,6 +69,16 @@ class Base:
             await asyncio.sleep_ms(delay)
             delay = min(delay * 2, self.backoff_max_ms)
         self.log.info("network up, ip", self.ip())
+
+    async def keep_time(self):
+        # after a failed NTP attempt: again after 2 s, doubling to 5 min, until the clock is set
+        delay = 2000
+        while not self.time_set():
+            await asyncio.sleep_ms(delay)
+            delay = min(delay * 2, 300000)
+            await self.sync_time()
+            if self.time_set():
+                self.log.info("clock set by NTP")
 
     def path(self, name):
         # the file name in root (config.json, the spool, ota.json, ...); an absolute name as is

@@ -117,15 +117,14 @@ class Board(Base):
     async def sync_time(self):
         import ntptime
 
-        for _ in range(3):
-            try:
-                ntptime.settime()  # blocks for at most its 1 s socket timeout
-                return
-            except OSError as e:  # no answer: telemetry goes out without timestamps
-                self.log.warning("ntp:", e)
-                await asyncio.sleep_ms(2000)
+        try:
+            ntptime.settime()  # blocks for at most its 1 s socket timeout
+        except (OSError, ValueError) as e:  # no answer, or a short one (ntptime unpacks it)
+            self.log.warning("ntp:", repr(e))
 
     def time_set(self):
+        # the RTC starts at 2000-01-01 (ports/esp32/main.c) and keeps its time across resets
+        # and deep sleep, not across a power cut
         return time.gmtime()[0] >= 2024
 
     # --- power

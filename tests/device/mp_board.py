@@ -344,16 +344,6 @@ class FakeOneWire:
         self.pin = pin
 
 
-class FakeNtp:
-    failures = 2
-
-    @staticmethod
-    def settime():
-        FakeNtp.failures -= 1
-        if FakeNtp.failures >= 0:
-            raise OSError(110)
-
-
 class FakeDht:
     DHT11 = DHT22 = FakeOneWire
 
@@ -374,7 +364,7 @@ def esp32_board():
         dht=FakeDht,
         onewire=OneWireModule,
         ds18x20=DS18X20Module,
-        ntptime=FakeNtp,
+        ntptime=fakes.Ntptime(),
     )
     from firmware.board import esp32
 
@@ -417,7 +407,7 @@ def test_esp32_join_gives_each_attempt_its_time_then_backs_off():
 
 
 def test_esp32_identity_time_power_and_sensors():
-    clock = fakes.install()
+    fakes.install()
     b = esp32_board()
     assert (b.name, b.root) == ("esp32", "/")
     assert b.mac() == "24:0a:c4:01:02:fe" and b.unique_id() == "240ac4010203"
@@ -434,6 +424,16 @@ def test_esp32_identity_time_power_and_sensors():
     assert b.ds18b20(5) is bus and bus.wait_ms == 750
     bus.convert()
     assert bus.read() == [("28ff4a7c91160345", 21.5)]
-    asyncio.run(b.sync_time())  # fails twice, 2 s apart, then sets the clock
-    assert FakeNtp.failures == -1 and 4000 <= clock.now() < 4100
-    assert len(b.log.lines) == 2
+
+
+def test_esp32_ntp_failures_of_either_kind_are_logged_and_retried_with_backoff():
+    clock = fakes.install()
+    b = esp32_board()
+    ntp = sys.modules["ntptime"] = fakes.Ntptime("timeout", "short", "timeout")
+    b.time_set = lambda: ntp.set
+    asyncio.run(b.sync_time())  # one attempt, at boot: it times out
+    assert not ntp.set and len(b.log.lines) == 1
+    asyncio.run(b.keep_time())  # then again after 2, 4 and 8 s: a short reply, a timeout, ok
+    assert ntp.set and 14000 <= clock.now() < 14100
+    got = [line.split(":")[0] for line in b.log.lines[1:]]
+    assert got == ["ntp", "ntp", "clock set by NTP"], b.log.lines

@@ -65,6 +65,14 @@ class Lines:
         return any(all(w in line for w in words) for line in self.lines)
 
 
+def restore(name, module):
+    # put back what sys.modules had under name (nothing, if the module was not loaded)
+    if module is None:
+        sys.modules.pop(name, None)
+    else:
+        sys.modules[name] = module
+
+
 def pins(b):
     try:
         with open(b.path("pins.json")) as f:
@@ -83,7 +91,7 @@ def test_coaps_on_a_micropython_without_dtls_is_refused_at_boot_with_the_led_sig
         with Lines() as log:
             assert asyncio.run(start.boot(b)) is None
     finally:
-        sys.modules["ssl"] = real
+        restore("ssl", real)
     assert log.has("server.coaps", "DTLS", "1.25"), log.lines
     assert pins(b) == {"2": 1}
 
@@ -94,7 +102,7 @@ def esp32_socket(hosts):
     fake = sys.modules["socket"] = fakes.Esp32Socket(hosts)
 
     def undo():
-        sys.modules["socket"] = real
+        restore("socket", real)
 
     return fake, undo
 
@@ -182,3 +190,63 @@ def test_a_coaps_socket_whose_udp_socket_is_closed_says_so_as_a_udp_socket_does(
     udp.deliver(b"")
     assert s.recv(1152) == b""  # coap.client then opens a new one (the case above)
     assert udp.closed_reads == 0  # mbedTLS was not handed the end of the connection
+
+
+class ClockBoard(sim.Board):
+    # the ESP32's clock: 2000-01-01 (ports/esp32/main.c) until NTP answers, at attempt `at`
+    def __init__(self, root, at):
+        super().__init__(root)
+        self.at = at
+        self.tries = 0
+
+    async def sync_time(self):
+        self.tries += 1
+
+    def time_set(self):
+        return self.tries >= self.at
+
+
+class AnySsl:
+    # an ssl module that takes any certificate: what is checked here is when the firmware
+    # reaches for it, not mbedTLS
+    PROTOCOL_DTLS_CLIENT, CERT_REQUIRED, CERT_OPTIONAL, CERT_NONE = 20, 2, 1, 0
+
+    class SSLContext:
+        def __init__(self, proto):
+            pass
+
+        def load_verify_locations(self, cadata=None):
+            pass
+
+
+def clock_board(at, **server):
+    b = board(**server)
+    return ClockBoard(b.root, at)
+
+
+async def test_coaps_certificate_checks_wait_for_ntp_retried_with_backoff():
+    clock = fakes.install()
+    b = clock_board(4, coaps=True, port=5684, ca="ca.der")
+    with open(b.path("ca.der"), "wb") as f:
+        f.write(b"\x30\x03\x02\x01\x00")
+    real = sys.modules.get("ssl")
+    sys.modules["ssl"] = AnySsl
+    try:
+        with Lines() as log:
+            ready = await start.boot(b)
+    finally:
+        restore("ssl", real)
+    ready[0].close()
+    assert b.time_set() and b.tries == 4  # tries at 0 s, then after 2, 4 and 8 s
+    assert 14000 <= clock.now() < 14100, clock.now()
+    assert log.has("certificate", "clock"), log.lines
+
+
+async def test_without_certificates_ntp_goes_on_in_the_background_until_the_clock_is_set():
+    clock = fakes.install()
+    b = clock_board(3)
+    ready = await start.boot(b)
+    ready[0].close()
+    assert not b.time_set() and clock.now() < 100  # the device runs, telemetry unstamped
+    await asyncio.sleep_ms(7000)
+    assert b.time_set() and b.tries == 3
