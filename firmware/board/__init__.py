@@ -54,6 +54,12 @@ def get(root=None):
     return Board(root)
 
 
+def soft_reset():
+    # boot.py runs again after a soft reset (Ctrl-D, or mpremote entering the raw REPL), with
+    # no bootloader in between: True then
+    return get().reset_cause() == "soft_reset"
+
+
 class Base:
     # What both boards share. A board provides _join(ssid, password) -> bool (awaitable).
     backoff_ms = 1000  # first wait after a failed join; doubles up to backoff_max_ms

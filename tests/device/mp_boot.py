@@ -92,3 +92,35 @@ def test_an_app_on_trial_that_cannot_start_rolls_back_and_the_previous_one_runs(
 
     st = appslot.read(_dir + "/")
     assert (st["run"], st["state"], st["aborted"]) == ("", "valid", "a")
+
+
+def run_boot(b, cause):
+    # boot.py after a reset of this cause (sim.Board reads it from reset_cause) -> slot.json
+    with open(b.path("reset_cause"), "w") as f:
+        f.write(cause)
+    here = os.getcwd()
+    os.chdir(_dir)
+    try:
+        with open(ROOT + "/boot.py") as f:
+            exec(f.read(), {"__name__": "__main__"})
+    finally:
+        os.chdir(here)
+        sys.path[:] = [p for p in sys.path if not p.startswith("apps/")]
+    from ota import appslot
+
+    return appslot.read(_dir + "/")
+
+
+def test_a_soft_reset_neither_ends_nor_starts_a_trial():
+    # boot.py runs again on Ctrl-D and whenever mpremote enters the raw REPL (a deploy), with
+    # no bootloader in between (ports/esp32/main.c: soft_reset runs boot.py)
+    b = scratch()
+    os.mkdir(b.path("apps"))
+    with open(b.path("apps/slot.json"), "w") as f:
+        f.write('{"run": "a", "prev": "", "state": "new"}')
+    assert run_boot(b, "soft_reset")["state"] == "new"  # installed, not yet booted
+    assert run_boot(b, "hard_reset")["state"] == "trying"
+    st = run_boot(b, "soft_reset")
+    assert (st["run"], st["state"]) == ("a", "trying")  # the trial goes on
+    st = run_boot(b, "power_on")  # a real boot, and still not confirmed: back it goes
+    assert (st["run"], st["state"], st["aborted"]) == ("", "valid", "a")
