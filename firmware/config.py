@@ -67,7 +67,7 @@ KIND = _one("chip_temp", "adc", "dht11", "dht22", "ds18b20", "sim")
 _KIND_ONLY = {"type": (KIND, REQ)}
 _DHT = {"type": (KIND, REQ), "pin": (PIN, REQ), "prefix": (STR, "")}
 SENSORS = {
-    "chip_temp": {"type": (KIND, REQ), "key": (TEXT, REQ)},
+    "chip_temp": {"type": (KIND, REQ), "key": (TEXT, REQ), "offset": (NUM, None)},
     "adc": {
         "type": (KIND, REQ),
         "key": (TEXT, REQ),

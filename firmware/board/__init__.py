@@ -12,7 +12,10 @@
 #   led(num, invert=False)     an output pin starting off, or None when num is None
 #   signal_error(pin=LED_PIN, invert=False)  blink the LED in the background: bad config
 #   adc(pin, atten_db) -> .read_u16()          atten_db one of 0, 2.5, 6, 11
-#   chip_temperature() -> float                °C
+#   chip                       "esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6" ... as the
+#                              board reports it, or None (the unix simulation's own rules)
+#   chip_temperature() -> float °C, or None where the chip gives no °C (the classic ESP32)
+#   raw_temperature() -> int   the classic ESP32's uncalibrated value, or None on other chips
 #   dht(pin, kind) -> .measure() .temperature() .humidity()     kind "dht11" or "dht22"
 #   ds18b20(pin) -> .convert(); wait .wait_ms (await it); .read() -> [(rom_hex, °C), ...]
 #   async connect(ssid, password)  returns once joined; retries with exponential backoff

@@ -39,6 +39,13 @@ class Board(Base):
         self._blinker = None
 
     @property
+    def chip(self):
+        # os.uname().machine is "<board> with <MCU>", e.g. "Generic ESP32 module with ESP32"
+        import os
+
+        return os.uname().machine.rsplit(" with ", 1)[-1].lower()
+
+    @property
     def partition(self):
         return esp32.Partition
 
@@ -68,8 +75,12 @@ class Board(Base):
         return a
 
     def chip_temperature(self):
-        f = getattr(esp32, "mcu_temperature", None)  # S2, S3, C3; the ESP32 has raw (°F) only
-        return f() if f else (esp32.raw_temperature() - 32) / 1.8
+        f = getattr(esp32, "mcu_temperature", None)  # S2, S3, C3, C6: calibrated, in °C
+        return f() if f else None
+
+    def raw_temperature(self):
+        f = getattr(esp32, "raw_temperature", None)  # the classic ESP32: a raw register value
+        return f() if f else None
 
     def dht(self, pin, kind):
         import dht

@@ -10,6 +10,9 @@
 #   network.json   read by the board: {"up": false} keeps the network down, {"clock": false}
 #                  leaves the clock unset; both default true
 #   reset_cause    written by the supervisor before each start, default "power_on"
+#   board.json     read at start: {"chip": "esp32"} makes the board that chip (its pins, its
+#                  chip temperature: raw only on the classic ESP32), as an ESP32 reports it;
+#                  without it the simulation has no chip's limits
 #   sleep.json     written by deepsleep(): {"ms": 60000}
 #   ota_0.bin, ota_1.bin, otadata.bin   the app partitions and otadata (partition_sim.py),
 #                  created on first use as a serial flash leaves them; every process start is a
@@ -38,6 +41,7 @@ class Board(Base):
         self._booted = None  # the app slot the simulated bootloader chose
         self._seed = 12345  # the made-up sensor values are the same on every run
         self._id = binascii.crc32(root.encode()).to_bytes(4, "big")
+        self.chip = self._load("board.json").get("chip")
 
     @property
     def partition(self):
@@ -94,7 +98,10 @@ class Board(Base):
         return SimSensor(self, "adc:%d" % pin)
 
     def chip_temperature(self):
-        return self._reading("chip_temp", 40, 50)
+        return None if self.chip == "esp32" else self._reading("chip_temp", 40, 50)
+
+    def raw_temperature(self):
+        return int(self._reading("chip_raw", 100, 140)) if self.chip == "esp32" else None
 
     def dht(self, pin, kind):
         return SimSensor(self, "dht:%d" % pin)

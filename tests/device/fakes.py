@@ -294,3 +294,14 @@ class Ntptime:
         if r == "short":
             raise ValueError("buffer too small")
         self.set = True
+
+
+class Esp32Module:
+    # esp32 of a chip (ports/esp32/modesp32.c): on the classic ESP32 only raw_temperature(),
+    # an uncalibrated register value (CONFIG_IDF_TARGET_ESP32); on the S2, S3, C3 and C6 only
+    # mcu_temperature(), in °C from ESP-IDF's calibrated temperature_sensor driver.
+    def __init__(self, chip="esp32", value=113):
+        if chip == "esp32":
+            self.raw_temperature = lambda: value
+        else:
+            self.mcu_temperature = lambda: value

@@ -411,7 +411,7 @@ def test_esp32_identity_time_power_and_sensors():
     b = esp32_board()
     assert (b.name, b.root) == ("esp32", "/")
     assert b.mac() == "24:0a:c4:01:02:fe" and b.unique_id() == "240ac4010203"
-    assert b.chip_temperature() == 45.0
+    assert (b.chip_temperature(), b.raw_temperature()) == (None, 113)
     assert b.reset_cause() == "watchdog"
     FakeMachine.cause = 0
     assert b.reset_cause() == "unknown"
@@ -437,3 +437,23 @@ def test_esp32_ntp_failures_of_either_kind_are_logged_and_retried_with_backoff()
     assert ntp.set and 14000 <= clock.now() < 14100
     got = [line.split(":")[0] for line in b.log.lines[1:]]
     assert got == ["ntp", "ntp", "clock set by NTP"], b.log.lines
+
+
+def test_esp32_chip_temperature_is_celsius_only_where_the_chip_gives_celsius():
+    from firmware import sensors
+
+    def read(chip, value, **cfg):
+        b = esp32_board()
+        mod = sys.modules["firmware.board.esp32"]
+        mod.esp32 = fakes.Esp32Module(chip, value)
+        try:
+            values = {}
+            cfg.update(type="chip_temp", key="chip")
+            asyncio.run(sensors.build(b, [cfg])[0].read(values))
+            return values
+        finally:
+            mod.esp32 = FakeEsp32
+
+    assert read("esp32s3", 41.26) == {"chip": 41.3}
+    assert read("esp32", 128) == {"chip_raw": 128}  # uncalibrated: no °C made up from it
+    assert read("esp32", 113, offset=-20.5) == {"chip_raw": 113, "chip": 24.5}
