@@ -30,7 +30,7 @@ def with_config(job):
 
 async def boot(board):
     # -> (client, cfg, updates, payload) for app.App, or None when the firmware cannot run
-    cfg, problems = with_config(lambda config: config.load(config_path(board)))
+    cfg, problems = with_config(lambda config: config.load(config_path(board), chip=board.chip))
     if problems:
         for problem in problems:
             log.error("config:", problem)
@@ -136,7 +136,7 @@ async def provision(board, client, cfg, payload=None):
             await asyncio.sleep_ms(delay)
             delay = min(delay * 2, 300000)
     cfg["token"] = creds["credentialsValue"]
-    _, problems = with_config(lambda config: config.save(config_path(board), cfg))
+    _, problems = with_config(lambda config: config.save(config_path(board), cfg, chip=board.chip))
     if problems:
         raise ValueError("provisioned config not saved: %s" % problems)
     log.info("provisioned; token stored in config.json")

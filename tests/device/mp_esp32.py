@@ -250,3 +250,19 @@ async def test_without_certificates_ntp_goes_on_in_the_background_until_the_cloc
     assert not b.time_set() and clock.now() < 100  # the device runs, telemetry unstamped
     await asyncio.sleep_ms(7000)
     assert b.time_set() and b.tries == 3
+
+
+def test_config_pins_are_checked_for_the_chip_the_board_reports():
+    b = board()
+    with open(b.path("board.json"), "w") as f:
+        json.dump({"chip": "esp32c3"}, f)
+    with open(b.path("config.json")) as f:
+        cfg = json.load(f)
+    cfg["gpio"] = [{"name": "pump", "pin": 26, "direction": "out"}]  # fine on a classic ESP32
+    with open(b.path("config.json"), "w") as f:
+        json.dump(cfg, f)
+    b = sim.Board(b.root)
+    assert b.chip == "esp32c3"
+    with Lines() as log:
+        assert asyncio.run(start.boot(b)) is None
+    assert log.has("gpio[0].pin: 26 is not a GPIO on ESP32-C3"), log.lines
