@@ -527,7 +527,8 @@ def test_mask():
             "esp32c6",
             sensors({"type": "adc", "key": "soil", "pin": 9}),
             [
-                "sensors[0].pin: 9 is not an ADC1 pin on ESP32-C6 (0-6); ADC2 fails while Wi-Fi is on"
+                "sensors[0].pin: 9 is not an ADC1 pin on ESP32-C6 (0-6);"
+                " ADC2 fails while Wi-Fi is on"
             ],
         ),
         ("esp32s2", sensors({"type": "adc", "key": "soil", "pin": 3}), []),
@@ -540,7 +541,8 @@ def test_mask():
             "esp32",
             cfg(claim={"button_pin": 35}),
             [
-                "claim.button_pin: 35 has no pull-up on ESP32, a button there needs one: expected another pin"
+                "claim.button_pin: 35 has no pull-up on ESP32, a button there needs one:"
+                " expected another pin"
             ],
         ),
         ("esp32c3", cfg(claim={"button_pin": 9}), []),  # the C3's BOOT button
