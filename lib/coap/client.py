@@ -568,17 +568,22 @@ class Client:
             ex._deliver(v)
 
 
-def udp_socket(host, port):
-    # a fresh non-blocking UDP socket connected to host:port. The ESP32's getaddrinfo gives an
-    # address for IPv4 only (None for IPv6): the first address given is the one used, and a
-    # host without one raises ValueError (no retry helps)
+def address(host, port):
+    # getaddrinfo's first entry with an address to connect to. The ESP32's fills one in for
+    # IPv4 only (None for IPv6): a host without one raises ValueError (no retry helps)
     import socket
 
     for ai in socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM):
         if ai[-1] is not None:
-            break
-    else:
-        raise ValueError("%s has no IPv4 address (an ESP32 reaches IPv4 only)" % host)
+            return ai
+    raise ValueError("%s has no IPv4 address (an ESP32 reaches IPv4 only)" % host)
+
+
+def udp_socket(host, port):
+    # a fresh non-blocking UDP socket connected to host:port
+    import socket
+
+    ai = address(host, port)
     s = socket.socket(ai[0], socket.SOCK_DGRAM)
     s.connect(ai[-1])
     s.setblocking(False)

@@ -51,9 +51,10 @@ def device_config(port, token=TOKEN, **changes):
     return cfg
 
 
-def doctor(root):
-    """The lines `import firmware.doctor` prints on the unix port in a device folder."""
-    env = dict(micropython_env(REPO), COAPBOARD_ROOT=str(root))
+def doctor(root, *first):
+    """The lines `import firmware.doctor` prints on the unix port in a device folder; first:
+    folders whose modules win over MicroPython's own (another release's ssl)."""
+    env = dict(micropython_env(*first, REPO), COAPBOARD_ROOT=str(root))
     p = subprocess.run(
         [str(MICROPYTHON), "-c", "import firmware.doctor"],
         cwd=root, env=env, capture_output=True, text=True, timeout=60,
