@@ -3,7 +3,7 @@ PY := .venv/bin/python
 MP := .venv/bin/micropython
 APT_PKGS := libcoap3-bin socat gcc-multilib
 
-.PHONY: setup venv sysdeps twin run test lint bench clean flash deploy provision fuzz soak
+.PHONY: setup venv sysdeps twin run test lint bench clean flash deploy provision hwtest fuzz soak
 
 setup: venv sysdeps
 
@@ -51,6 +51,12 @@ provision: venv
 		$(if $(KEY),--provision-key "$(KEY)") $(if $(SECRET),--provision-secret "$(SECRET)") \
 		$(if $(SSID),--ssid "$(SSID)") $(if $(PASSWORD),--password "$(PASSWORD)") \
 		$(if $(SERVER),--server "$(SERVER)")
+
+# A board against tbsim on this host's LAN address: boot, telemetry, GPIO, a reset, a rolled
+# back update, as a pass/fail table (tools/hwtest.py): PORT= SSID= PASSWORD= [PIN=26] [HOST=]
+hwtest: venv
+	$(PY) -m tools.hwtest --port "$(PORT)" --ssid "$(SSID)" --password "$(PASSWORD)" \
+		$(if $(PIN),--pin $(PIN)) $(if $(HOST),--host $(HOST))
 
 # The long fuzz run (well over 1,000,000 inputs, about 15 minutes): the codec under CPython,
 # and server input into the device stack on the unix port (see tests/fuzz).
