@@ -14,8 +14,10 @@ KEPT = 200  # characters of the error kept for the next boot
 
 
 def handle(e):
+    import gc
     import time
 
+    gc.collect()  # the failed app's objects: a MemoryError must not strike again here
     from . import board as boards
 
     log = Log("app")

@@ -67,6 +67,7 @@ class Base:
     # What both boards share. A board provides _join(ssid, password) -> bool (awaitable).
     backoff_ms = 1000  # first wait after a failed join; doubles up to backoff_max_ms
     backoff_max_ms = 60000
+    chip = None  # a board that is no particular chip (the unix simulation's default)
 
     def __init__(self):
         self.log = Log("board")
