@@ -169,6 +169,20 @@ def test_network_json_takes_the_network_down_and_unsets_the_clock():
     assert not b.isconnected() and not b.time_set()
 
 
+def test_a_chip_s_clock_is_unset_until_ntp_answers_as_on_an_esp32():
+    b = scratch()
+    write(b, "board.json", {"chip": "esp32s3"})
+    b = sim.Board(b.root)
+    b.log = Recorder()
+    assert not b.time_set()  # 2000-01-01 after a power-on (ports/esp32/main.c)
+    write(b, "network.json", {"ntp": False})
+    asyncio.run(b.sync_time())
+    assert not b.time_set() and b.log.lines[-1].startswith("ntp: ")
+    write(b, "network.json", {})
+    asyncio.run(b.sync_time())
+    assert b.time_set()
+
+
 def test_connect_retries_with_exponential_backoff_until_the_network_is_up():
     clock = fakes.install()
     b = scratch()
