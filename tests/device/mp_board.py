@@ -248,11 +248,14 @@ def test_signal_error_lights_the_led():
 
 # --- firmware/board/esp32.py on fake hardware modules (put in sys.modules for this process):
 # not the real drivers, but the board's own logic runs: pin levels, joins, causes, sensors.
+# The names each fake offers are those of MicroPython v1.28.0's ESP32 port, cited per class;
+# the values of the constants are the fakes' own (the board uses them by name only).
 
 import machine  # noqa: E402
 
 
 class FakePin(machine.PinBase):
+    # machine.Pin(id, mode, pull, value=) with IN, OUT, PULL_UP (ports/esp32/machine_pin.c)
     IN, OUT, PULL_UP = 1, 3, 2
     made = []
 
@@ -268,6 +271,7 @@ class FakePin(machine.PinBase):
 
 
 class FakeADC:
+    # machine.ADC(pin).atten(ATTN_*) (ports/esp32/machine_adc.c)
     ATTN_0DB, ATTN_2_5DB, ATTN_6DB, ATTN_11DB = 10, 12, 16, 21
 
     def __init__(self, pin):
@@ -278,6 +282,7 @@ class FakeADC:
 
 
 class FakeMachine:
+    # reset_cause() and its constants, reset, deepsleep, unique_id (ports/esp32/modmachine.c)
     Pin = FakePin
     Signal = machine.Signal
     ADC = FakeADC
@@ -303,6 +308,8 @@ class FakeMachine:
 
 
 class FakeWLAN:
+    # network.WLAN(STA_IF): active, connect, isconnected, ifconfig, config("mac")
+    # (ports/esp32/network_wlan.c)
     refusals = 0  # connect() calls that do not join
 
     def __init__(self, iface):
@@ -333,12 +340,15 @@ class FakeNetwork:
 
 
 class FakeEsp32:
+    # the classic ESP32's esp32 module: raw_temperature() only (ports/esp32/modesp32.c)
     @staticmethod
     def raw_temperature():
         return 113  # °F, like the classic ESP32
 
 
 class FakeDS18X20:
+    # ds18x20.DS18X20(onewire.OneWire(pin)): scan, convert_temp, read_temp (micropython-lib,
+    # micropython/drivers/sensor/ds18x20)
     def __init__(self, ow):
         self.pin = ow.pin
         self.converted = 0
