@@ -54,13 +54,6 @@ async def boot(board):
         await board.connect(wifi["ssid"], wifi["password"])
     await board.sync_time()
     server = cfg["server"]
-    if board.time_set():
-        pass
-    elif server["coaps"] and server["ca"]:  # mbedTLS checks the certificates' dates
-        log.warning("clock not set: certificate checks wait for NTP")
-        await board.keep_time()
-    else:  # telemetry goes out unstamped until NTP answers
-        asyncio.create_task(board.keep_time())
     ctx = None
     if server["coaps"]:  # DTLS: its files are checked like the config, never a plain fallback
         ctx, problems = use("firmware.coaps", lambda m: m.credentials(board, server))
@@ -69,6 +62,12 @@ async def boot(board):
         if problems:
             board.signal_error(*_led_of(board))
             return None
+    if not board.time_set():
+        if server["coaps"] and server["ca"]:  # mbedTLS checks the certificates' dates
+            log.warning("clock not set: certificate checks wait for NTP")
+            await board.keep_time()
+        else:  # telemetry goes out unstamped until NTP answers
+            asyncio.create_task(board.keep_time())
     payload = _payload(board, server)
     try:
         client = await _connect(server, ctx)
