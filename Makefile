@@ -6,7 +6,7 @@ MP := .venv/bin/micropython
 APT_PKGS := libcoap3-bin socat gcc-multilib chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help setup venv sysdeps web twin run test lint bench clean flash deploy provision fuzz soak mutants
+.PHONY: help setup venv sysdeps web twin run test lint bench clean flash deploy provision hwtest fuzz soak mutants
 
 # $(call need,VAR,example): stop before anything runs, naming the variable the target lacks
 need = $(if $(strip $($(1))),,$(error make $@ needs $(1)=$(2)))
@@ -84,6 +84,14 @@ provision: venv ## config, firmware and a first report: PORT= NAME= TOKEN= SSID=
 		$(if $(KEY),--provision-key "$(KEY)") $(if $(SECRET),--provision-secret "$(SECRET)") \
 		$(if $(SSID),--ssid "$(SSID)") $(if $(PASSWORD),--password "$(PASSWORD)") \
 		$(if $(SERVER),--server "$(SERVER)")
+
+# A board against tbsim on this host's LAN address: boot, telemetry, GPIO, a reset, a rolled
+# back update, as a pass/fail table (tools/hwtest.py): PORT= SSID= PASSWORD= [PIN=26] [HOST=]
+hwtest: venv ## check a real board against tbsim on this host: PORT= SSID= PASSWORD= [PIN=] [HOST=]
+	$(call need,PORT,$(PORT_HINT))
+	$(call need,SSID,<the Wi-Fi network name>)
+	@$(PY) -m tools.hwtest --port "$(PORT)" --ssid "$(SSID)" --password "$(PASSWORD)" \
+		$(if $(PIN),--pin $(PIN)) $(if $(HOST),--host $(HOST))
 
 # The long fuzz run (well over 1,000,000 inputs, about 15 minutes): the codec under CPython,
 # and server input into the device stack on the unix port (see tests/fuzz).

@@ -154,7 +154,17 @@ class App:
         values.update(mac=b.mac(), ip=b.ip(), free_heap=b.free_heap())
         values["reset_cause"] = b.reset_cause()
         values.update(self.gpio.states())
+        crashed = b.path("last_error")  # what ended the last run (firmware/crash.py)
+        try:
+            with open(crashed) as f:
+                values["last_error"] = f.read()
+        except OSError:
+            crashed = None
         await self._send_attributes(values)
+        if crashed:
+            import os
+
+            os.remove(crashed)
         s = self.cfg["server"]
         log.info("reporting to %s:%d" % (s["host"], s["port"]))  # tools/provision waits for it
 

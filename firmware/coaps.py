@@ -2,6 +2,8 @@
 # key files (paths relative to the board's root unless absolute) and reports each problem
 # with its key, like a config problem. Loaded only with server.coaps. Never puts a key or a
 # PSK into a message.
+import sys
+
 from coap.dtlscontext import context, der
 
 FILES = (
@@ -15,6 +17,11 @@ _ARG = {"ca": "ca", "pin": "pin", "client_cert": "cert", "client_key": "key"}
 
 def credentials(board, server):
     # -> (SSLContext, []) or (None, ["server.<key>: <problem>", ...])
+    import ssl
+
+    if not hasattr(ssl, "PROTOCOL_DTLS_CLIENT"):  # DTLS came with MicroPython 1.25
+        v = "%d.%d.%d" % sys.implementation.version[:3]
+        return None, ["server.coaps: MicroPython %s has no DTLS; coaps needs 1.25 or later" % v]
     problems = []
     data = {}
     for key, what in FILES:

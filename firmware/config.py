@@ -42,17 +42,7 @@ def _one(*vals):
     )
 
 
-def _pin(v):
-    if type(v) is not int or not 0 <= v <= 39:
-        return False
-    if 6 <= v <= 11:
-        return "%d is wired to the SPI flash on ESP32" % v
-    if v in (20, 24, 28, 29, 30, 31):
-        return "%d is not a GPIO on ESP32" % v
-    return True
-
-
-PIN = (_pin, "a GPIO number 0-39")
+PIN = (lambda v: type(v) is int and 0 <= v <= 48, "a GPIO number 0-48")  # chips.py: which
 ROM = (
     lambda v: type(v) is str and len(v) == 16 and all(c in "0123456789abcdefABCDEF" for c in v),
     "16 hex digits",
@@ -70,7 +60,7 @@ KIND = _one("chip_temp", "adc", "dht11", "dht22", "ds18b20", "sim")
 _KIND_ONLY = {"type": (KIND, REQ)}
 _DHT = {"type": (KIND, REQ), "pin": (PIN, REQ), "prefix": (STR, "")}
 SENSORS = {
-    "chip_temp": {"type": (KIND, REQ), "key": (TEXT, REQ)},
+    "chip_temp": {"type": (KIND, REQ), "key": (TEXT, REQ), "offset": (NUM, None)},
     "adc": {
         "type": (KIND, REQ),
         "key": (TEXT, REQ),
@@ -262,7 +252,7 @@ def _expected(t):
     return t[1] if type(t) is tuple else "an object" if type(t) is dict else "a list"
 
 
-def _rules(c, cfg, out, need_wifi):
+def _rules(c, cfg, out, need_wifi, chip):
     # checks across keys; c is the filled copy of cfg, with None where a problem is reported
     w, s = c["wifi"], c["server"]
     if need_wifi and w and w["ssid"] == "":
@@ -300,7 +290,7 @@ def _rules(c, cfg, out, need_wifi):
     if c["led"]:
         pins.append((c["led"]["pin"], "led.pin", "out"))
     if c["claim"]:
-        pins.append((c["claim"]["button_pin"], "claim.button_pin", "in"))
+        pins.append((c["claim"]["button_pin"], "claim.button_pin", "button"))
 
     keys = {}  # telemetry key -> the sensor that sends it
     buses = {}  # 1-Wire pin -> indexes of the ds18b20 sensors on it
@@ -342,16 +332,15 @@ def _rules(c, cfg, out, need_wifi):
                     % (i, pin)
                 )
 
+    from .chips import problem
+
     used = {}
     for pin, p, use in pins:
         if pin is None:
             continue
-        if pin >= 34 and use in ("out", "bus"):
-            out.append("%s: %d is input-only on ESP32, cannot be an output" % (p, pin))
-        elif pin < 32 and use == "adc":
-            out.append(
-                "%s: %d is not an ADC1 pin (32-39); ADC2 fails while Wi-Fi is on" % (p, pin)
-            )
+        why = problem(chip or "esp32", pin, use)  # the classic ESP32's rules by default
+        if why:
+            out.append("%s: %s" % (p, why))
         first = used.get(pin)
         if first is None:
             used[pin] = (p, use)
@@ -384,21 +373,22 @@ def _dtls(s, raw, out):
         )
 
 
-def _validate(cfg, need_wifi):
+def _validate(cfg, need_wifi, chip=None):
     if need_wifi is None:
         need_wifi = sys.platform == "esp32"
     out = []
     c = _check(cfg, SCHEMA, "", out)
     if c is not None:
-        _rules(c, cfg, out, need_wifi)
+        _rules(c, cfg, out, need_wifi, chip)
     out.sort()  # the same order on MicroPython, whose dicts are unordered
     return c, out
 
 
-def validate(cfg, need_wifi=None):
+def validate(cfg, need_wifi=None, chip=None):
     """Every problem in cfg, one string each: the key path and what it expects. An empty
-    wifi.ssid (no Wi-Fi) is a problem if need_wifi, which by default is true only on an ESP32."""
-    return _validate(cfg, need_wifi)[1]
+    wifi.ssid (no Wi-Fi) is a problem if need_wifi, which by default is true only on an ESP32.
+    Pins are checked for chip ("esp32s3", ... as board.chip says; default the classic ESP32)."""
+    return _validate(cfg, need_wifi, chip)[1]
 
 
 def defaults(t=SCHEMA):
@@ -413,8 +403,9 @@ def defaults(t=SCHEMA):
     return r
 
 
-def load(path, need_wifi=None):
-    """The settings in path, checked and with defaults filled in; raises ConfigError."""
+def load(path, need_wifi=None, chip=None):
+    """The settings in path, checked (pins for chip) and with defaults filled in; raises
+    ConfigError."""
     name = path
     try:
         data = _read(name)
@@ -431,7 +422,7 @@ def load(path, need_wifi=None):
         cfg = json.loads(data)
     except ValueError as e:
         raise ConfigError(["%s: invalid JSON (%s)" % (name, e)]) from None
-    c, problems = _validate(cfg, need_wifi)
+    c, problems = _validate(cfg, need_wifi, chip)
     if not problems and c["server"]["payload"] == "protobuf":
         problems = _check_schema(schema_path(path, c["server"]["schema"]))
     if problems:
@@ -485,9 +476,9 @@ def _dumps(cfg):
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def save(path, cfg, need_wifi=None):
+def save(path, cfg, need_wifi=None, chip=None):
     """Check cfg, then write it atomically: a power cut leaves the old file or the new one."""
-    problems = validate(cfg, need_wifi)
+    problems = validate(cfg, need_wifi, chip)
     if problems:
         raise ConfigError(problems)
     tmp = path + ".tmp"

@@ -1,8 +1,9 @@
 # doctor: what a technician needs to know about a board that does not report, from its REPL
 # (Ctrl-C stops the firmware first):
 #   >>> import firmware.doctor          the report; firmware.doctor.run() repeats it
-# config (secrets masked), Wi-Fi, the server (DNS, a CoAP ping, the token), the OTA partitions
-# and rollback state, free heap and flash. A module of its own, imported only on demand, so it
+# config (secrets masked), what this MicroPython and chip cannot do, the clock, Wi-Fi, the
+# server (DNS, a CoAP ping, the token), the OTA partitions and rollback state, free heap and
+# flash. A module of its own, imported only on demand, so it
 # costs nothing at boot. Also runs on the unix port in a simulated device's folder:
 #   micropython -c "import firmware.doctor"
 import asyncio
@@ -28,6 +29,7 @@ def run(board=None, out=print):
     out("coapboard doctor: %s, MicroPython %s" % (b.name, _version()))
     problems = 0
     cfg = _config(b, out)
+    problems += _port(b, cfg, out)
     if cfg is None:
         problems += 1
     elif not _wifi(b, cfg["wifi"], out):
@@ -50,7 +52,7 @@ def _config(b, out):
     from . import config
 
     try:
-        cfg = config.load(b.path("config.json"))
+        cfg = config.load(b.path("config.json"), chip=b.chip)
     except config.ConfigError as e:
         for p in e.problems:
             out("config   PROBLEM: %s" % p)
@@ -83,6 +85,41 @@ def _config(b, out):
     return cfg
 
 
+def _port(b, cfg, out):
+    # what this MicroPython and this chip cannot do, and what of it the config needs
+    import ssl
+
+    dtls = hasattr(ssl, "PROTOCOL_DTLS_CLIENT")  # DTLS came with MicroPython 1.25
+    psk = False
+    if dtls:
+        c = ssl.SSLContext(ssl.PROTOCOL_DTLS_CLIENT)
+        psk = hasattr(getattr(c, "_context", c), "psk_key")  # not in official builds
+    s = cfg["server"] if cfg else None
+    problem = None
+    if s and s["coaps"] and not dtls:
+        problem = "has no DTLS, which coaps needs: 1.25 or later has it"
+    elif s and s["coaps"] and s["psk_identity"] and not psk:
+        problem = "has no DTLS PSK, which server.psk_key needs: use server.ca or server.pin"
+    if problem:
+        out("port     PROBLEM: MicroPython %s %s" % (_version(), problem))
+    else:
+        out("port     MicroPython %s, chip: %s; DTLS %s, PSK %s" % (
+            _version(), b.chip or "none (simulation)",
+            "yes" if dtls else "no (1.25 or later has it)", "yes" if psk else "no"))  # fmt: skip
+    if b.chip == "esp32" and cfg:
+        for x in cfg["sensors"]:
+            if x["type"] == "chip_temp" and x.get("offset") is None:
+                out("         %s is raw on an ESP32 (%s_raw): chip_temp.offset makes it °C"
+                    % (x["key"], x["key"]))  # fmt: skip
+    if b.time_set():
+        out("clock    set")
+    else:
+        waits = s and s["coaps"] and s["ca"]
+        then = "certificate checks wait for it" if waits else "telemetry goes unstamped"
+        out("clock    not set: NTP has not answered; %s" % then)
+    return 1 if problem else 0
+
+
 def _wifi(b, wifi, out):
     if not wifi["ssid"]:
         out("wifi     none configured (unix port): the host's network, ip %s" % b.ip())
@@ -102,10 +139,15 @@ def _wifi(b, wifi, out):
 def _server(cfg, out):
     s = cfg["server"]
     host, port = s["host"], s["port"]
+    from coap.client import address
+
     try:
-        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
+        ai = address(host, port)
     except OSError as e:
         out("server   PROBLEM: DNS lookup of %s failed (%s)" % (host, e))
+        return 1
+    except ValueError as e:
+        out("server   PROBLEM: %s" % e)
         return 1
     where = "%s:%d (%s)" % (host, port, _ip(ai))
     got = _ping(ai)

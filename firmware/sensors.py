@@ -1,5 +1,7 @@
 # sensors: the "sensors" list of config.json, read through the board. Telemetry keys:
-#   chip_temp {key}                    key: °C
+#   chip_temp {key, offset}            key: °C where the chip measures °C (S2, S3, C3, C6); the
+#                                      classic ESP32 has an uncalibrated raw value only:
+#                                      key_raw, and with offset (°C) key: (raw-32)/1.8+offset
 #   adc {key, pin, atten=11, scale}    without scale, key: the raw read_u16() (0-65535); with
 #                                      scale [in_min, in_max, out_min, out_max], key: the raw
 #                                      value mapped linearly (not clamped) and key_raw: raw
@@ -21,9 +23,17 @@ class ChipTemp:
     def __init__(self, board, cfg):
         self.name = cfg["key"]
         self._board = board
+        self._offset = cfg.get("offset")
 
     async def read(self, values):
-        values[self.name] = round(self._board.chip_temperature(), 1)
+        t = self._board.chip_temperature()
+        if t is None:
+            raw = self._board.raw_temperature()
+            values[self.name + "_raw"] = raw
+            if self._offset is None:
+                return
+            t = (raw - 32) / 1.8 + self._offset
+        values[self.name] = round(t, 1)
 
 
 class Adc:

@@ -32,7 +32,7 @@ def with_config(job):
 
 async def boot(board):
     # -> (client, cfg, updates, payload) for app.App, or None when the firmware cannot run
-    cfg, problems = with_config(lambda config: config.load(config_path(board)))
+    cfg, problems = with_config(lambda config: config.load(config_path(board), chip=board.chip))
     if problems:
         for problem in problems:
             log.error("config:", problem)
@@ -64,8 +64,19 @@ async def boot(board):
         if problems:
             board.signal_error(*_led_of(board))
             return None
+    if not board.time_set():
+        if server["coaps"] and server["ca"]:  # mbedTLS checks the certificates' dates
+            log.warning("clock not set: certificate checks wait for NTP")
+            await board.keep_time()
+        else:  # telemetry goes out unstamped until NTP answers
+            asyncio.create_task(board.keep_time())
     payload = _payload(board, server)
-    client = await _connect(server, ctx)
+    try:
+        client = await _connect(server, ctx)
+    except ValueError as e:  # a server this board cannot reach at all
+        log.error("config: server.host:", e)
+        board.signal_error(*_led_of(board))
+        return None
     if not cfg.get("token") and not server["client_cert"]:  # X.509 devices go without
         cfg = await provision(board, client, cfg, payload)
     return client, cfg, updates, payload
@@ -125,7 +136,7 @@ async def provision(board, client, cfg, payload=None):
             log.error("provisioning failed:", e)
             await asyncio.sleep_ms(backoff.next())
     cfg["token"] = creds["credentialsValue"]
-    _, problems = with_config(lambda config: config.save(config_path(board), cfg))
+    _, problems = with_config(lambda config: config.save(config_path(board), cfg, chip=board.chip))
     if problems:
         raise ValueError("provisioned config not saved: %s" % problems)
     log.info("provisioned; token stored in config.json")

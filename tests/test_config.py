@@ -178,12 +178,12 @@ BAD = [
     (
         "pin out of range",
         gpio(dict(OUT, pin=40)),
-        ["gpio[0].pin: expected a GPIO number 0-39, got 40"],
+        ["gpio[0].pin: 40 is not a GPIO on ESP32"],
     ),
     (
         "pin as string",
         gpio(dict(OUT, pin="26")),
-        ['gpio[0].pin: expected a GPIO number 0-39, got "26"'],
+        ['gpio[0].pin: expected a GPIO number 0-48, got "26"'],
     ),
     (
         "direction",
@@ -229,7 +229,7 @@ BAD = [
     (
         "led without pin",
         cfg(led={"invert": True}),
-        ["led.pin: missing, expected a GPIO number 0-39"],
+        ["led.pin: missing, expected a GPIO number 0-48"],
     ),
     ("sensors not a list", cfg(sensors={}), ["sensors: expected a list, got {}"]),
     ("sensor not an object", sensors("adc"), ['sensors[0]: expected an object, got "adc"']),
@@ -256,7 +256,7 @@ BAD = [
     (
         "adc on ADC2",
         sensors({"type": "adc", "key": "v", "pin": 25}),
-        ["sensors[0].pin: 25 is not an ADC1 pin (32-39); ADC2 fails while Wi-Fi is on"],
+        ["sensors[0].pin: 25 is not an ADC1 pin on ESP32 (32-39); ADC2 fails while Wi-Fi is on"],
     ),
     (
         "adc atten",
@@ -539,3 +539,43 @@ def test_mask():
     assert c["token"] == "A1B2C3D4E5F6G7H8I9J0" and c["wifi"]["password"].startswith("correct")
     assert config.mask(BASE)["wifi"]["password"] == "…"  # short: nothing shown
     assert config.mask({"token": ""}) == {"token": ""}
+
+
+@pytest.mark.parametrize(
+    "chip, changes, want",
+    [
+        ("esp32s3", gpio(dict(OUT, pin=40)), []),  # no such pin on the classic ESP32
+        ("esp32s3", gpio(dict(OUT, pin=34)), []),  # an output there
+        ("esp32c3", gpio(dict(OUT, pin=25)), ["gpio[0].pin: 25 is not a GPIO on ESP32-C3"]),
+        (
+            "esp32c3",
+            sensors({"type": "adc", "key": "soil", "pin": 34}),
+            ["sensors[0].pin: 34 is not a GPIO on ESP32-C3"],
+        ),
+        (
+            "esp32c6",
+            sensors({"type": "adc", "key": "soil", "pin": 9}),
+            [
+                "sensors[0].pin: 9 is not an ADC1 pin on ESP32-C6 (0-6);"
+                " ADC2 fails while Wi-Fi is on"
+            ],
+        ),
+        ("esp32s2", sensors({"type": "adc", "key": "soil", "pin": 3}), []),
+        (
+            "esp32s2",
+            gpio(dict(OUT, pin=46)),
+            ["gpio[0].pin: 46 is input-only on ESP32-S2, cannot be an output"],
+        ),
+        (
+            "esp32",
+            cfg(claim={"button_pin": 35}),
+            [
+                "claim.button_pin: 35 has no pull-up on ESP32, a button there needs one:"
+                " expected another pin"
+            ],
+        ),
+        ("esp32c3", cfg(claim={"button_pin": 9}), []),  # the C3's BOOT button
+    ],
+)
+def test_pins_are_checked_for_the_chip_the_board_reports(chip, changes, want):
+    assert config.validate(changes, need_wifi=False, chip=chip) == want

@@ -1,5 +1,7 @@
 # simboot.py: what MicroPython does at power on, for the unix port: run boot.py, then main.py
-# (tools/simdevice.py starts every boot of a simulated device through this).
+# (tools/simdevice.py starts every boot of a simulated device through this). As on an ESP32, an
+# error main.py lets through is not a reset (ports/esp32/main.c goes on to the REPL): the process
+# ends with status 1 and the supervisor does not start it again.
 import sys
 
 try:

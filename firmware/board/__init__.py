@@ -12,12 +12,17 @@
 #   led(num, invert=False)     an output pin starting off, or None when num is None
 #   signal_error(pin=LED_PIN, invert=False)  blink the LED in the background: bad config
 #   adc(pin, atten_db) -> .read_u16()          atten_db one of 0, 2.5, 6, 11
-#   chip_temperature() -> float                °C
+#   chip                       "esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6" ... as the
+#                              board reports it, or None (the unix simulation's own rules)
+#   chip_temperature() -> float °C, or None where the chip gives no °C (the classic ESP32)
+#   raw_temperature() -> int   the classic ESP32's uncalibrated value, or None on other chips
 #   dht(pin, kind) -> .measure() .temperature() .humidity()     kind "dht11" or "dht22"
 #   ds18b20(pin) -> .convert(); wait .wait_ms (await it); .read() -> [(rom_hex, °C), ...]
 #   async connect(ssid, password)  returns once joined; retries with exponential backoff
 #   isconnected() -> bool; ip() -> str; mac() -> "aa:bb:..."; unique_id() -> hex str
-#   async sync_time(); time_set() -> bool (the clock is right); now_ms() -> epoch ms (int)
+#   async sync_time()          one NTP attempt; a failure is logged, never raised
+#   async keep_time()          NTP again with backoff until the clock is right
+#   time_set() -> bool (the clock is right); now_ms() -> epoch ms (int)
 #   reset(); deepsleep(ms)     neither returns
 #   reset_cause() -> "power_on" | "hard_reset" | "watchdog" | "deepsleep" | "soft_reset"
 #                    | "brownout" | "unknown"
@@ -52,10 +57,17 @@ def get(root=None):
     return Board(root)
 
 
+def soft_reset():
+    # boot.py runs again after a soft reset (Ctrl-D, or mpremote entering the raw REPL), with
+    # no bootloader in between: True then
+    return get().reset_cause() == "soft_reset"
+
+
 class Base:
     # What both boards share. A board provides _join(ssid, password) -> bool (awaitable).
     backoff_ms = 1000  # first wait after a failed join; doubles up to backoff_max_ms
     backoff_max_ms = 60000
+    chip = None  # a board that is no particular chip (the unix simulation's default)
 
     def __init__(self):
         self.log = Log("board")
@@ -67,6 +79,16 @@ class Base:
             await asyncio.sleep_ms(delay)
             delay = min(delay * 2, self.backoff_max_ms)
         self.log.info("network up, ip", self.ip())
+
+    async def keep_time(self):
+        # after a failed NTP attempt: again after 2 s, doubling to 5 min, until the clock is set
+        delay = 2000
+        while not self.time_set():
+            await asyncio.sleep_ms(delay)
+            delay = min(delay * 2, 300000)
+            await self.sync_time()
+            if self.time_set():
+                self.log.info("clock set by NTP")
 
     def path(self, name):
         # the file name in root (config.json, the spool, ota.json, ...); an absolute name as is

@@ -39,6 +39,13 @@ class Board(Base):
         self._blinker = None
 
     @property
+    def chip(self):
+        # os.uname().machine is "<board> with <MCU>", e.g. "Generic ESP32 module with ESP32"
+        import os
+
+        return os.uname().machine.rsplit(" with ", 1)[-1].lower()
+
+    @property
     def partition(self):
         return esp32.Partition
 
@@ -68,8 +75,12 @@ class Board(Base):
         return a
 
     def chip_temperature(self):
-        f = getattr(esp32, "mcu_temperature", None)  # S2, S3, C3; the ESP32 has raw (°F) only
-        return f() if f else (esp32.raw_temperature() - 32) / 1.8
+        f = getattr(esp32, "mcu_temperature", None)  # S2, S3, C3, C6: calibrated, in °C
+        return f() if f else None
+
+    def raw_temperature(self):
+        f = getattr(esp32, "raw_temperature", None)  # the classic ESP32: a raw register value
+        return f() if f else None
 
     def dht(self, pin, kind):
         import dht
@@ -117,15 +128,14 @@ class Board(Base):
     async def sync_time(self):
         import ntptime
 
-        for _ in range(3):
-            try:
-                ntptime.settime()  # blocks for at most its 1 s socket timeout
-                return
-            except OSError as e:  # no answer: telemetry goes out without timestamps
-                self.log.warning("ntp:", e)
-                await asyncio.sleep_ms(2000)
+        try:
+            ntptime.settime()  # blocks for at most its 1 s socket timeout
+        except (OSError, ValueError) as e:  # no answer, or a short one (ntptime unpacks it)
+            self.log.warning("ntp:", repr(e))
 
     def time_set(self):
+        # the RTC starts at 2000-01-01 (ports/esp32/main.c) and keeps its time across resets
+        # and deep sleep, not across a power cut
         return time.gmtime()[0] >= 2024
 
     # --- power

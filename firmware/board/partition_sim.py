@@ -59,6 +59,12 @@ def boot(root=None, size=None):
     if size is not None:
         _size = size
     recs = _records()
+    if recs[0][0] == recs[1][0] == UNDEFINED:
+        # both records blank and no factory app: ESP-IDF's bootloader boots ota_0 and, with
+        # rollback enabled, records it as seq 1, valid (bootloader_utility.c,
+        # bootloader_utility_get_selected_boot_partition), so an update writes the other record
+        _put(0, 1, VALID)
+        recs[0] = (1, VALID)
     for i, r in enumerate(recs):
         if r[1] == PENDING_VERIFY:  # booted once and never confirmed: roll back
             _put(i, r[0], ABORTED)

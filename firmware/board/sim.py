@@ -9,8 +9,13 @@
 #                  "fail" makes that read raise OSError; absent keys get plausible made-up
 #                  values (a 1-Wire bus: one DS18B20, the one the sample config.json names)
 #   network.json   read by the board: {"up": false} keeps the network down, {"clock": false}
-#                  leaves the clock unset; both default true
+#                  leaves the clock unset, {"ntp": false} keeps NTP from answering; all
+#                  default true
 #   reset_cause    written by the supervisor before each start, default "power_on"
+#   board.json     read at start: {"chip": "esp32"} makes the board that chip (its pins, its
+#                  chip temperature: raw only on the classic ESP32; its clock unset until NTP
+#                  answers), as an ESP32 reports it; without it the simulation has no chip's
+#                  limits and the host's clock
 #   sleep.json     written by deepsleep(): {"ms": 60000}
 #   ota_0.bin, ota_1.bin, otadata.bin   the app partitions and otadata (partition_sim.py),
 #                  created on first use as a serial flash leaves them; every process start is a
@@ -39,6 +44,8 @@ class Board(Base):
         self._booted = None  # the app slot the simulated bootloader chose
         self._seed = 12345  # the made-up sensor values are the same on every run
         self._id = binascii.crc32(root.encode()).to_bytes(4, "big")
+        self.chip = self._load("board.json").get("chip")
+        self._ntp = self.chip is None  # a chip's clock starts at 2000-01-01 (ports/esp32/main.c)
 
     @property
     def partition(self):
@@ -95,7 +102,10 @@ class Board(Base):
         return SimSensor(self, "adc:%d" % pin)
 
     def chip_temperature(self):
-        return self._reading("chip_temp", 40, 50)
+        return None if self.chip == "esp32" else self._reading("chip_temp", 40, 50)
+
+    def raw_temperature(self):
+        return int(self._reading("chip_raw", 100, 140)) if self.chip == "esp32" else None
 
     def dht(self, pin, kind):
         return SimSensor(self, "dht:%d" % pin)
@@ -121,10 +131,13 @@ class Board(Base):
         return binascii.hexlify(self._id).decode()
 
     async def sync_time(self):
-        pass  # the host's clock is right
+        if self._load("network.json").get("ntp", True):
+            self._ntp = True
+        else:
+            self.log.warning("ntp:", repr(OSError(110)))  # ETIMEDOUT, as ntptime raises it
 
     def time_set(self):
-        return self._load("network.json").get("clock", True)
+        return self._ntp and self._load("network.json").get("clock", True)
 
     # --- power
 

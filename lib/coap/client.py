@@ -367,7 +367,9 @@ class Observation(Exchange):
 class Client:
     # One peer, one socket for the life of the client (ThingsBoard keys observe relations by
     # IP:port). sock: a connected, non-blocking UDP socket (or a DTLS-wrapped one) with
-    # write(buf, n) and recv(n).
+    # write(buf, n) and recv(n). An ESP32 socket that received a 0-byte datagram is closed for
+    # good (recv returns b"" from then on): reopen() makes a new one, and on_reopen (if set)
+    # hears of it, since the server sees a new port.
 
     def __init__(
         self,
@@ -379,8 +381,11 @@ class Client:
         response_timeout=30000,
         token_len=4,
         log=None,
+        reopen=None,
     ):
         self.sock = sock
+        self.reopen = reopen
+        self.on_reopen = None
         self.max_size = max_size
         self.ack_timeout = ack_timeout
         self._spread = int(ack_timeout * (random_factor - 1))
@@ -468,11 +473,11 @@ class Client:
         self._write(c, 4)
 
     async def _read_loop(self):
-        sock = self.sock
         rx_once = self._rx_once
         while True:
             # one datagram per wake-up: poll reports the next one at once, and reading on
             # to EAGAIN would cost an exception object every time
+            sock = self.sock
             yield core._io_queue.queue_read(sock)
             if rx_once(sock) is None:  # out of memory: let the other tasks free some first
                 await asyncio.sleep_ms(50)
@@ -491,6 +496,9 @@ class Client:
             return None
         if data is None:  # nothing waiting
             return False
+        if not data:  # a 0-byte datagram: on an ESP32 this socket is closed now
+            self._reopen()
+            return False
         self.stats["rx"] += 1
         try:
             self._received(data)
@@ -498,6 +506,15 @@ class Client:
             self._log("datagram handling failed:", repr(e))
         self._view.buf = b""  # an exchange took the datagram, or nobody needs it any more
         return True
+
+    def _reopen(self):
+        if self.reopen is None:
+            return
+        self._log("empty datagram: the socket is closed, a new one takes over")
+        old, self.sock = self.sock, self.reopen()
+        old.close()
+        if self.on_reopen:
+            self.on_reopen()
 
     def _received(self, data):
         # data: the datagram as recv returned it, parsed where it is
@@ -551,11 +568,22 @@ class Client:
             ex._deliver(v)
 
 
-def udp_socket(host, port):
-    # a fresh non-blocking UDP socket connected to host:port (IPv4 or IPv6)
+def address(host, port):
+    # getaddrinfo's first entry with an address to connect to. The ESP32's fills one in for
+    # IPv4 only (None for IPv6): a host without one raises ValueError (no retry helps)
     import socket
 
-    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
+    for ai in socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM):
+        if ai[-1] is not None:
+            return ai
+    raise ValueError("%s has no IPv4 address (an ESP32 reaches IPv4 only)" % host)
+
+
+def udp_socket(host, port):
+    # a fresh non-blocking UDP socket connected to host:port
+    import socket
+
+    ai = address(host, port)
     s = socket.socket(ai[0], socket.SOCK_DGRAM)
     s.connect(ai[-1])
     s.setblocking(False)
@@ -564,4 +592,4 @@ def udp_socket(host, port):
 
 def connect(host, port=5683, **kw):
     # A Client on a fresh UDP socket connected to host:port. For coaps: coap.dtls.connect.
-    return Client(udp_socket(host, port), **kw)
+    return Client(udp_socket(host, port), reopen=lambda: udp_socket(host, port), **kw)

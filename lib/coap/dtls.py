@@ -63,13 +63,22 @@ class _Link(io.IOBase):
     def __init__(self, sock):
         self.sock = sock
         self.size = _HANDSHAKE
+        self.no_ram = False  # the last read could not allocate: DtlsSocket.recv raises it
+        self.closed = False  # recv gave b"": on an ESP32 the socket reads nothing more
 
     def readinto(self, buf):
-        # mbedTLS offers its whole input buffer (16 KB) each time
+        # mbedTLS offers its whole input buffer (16 KB) each time. Nothing may raise here: an
+        # exception would unwind through mbedTLS and leave its session state broken
         try:
             data = self.sock.recv(min(len(buf), self.size))
         except OSError as e:
             return None if e.errno in (EAGAIN, ETIMEDOUT) else -e.errno
+        except MemoryError:  # recv allocates first: the datagram stays queued
+            self.no_ram = True
+            return None
+        if not data:  # a 0-byte datagram: the socket is closed now (DtlsSocket.recv)
+            self.closed = True
+            return None
         buf[: len(data)] = data
         return len(data)
 
@@ -137,7 +146,8 @@ class DtlsSocket(io.IOBase):
         ss = self._ss
         if ss is None:  # no session: drain, or the socket stays readable
             try:
-                self.sock.recv(n)
+                if self.sock.recv(n) == b"":
+                    return b""  # closed: the Client opens a new one
             except OSError:
                 pass
             return None
@@ -151,6 +161,11 @@ class DtlsSocket(io.IOBase):
         except ValueError as e:  # a certificate check failed
             self._fail(e)
             return None
+        if self._link.closed:  # as a closed UDP socket says it: the Client opens a new one
+            return b""
+        if self._link.no_ram:  # the reader's to handle, as on a plain socket
+            self._link.no_ram = False
+            raise MemoryError("DTLS read")
         if data is None:  # nothing for us (maybe the handshake moved on)
             if not self.up:
                 self._flush()
@@ -292,5 +307,7 @@ def connect(host, port=5684, ctx=None, hostname=None, dtls_log=None, **kw):
     # host); dtls_log receives the session's events; other keywords go to Client.
     from .client import Client, udp_socket
 
-    sock = DtlsSocket(udp_socket(host, port), ctx, hostname or host, dtls_log)
-    return Client(sock, **kw)
+    def dtls_socket():
+        return DtlsSocket(udp_socket(host, port), ctx, hostname or host, dtls_log)
+
+    return Client(dtls_socket(), reopen=dtls_socket, **kw)

@@ -2,9 +2,10 @@
 # A software update (an app bundle, firmware/bundle.py) unpacks into apps/a or apps/b; the
 # deployed files (/lib, /firmware) are the factory slot "". apps/slot.json says which runs:
 #   {"run": "a", "prev": "", "state": "new" | "trying" | "valid"}
-# choose(), from boot.py at every boot, puts the running slot first on sys.path. A slot that
-# was set "new" runs once as "trying"; if it is still "trying" at the next boot it never
-# confirmed itself, so the previous slot runs again: as esp32.Partition's rollback does.
+# choose(), from boot.py at every boot and soft reset, puts the running slot first on
+# sys.path. A slot that was set "new" runs once as "trying"; if it is still "trying" at the
+# next boot it never confirmed itself, so the previous slot runs again: as esp32.Partition's
+# rollback does. A soft reset is no boot (no bootloader ran): it changes nothing.
 import json
 import os
 import sys
@@ -30,16 +31,21 @@ def _write(root, st):
 _APP = ("firmware", "coap", "thingsboard", "ota")  # the packages a slot holds
 
 
-def choose(root=""):
-    # at boot: apply the rollback rule, then make the running slot's files win imports
+def choose(root="", soft=False):
+    # at boot: apply the rollback rule, then make the running slot's files win imports. After
+    # a soft reset (boot.py runs again, no bootloader did) the slot that ran goes on as it was
     st = read(root)
-    if st["state"] == "trying":  # booted once and never confirmed: back to the previous one
-        st = _abandon(root, st, "it never confirmed itself")
+    run = st["run"]
+    if soft:
+        if st["state"] == "new":  # installed during this boot: it starts at the next one
+            run = st["prev"]
+    elif st["state"] == "trying":  # booted once and never confirmed: back to the previous one
+        run = _abandon(root, st, "it never confirmed itself")["run"]
     elif st["state"] == "new":
         st["state"] = "trying"
         _write(root, st)
-    _use(root, st["run"])
-    return st["run"]
+    _use(root, run)
+    return run
 
 
 def rollback(reason, root=""):

@@ -36,6 +36,7 @@ class Device:
 
     def __init__(self, client, token, observe_refresh=300000, log=None, payload=None):
         self.client = client
+        client.on_reopen = self.reconnected  # a new socket: the server sees a new port
         self.payload = payload or jsonpayload
         self.token = token
         self.observe_refresh = observe_refresh

@@ -138,3 +138,170 @@ class RAMDisk:
     def _snap(self):
         if self.snaps is not None:
             self.snaps.append(bytes(self.data))
+
+
+# --- What MicroPython's ESP32 port gives the firmware where the unix port is kinder. Each
+# stand-in follows the source of MicroPython v1.28.0 (or the release named) at the place cited.
+
+
+def ssl_before_dtls():
+    # ssl of MicroPython 1.24 and older: no PROTOCOL_DTLS_CLIENT, which came with DTLS in 1.25
+    # (extmod/modtls_mbedtls.c, commit 321b30ca56), so reading it raises AttributeError
+    import ssl
+
+    class Ssl:
+        pass
+
+    old = Ssl()
+    for name in dir(ssl):
+        if not name.startswith("PROTOCOL_DTLS"):
+            setattr(old, name, getattr(ssl, name))
+    return old
+
+
+class Esp32Socket:
+    # The ESP32's socket module (ports/esp32/modsocket.c) for a table of host names:
+    # Esp32Socket({"name": ["192.0.2.1", "2001:db8::1"]}). getaddrinfo lists every address lwIP
+    # resolved but fills in only an IPv4 one, as ("a.b.c.d", port); any other is None
+    # (esp32_socket_getaddrinfo). connect() reads its address with _socket_getaddrinfo, so None
+    # raises TypeError. An unknown name raises OSError(-2) (_getaddrinfo_inner).
+    AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM = 2, 10, 1, 2
+
+    def __init__(self, hosts, clock=None, peer=None):
+        self.hosts = hosts
+        self.clock = clock
+        self.peer = peer  # peer(sock, data): the test script, for every socket made
+        self.made = []
+
+    def getaddrinfo(self, host, port, af=0, type=0, proto=0, flags=0):
+        if host not in self.hosts:
+            raise OSError(-2)
+        out = []
+        for a in self.hosts[host]:
+            v4 = ":" not in a
+            fam = self.AF_INET if v4 else self.AF_INET6
+            out.append((fam, type or self.SOCK_STREAM, 0, "", (a, port) if v4 else None))
+        return out
+
+    def socket(self, af=AF_INET, type=SOCK_STREAM, proto=0):
+        s = Esp32UdpSocket(af, self.clock)
+        if self.peer:
+            s.on_send = lambda data: self.peer(s, data)
+        self.made.append(s)
+        return s
+
+
+SPIN = 100  # reads of a closed socket that count as a read loop spinning
+
+
+class Esp32UdpSocket(FakeSocket):
+    # A UDP socket of the ESP32 port (ports/esp32/modsocket.c), the peer a test script as for
+    # FakeSocket. recv(n) allocates its n bytes on the GC heap before it reads, even when it
+    # then raises EAGAIN (_socket_recvfrom: vstr_init_len): with `free` set, an n above it
+    # raises MemoryError and the datagram stays queued. A datagram of 0 bytes marks the socket
+    # closed (socket_stream_read: SOCKET_STATE_PEER_CLOSED): every later recv returns b""
+    # without reading, while poll, which asks lwIP, still reports what is queued as readable.
+    def __init__(self, af=2, clock=None):
+        super().__init__(clock or Clock())
+        self.af = af
+        self.peer = None
+        self.blocking = True
+        self.free = None  # bytes the GC heap can still give at once (None: plenty)
+        self.asked = []  # every n recv was called with
+        self.peer_closed = False
+        self.closed_reads = 0
+
+    def connect(self, addr):
+        host, port = addr  # TypeError for None, as mp_obj_get_array_fixed_n raises
+        self.peer = (host, port)
+
+    def setblocking(self, flag):
+        self.blocking = flag
+
+    def recv(self, n):
+        self.asked.append(n)
+        if self.free is not None and n > self.free:
+            raise MemoryError("memory allocation failed, allocating %d bytes" % n)
+        if self.peer_closed:
+            self.closed_reads += 1
+            if self.closed_reads > SPIN:  # a test must end: the reader would spin for ever
+                raise RuntimeError("recv on a closed socket %d times: spinning" % SPIN)
+            return b""
+        data = super().recv(n)
+        if not data:
+            self.peer_closed = True
+        return data
+
+
+class DtlsContext:
+    # ssl.SSLContext(PROTOCOL_DTLS_CLIENT) as extmod/modtls_mbedtls.c makes it, far enough for
+    # coap/dtls.py: wrap_socket(link, ...) -> DtlsSession; the handshake completes at once.
+    def wrap_socket(self, link, server_hostname=None, do_handshake_on_connect=True):
+        return DtlsSession(link)
+
+
+class DtlsSession:
+    # A session's reads: mbedTLS offers the transport its whole input buffer (16384 B in
+    # ESP-IDF's config; library/ssl_msg.c) through _mbedtls_ssl_recv, which calls the Python
+    # readinto (py/modio.c iobase_read_write): None is WANT_READ, 0 is the end of the
+    # connection (MBEDTLS_ERR_SSL_CONN_EOF), and an exception unwinds through mbedTLS without
+    # its state being put right, so this session is unusable afterwards. Records are the
+    # datagrams as they are (no encryption here).
+    def __init__(self, link):
+        self.link = link
+        self.inbuf = bytearray(16384)  # mbedTLS's, outside the GC heap on an ESP32
+        self.broken = False
+
+    def write(self, buf, n=None):
+        return len(buf) if n is None else n
+
+    def recv(self, n):
+        if self.broken:
+            raise OSError(-0x6C00)  # MBEDTLS_ERR_SSL_INTERNAL_ERROR
+        try:
+            r = self.link.readinto(self.inbuf)
+        except BaseException:
+            self.broken = True
+            raise
+        if r is None:
+            return None
+        if r < 0:
+            raise OSError(-r)
+        if r == 0:
+            raise OSError(-0x7280)  # MBEDTLS_ERR_SSL_CONN_EOF
+        return bytes(self.inbuf[: min(r, n)])
+
+    def cipher(self):
+        return ("TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8", "DTLSv1.2", 128)
+
+    def close(self):
+        pass
+
+
+class Ntptime:
+    # micropython-lib's ntptime (micropython/net/ntptime/ntptime.py): settime() raises OSError
+    # when the server does not answer within its 1 s timeout, and ValueError when the answer is
+    # shorter than 48 bytes (struct.unpack of msg[40:44]). replies: what each call meets, in
+    # turn: "timeout", "short" or "ok"; set: the clock was set.
+    def __init__(self, *replies):
+        self.replies = list(replies)
+        self.set = False
+
+    def settime(self):
+        r = self.replies.pop(0) if self.replies else "ok"
+        if r == "timeout":
+            raise OSError(110)  # ETIMEDOUT
+        if r == "short":
+            raise ValueError("buffer too small")
+        self.set = True
+
+
+class Esp32Module:
+    # esp32 of a chip (ports/esp32/modesp32.c): on the classic ESP32 only raw_temperature(),
+    # an uncalibrated register value (CONFIG_IDF_TARGET_ESP32); on the S2, S3, C3 and C6 only
+    # mcu_temperature(), in °C from ESP-IDF's calibrated temperature_sensor driver.
+    def __init__(self, chip="esp32", value=113):
+        if chip == "esp32":
+            self.raw_temperature = lambda: value
+        else:
+            self.mcu_temperature = lambda: value

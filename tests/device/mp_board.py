@@ -169,6 +169,20 @@ def test_network_json_takes_the_network_down_and_unsets_the_clock():
     assert not b.isconnected() and not b.time_set()
 
 
+def test_a_chip_s_clock_is_unset_until_ntp_answers_as_on_an_esp32():
+    b = scratch()
+    write(b, "board.json", {"chip": "esp32s3"})
+    b = sim.Board(b.root)
+    b.log = Recorder()
+    assert not b.time_set()  # 2000-01-01 after a power-on (ports/esp32/main.c)
+    write(b, "network.json", {"ntp": False})
+    asyncio.run(b.sync_time())
+    assert not b.time_set() and b.log.lines[-1].startswith("ntp: ")
+    write(b, "network.json", {})
+    asyncio.run(b.sync_time())
+    assert b.time_set()
+
+
 def test_connect_retries_with_exponential_backoff_until_the_network_is_up():
     clock = fakes.install()
     b = scratch()
@@ -234,11 +248,14 @@ def test_signal_error_lights_the_led():
 
 # --- firmware/board/esp32.py on fake hardware modules (put in sys.modules for this process):
 # not the real drivers, but the board's own logic runs: pin levels, joins, causes, sensors.
+# The names each fake offers are those of MicroPython v1.28.0's ESP32 port, cited per class;
+# the values of the constants are the fakes' own (the board uses them by name only).
 
 import machine  # noqa: E402
 
 
 class FakePin(machine.PinBase):
+    # machine.Pin(id, mode, pull, value=) with IN, OUT, PULL_UP (ports/esp32/machine_pin.c)
     IN, OUT, PULL_UP = 1, 3, 2
     made = []
 
@@ -254,6 +271,7 @@ class FakePin(machine.PinBase):
 
 
 class FakeADC:
+    # machine.ADC(pin).atten(ATTN_*) (ports/esp32/machine_adc.c)
     ATTN_0DB, ATTN_2_5DB, ATTN_6DB, ATTN_11DB = 10, 12, 16, 21
 
     def __init__(self, pin):
@@ -264,6 +282,7 @@ class FakeADC:
 
 
 class FakeMachine:
+    # reset_cause() and its constants, reset, deepsleep, unique_id (ports/esp32/modmachine.c)
     Pin = FakePin
     Signal = machine.Signal
     ADC = FakeADC
@@ -289,6 +308,8 @@ class FakeMachine:
 
 
 class FakeWLAN:
+    # network.WLAN(STA_IF): active, connect, isconnected, ifconfig, config("mac")
+    # (ports/esp32/network_wlan.c)
     refusals = 0  # connect() calls that do not join
 
     def __init__(self, iface):
@@ -319,12 +340,15 @@ class FakeNetwork:
 
 
 class FakeEsp32:
+    # the classic ESP32's esp32 module: raw_temperature() only (ports/esp32/modesp32.c)
     @staticmethod
     def raw_temperature():
         return 113  # °F, like the classic ESP32
 
 
 class FakeDS18X20:
+    # ds18x20.DS18X20(onewire.OneWire(pin)): scan, convert_temp, read_temp (micropython-lib,
+    # micropython/drivers/sensor/ds18x20)
     def __init__(self, ow):
         self.pin = ow.pin
         self.converted = 0
@@ -342,16 +366,6 @@ class FakeDS18X20:
 class FakeOneWire:
     def __init__(self, pin):
         self.pin = pin
-
-
-class FakeNtp:
-    failures = 2
-
-    @staticmethod
-    def settime():
-        FakeNtp.failures -= 1
-        if FakeNtp.failures >= 0:
-            raise OSError(110)
 
 
 class FakeDht:
@@ -374,7 +388,7 @@ def esp32_board():
         dht=FakeDht,
         onewire=OneWireModule,
         ds18x20=DS18X20Module,
-        ntptime=FakeNtp,
+        ntptime=fakes.Ntptime(),
     )
     from firmware.board import esp32
 
@@ -417,11 +431,11 @@ def test_esp32_join_gives_each_attempt_its_time_then_backs_off():
 
 
 def test_esp32_identity_time_power_and_sensors():
-    clock = fakes.install()
+    fakes.install()
     b = esp32_board()
     assert (b.name, b.root) == ("esp32", "/")
     assert b.mac() == "24:0a:c4:01:02:fe" and b.unique_id() == "240ac4010203"
-    assert b.chip_temperature() == 45.0
+    assert (b.chip_temperature(), b.raw_temperature()) == (None, 113)
     assert b.reset_cause() == "watchdog"
     FakeMachine.cause = 0
     assert b.reset_cause() == "unknown"
@@ -434,6 +448,36 @@ def test_esp32_identity_time_power_and_sensors():
     assert b.ds18b20(5) is bus and bus.wait_ms == 750
     bus.convert()
     assert bus.read() == [("28ff4a7c91160345", 21.5)]
-    asyncio.run(b.sync_time())  # fails twice, 2 s apart, then sets the clock
-    assert FakeNtp.failures == -1 and 4000 <= clock.now() < 4100
-    assert len(b.log.lines) == 2
+
+
+def test_esp32_ntp_failures_of_either_kind_are_logged_and_retried_with_backoff():
+    clock = fakes.install()
+    b = esp32_board()
+    ntp = sys.modules["ntptime"] = fakes.Ntptime("timeout", "short", "timeout")
+    b.time_set = lambda: ntp.set
+    asyncio.run(b.sync_time())  # one attempt, at boot: it times out
+    assert not ntp.set and len(b.log.lines) == 1
+    asyncio.run(b.keep_time())  # then again after 2, 4 and 8 s: a short reply, a timeout, ok
+    assert ntp.set and 14000 <= clock.now() < 14100
+    got = [line.split(":")[0] for line in b.log.lines[1:]]
+    assert got == ["ntp", "ntp", "clock set by NTP"], b.log.lines
+
+
+def test_esp32_chip_temperature_is_celsius_only_where_the_chip_gives_celsius():
+    from firmware import sensors
+
+    def read(chip, value, **cfg):
+        b = esp32_board()
+        mod = sys.modules["firmware.board.esp32"]
+        mod.esp32 = fakes.Esp32Module(chip, value)
+        try:
+            values = {}
+            cfg.update(type="chip_temp", key="chip")
+            asyncio.run(sensors.build(b, [cfg])[0].read(values))
+            return values
+        finally:
+            mod.esp32 = FakeEsp32
+
+    assert read("esp32s3", 41.26) == {"chip": 41.3}
+    assert read("esp32", 128) == {"chip_raw": 128}  # uncalibrated: no °C made up from it
+    assert read("esp32", 113, offset=-20.5) == {"chip_raw": 113, "chip": 24.5}

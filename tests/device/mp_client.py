@@ -279,10 +279,11 @@ async def test_malformed_datagrams_dropped_device_keeps_working():
         reply(sock, ACK, CREATED, m.mid, m.token)
 
     _, sock, client = setup(peer)
-    for junk in (b"", b"\x40", b"\x4f\x01\x00\x01", b"\x80\x01\x00\x01", b"\x40\x45\x00\x01\xff"):
+    # (an empty datagram closes an ESP32 socket: tests/device/mp_esp32.py)
+    for junk in (b"\x40", b"\x4f\x01\x00\x01", b"\x80\x01\x00\x01", b"\x40\x45\x00\x01\xff"):
         sock.deliver(junk)
     await asyncio.sleep_ms(10)
-    assert client.stats["bad"] == 5, client.stats
+    assert client.stats["bad"] == 4, client.stats
     # the well-formed-header CONs are rejected with RST, the rest dropped
     got = [(m.type, m.mid) for m in sent(sock)]
     assert got == [(RST, 1), (RST, 1)], got

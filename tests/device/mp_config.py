@@ -70,7 +70,7 @@ def test_each_bad_case_names_its_key():
         ),
         (
             dict(MINIMAL, sensors=[{"type": "adc", "key": "v", "pin": 25}]),
-            "sensors[0].pin: 25 is not an ADC1 pin (32-39); ADC2 fails while Wi-Fi is on",
+            "sensors[0].pin: 25 is not an ADC1 pin on ESP32 (32-39); ADC2 fails while Wi-Fi is on",
         ),
         (
             dict(MINIMAL, led={"pin": 7}),

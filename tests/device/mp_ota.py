@@ -439,3 +439,15 @@ def test_marked_valid_stays():
         st = rollback.state(sim.Partition)
         assert st["seq"] > seq and st["state"] == "pending_verify", st
         assert sim.boot() == "ota_1"  # not confirmed: back to the confirmed ota_1
+
+
+def test_first_boot_writes_the_first_otadata_record_as_the_bootloader_does():
+    # ESP-IDF's bootloader, finding both otadata records blank and no factory app, boots ota_0
+    # and writes record 0 as seq 1, valid (bootloader_utility.c, with rollback enabled): the
+    # first update's record then goes into the other sector, as on a real board
+    with Flash():
+        assert sim._records() == [(1, sim.VALID), (sim.UNDEFINED, sim.UNDEFINED)]
+        update_ = Writer(sim.Partition("ota_1"), N, DIGESTS["MD5"], "MD5")
+        feed(update_, IMAGE, 1024)
+        update_.finish()
+        assert sim._records() == [(1, sim.VALID), (2, sim.NEW)]

@@ -239,6 +239,16 @@ def test_gpio_rpcs_drive_pins_and_post_pin_states(sim, dev, device_root, firmwar
     assert fw.running()
 
 
+def test_the_error_that_ended_the_last_run_is_reported_once_at_boot(
+    sim, dev, device_root, firmware
+):
+    # firmware/crash.py keeps it in last_error before it resets the board
+    (device_root / "last_error").write_text("RuntimeError('boom',)")
+    firmware(device_root, make_config(sim))
+    until(attr_is(sim, dev["id"], "last_error", "RuntimeError('boom',)"), what="last_error")
+    until(lambda: not (device_root / "last_error").exists(), what="last_error removed")
+
+
 @BOTH
 def test_read_now_and_reboot(sim, dev, device_root, firmware, payload):
     did = dev["id"]

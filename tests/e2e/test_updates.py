@@ -104,7 +104,9 @@ def test_full_update_reboots_into_the_new_image_and_confirms_it(
     assert current(sim, did, k=k) == ["coapboard", "0.2.0"]
     assert slot(device_root, 1)[: len(img)] == img
     assert slot(device_root, 1)[len(img) :].count(0xFF) == PART - len(img)  # nothing past it
-    assert otadata(device_root)[0] == (2, 2)  # ota_1 (seq 2) confirmed: VALID
+    # the first boot recorded ota_0 as seq 1 (record 0), as ESP-IDF's bootloader does; ota_1
+    # (seq 2) went into the other record and confirmed itself: VALID
+    assert otadata(device_root) == [(1, 2), (2, 2)]
     assert fw.grep("simdevice: reset, restart 1", after=mark)
     # the new image runs on: its boot attributes name it, and nothing is fetched again
     until(lambda: sim.attributes(did, "CLIENT_SCOPE").get(k("fw_version")) == "0.2.0")
@@ -134,7 +136,7 @@ def test_checksum_mismatch_fails_and_never_switches_the_boot_slot(sim, dev, devi
     got = assign_and_wait(sim, did, image(20000), "FAILED", checksum="ab" * 32)
     assert got[:2] == ["DOWNLOADING", "DOWNLOADED"]
     assert got[2][0] == "FAILED" and "SHA256 mismatch" in got[2][1], got
-    assert otadata(device_root) == [None, None]  # set_boot never ran: ota_0 boots
+    assert otadata(device_root) == [(1, 2), None]  # set_boot never ran: ota_0 boots
     assert not running.grep("board: reset")
     # the failed package is not fetched again; the device runs on
     n = len(running.grep("downloading"))
@@ -163,7 +165,7 @@ def test_images_that_cannot_be_apps_are_refused_before_anything_is_written(
     assert got[-1][0] == "FAILED" and reason in got[-1][1], got
     assert "DOWNLOADED" not in got
     assert blank(device_root, 1)
-    assert otadata(device_root) == [None, None]
+    assert otadata(device_root) == [(1, 2), None]
 
 
 def test_a_new_assignment_or_an_unassignment_stops_the_download(sim, dev, device_root, running):
@@ -195,7 +197,7 @@ def test_killed_during_download_resumes_and_ends_with_the_image(sim, dev, device
     for point in sorted(rng.randrange(20000, 450000) for _ in range(3)):
         until(lambda p=point: _flashed(device_root) >= p, 60, "progress past %d" % point)
         fw.stop()  # power cut: SIGKILL, wherever the firmware was
-        assert otadata(device_root) == [None, None]  # ota_0 still boots
+        assert otadata(device_root) == [(1, 2), None]  # ota_0 still boots
         assert slot(device_root, 0).startswith(b"\xe9 coapboard")
         fw = firmware(device_root)
     wait_state(sim, did, "UPDATED", timeout=90)
@@ -232,7 +234,7 @@ def test_a_new_image_that_fails_its_self_test_is_rolled_back(sim, dev, device_ro
         "rolled back to 0.1.0: self-test failed: no telemetry acknowledged within 5 s",
     )
     assert current(sim, did) == OLD
-    assert otadata(device_root) == [(2, 4), None]  # ota_1 (seq 2) ABORTED by the bootloader
+    assert otadata(device_root) == [(1, 2), (2, 4)]  # ota_1 (seq 2) ABORTED by the bootloader
     wait_rows(sim, did, len(rows(sim, did)) + 2)  # the old image runs on ...
     assert not fw.grep("downloading coapboard 0.2.0", after=at)  # ... and does not fetch again
 

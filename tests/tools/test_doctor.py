@@ -32,7 +32,8 @@ def test_a_healthy_device(tmp_path, sim):
     assert s["wifi"].startswith('joined "workshop": ip 127.0.0.1, mac 02:00:')
     assert s["server"].startswith("%s (127.0.0.1) answers a CoAP ping in " % where)
     assert s["token"] == "accepted by the server"
-    assert s["ota"] == "running ota_0, state undefined"  # as after a serial flash
+    # as the bootloader leaves a serial flash at its first boot
+    assert s["ota"] == "running ota_0, state valid (seq 1)"
     assert s["memory"].startswith("free heap ") and "; flash " in s["memory"]
     assert lines[-1] == "doctor: no problems found"
     assert TOKEN not in "\n".join(lines) and "correct-horse" not in "\n".join(lines)
@@ -64,7 +65,7 @@ def test_network_down_and_a_bad_config(tmp_path):
     root = device(tmp_path, device_config(5683))
     (root / "network.json").write_text('{"up": false}')
     lines = doctor(root)
-    assert lines[3:6] == [
+    assert lines[5:8] == [  # after config (2 lines), port and clock
         'wifi     not joined; one attempt to join "workshop" ...',
         'wifi     PROBLEM: not joined to "workshop": check the name and password, that it is '
         "2.4 GHz, and the signal here",
@@ -104,10 +105,40 @@ def test_update_state_is_shown(tmp_path, sim):
     slot = {"run": "", "prev": "", "state": "valid", "aborted": "a", "reason": "ImportError"}
     (root / "apps" / "slot.json").write_text(json.dumps(slot))
     lines = doctor(root)
-    i = lines.index("ota      running ota_0, state undefined")
+    i = lines.index("ota      running ota_0, state valid (seq 1)")
     assert lines[i + 1 : i + 4] == [
         "         fw coapboard 0.3.0 failed, not fetched again",
         "         sw download of app 0.2.0: 16384 of 50000 bytes in flash,"
         " resumes at the next try",
         "         app slot factory (valid), a abandoned: ImportError",
     ]
+
+
+# ssl as MicroPython 1.24 has it: no PROTOCOL_DTLS_CLIENT (DTLS came with 1.25)
+SSL_1_24 = """
+from tls import CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED, PROTOCOL_TLS_CLIENT
+"""
+
+
+def test_what_this_micropython_cannot_do_is_flagged(tmp_path, sim):
+    sim.create_device("port", token=TOKEN)
+    root = device(tmp_path, device_config(sim.coap_port))
+    s = by_section(doctor(root))
+    assert s["port"].startswith("MicroPython 1.29.0, chip: none (simulation); DTLS yes, PSK ")
+    assert s["clock"] == "set"
+    old = tmp_path / "v124"
+    old.mkdir()
+    (old / "ssl.py").write_text(SSL_1_24)
+    s = by_section(doctor(root, old))
+    assert s["port"].startswith("MicroPython 1.29.0, chip: none (simulation); DTLS no (1.25 ")
+    cfg = device_config(sim.coap_port, server={"host": "127.0.0.1", "coaps": True, "ca": "ca.pem"})
+    (root / "config.json").write_text(json.dumps(cfg))
+    (root / "board.json").write_text(json.dumps({"chip": "esp32"}))
+    (root / "network.json").write_text(json.dumps({"clock": False}))
+    lines = doctor(root, old)
+    s = by_section(lines)
+    assert s["port"] == (
+        "PROBLEM: MicroPython 1.29.0 has no DTLS, which coaps needs: 1.25 or later has it"
+    )
+    assert s["clock"] == "not set: NTP has not answered; certificate checks wait for it"
+    assert "chip_temp is raw on an ESP32" in "\n".join(lines)

@@ -13,16 +13,27 @@ TOKEN = "TOOLS_DEVICE_TOKEN_01"
 
 class UnixBoard:
     """The unix port on a pty: `port` is the path mpremote (and our tools) open; `root` is its
-    filesystem (its current directory)."""
+    filesystem (its current directory). With restarts=True it comes back after a reset as an
+    ESP32 does (board.reset() ends the unix port with status 3): booting boot.py and main.py
+    (tools/simboot.py), with reset_cause hard_reset, on the same pty."""
 
-    def __init__(self, root):
+    def __init__(self, root, restarts=False):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = str(self.root.parent / (self.root.name + ".tty"))
         env = dict(os.environ, MICROPYPATH="lib:.frozen")  # sys.path as on an ESP32: '', lib
+        run = str(MICROPYTHON)
+        if restarts:
+            script = self.root.parent / (self.root.name + ".sh")
+            script.write_text(
+                "%s\nwhile [ $? -eq 3 ]; do\n  echo hard_reset > reset_cause\n"
+                "  MICROPYPATH=.:lib:.frozen %s %s boot.py main.py\ndone\n"
+                % (run, run, REPO / "tools" / "simboot.py")
+            )
+            run = "sh %s" % script
         self.proc = subprocess.Popen(
             ["socat", "PTY,link=%s,raw,echo=0" % self.port,
-             "EXEC:%s,pty,raw,echo=0,stderr" % MICROPYTHON],
+             "EXEC:%s,pty,raw,echo=0,stderr" % run],
             cwd=self.root, env=env, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -51,9 +62,10 @@ def device_config(port, token=TOKEN, **changes):
     return cfg
 
 
-def doctor(root):
-    """The lines `import firmware.doctor` prints on the unix port in a device folder."""
-    env = dict(micropython_env(REPO), COAPBOARD_ROOT=str(root))
+def doctor(root, *first):
+    """The lines `import firmware.doctor` prints on the unix port in a device folder; first:
+    folders whose modules win over MicroPython's own (another release's ssl)."""
+    env = dict(micropython_env(*first, REPO), COAPBOARD_ROOT=str(root))
     p = subprocess.run(
         [str(MICROPYTHON), "-c", "import firmware.doctor"],
         cwd=root, env=env, capture_output=True, text=True, timeout=60,

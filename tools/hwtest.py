@@ -1,0 +1,247 @@
+"""A hardware check for makers with a board: deploys the firmware with a test config, runs tbsim
+on this host's LAN address, and checks the board against it, ending with a pass/fail table:
+
+  deploy     the firmware and the test config are on the board, and it starts
+  boot       it reports to tbsim: its client attributes (fw_version, board, ip)
+  telemetry  two telemetry messages are stored
+  gpio       setGpio drives the test pin (an output) to 1, getGpio reads 1 back
+  reset      a reboot RPC: the board comes back, reporting reset_cause hard_reset
+  rollback   a software update that cannot start (an app bundle whose firmware/app.py raises)
+             is installed, fails on trial and is rolled back: FAILED "rolled back", and the
+             board reports telemetry again
+
+A check that fails skips those that need it. The board's log is shown as "board| ...".
+
+  make hwtest PORT=/dev/ttyUSB0 SSID=workshop PASSWORD=secret [PIN=26] [HOST=192.168.1.10]
+  python -m tools.hwtest --port /dev/ttyUSB0 --ssid workshop --password secret
+
+The board must reach this host on udp/COAP_PORT (default 5683): same LAN, no firewall between.
+Pick a test pin with nothing wired to it (it is driven high).
+"""
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+from firmware import config as fwconfig
+from tools import deploy
+
+CHECKS = ("deploy", "boot", "telemetry", "gpio", "reset", "rollback")
+NAME = "hwtest"
+SW = ("coapboard-app", "0.1.0")  # the deployed app's title and version (the config's default)
+
+
+def lan_address():
+    """The address this host has on the route out: the one a board on the LAN reaches it at
+    (a UDP connect sends nothing)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))
+        return s.getsockname()[0]
+    finally:
+        s.close()
+
+
+def test_config(host, port, token, ssid, password, pin):
+    return {
+        "wifi": {"ssid": ssid, "password": password},
+        "server": {"host": host, "port": port},
+        "token": token,
+        "telemetry": {"interval_s": 2},
+        "sensors": [{"type": "chip_temp", "key": "chip_temp"}],
+        "gpio": [{"name": NAME, "pin": pin, "direction": "out"}],
+        "ota": {"self_test_s": 30},
+        "log_level": "info",
+    }
+
+
+def broken_bundle():
+    """This checkout's app as a bundle (tools/bundle.py) whose firmware/app.py raises."""
+    from tools import bundle
+
+    files = bundle.unpack(bundle.build())
+    bad = b'raise RuntimeError("hwtest: this app cannot start")\n'
+    return bundle.pack([(p, bad if p == "firmware/app.py" else d) for p, d in files])
+
+
+def until(fn, seconds):
+    # fn's first true value within seconds, else None
+    end = time.monotonic() + seconds
+    while True:
+        got = fn()
+        if got or time.monotonic() > end:
+            return got
+        time.sleep(0.2)
+
+
+class Check:
+    """One board against one tbsim; each method is a check -> (ok, detail)."""
+
+    def __init__(self, sim, did, link, timeout):
+        self.sim, self.did, self.link, self.timeout = sim, did, link, timeout
+
+    def attrs(self):
+        return self.sim.attributes(self.did, "CLIENT_SCOPE")
+
+    def rows(self, key):
+        hist = self.sim.call(self.sim.store.history, self.did, [key], 0, 1 << 62, 10000)
+        return [r["value"] for r in reversed(hist.get(key, []))]
+
+    def sent(self):
+        # telemetry messages stored: each carries the chip temperature (raw on a classic ESP32)
+        return max(len(self.rows("chip_temp")), len(self.rows("chip_temp_raw")))
+
+    def boot(self):
+        a = until(
+            lambda: (lambda a: a if "reset_cause" in a else None)(self.attrs()), self.timeout
+        )
+        if not a:
+            return False, "no client attributes within %d s: see the board's log" % self.timeout
+        return True, "%s %s on %s, ip %s, reset cause %s" % (
+            a.get("fw_title"), a.get("fw_version"), a.get("board"), a.get("ip"),
+            a.get("reset_cause"))  # fmt: skip
+
+    def telemetry(self):
+        n = self.sent()
+        if not until(lambda: self.sent() >= n + 2, self.timeout):
+            return False, "fewer than 2 telemetry messages within %d s" % self.timeout
+        return True, "%d messages stored" % self.sent()
+
+    def gpio(self):
+        from tools.tbsim import RpcTimeout
+
+        try:
+            got = self.sim.rpc(self.did, "setGpio", {"pin": NAME, "value": 1}, timeout=20)
+            back = self.sim.rpc(self.did, "getGpio", {"pin": NAME}, timeout=20)
+        except RpcTimeout:
+            return False, "no RPC reply within 20 s"
+        if not isinstance(back, dict) or back.get("value") != 1:
+            return False, "setGpio -> %s, then getGpio -> %s" % (json.dumps(got), json.dumps(back))
+        return True, "setGpio 1, getGpio -> %s" % json.dumps(back)
+
+    def reset(self):
+        from tools.tbsim import RpcTimeout
+
+        self.sim.call(self.sim.store.set_attributes, self.did, "CLIENT_SCOPE",
+                      {"reset_cause": "?"})  # fmt: skip
+        try:
+            self.sim.rpc(self.did, "reboot", timeout=20)
+        except RpcTimeout:
+            return False, "no reply to the reboot RPC within 20 s"
+        cause = until(lambda: (lambda c: c if c != "?" else None)(self.attrs().get("reset_cause")),
+                      self.timeout)  # fmt: skip
+        if cause != "hard_reset":
+            return False, "after the reboot RPC: reset cause %s" % (cause or "not reported")
+        return True, "back after a reset (reset cause hard_reset)"
+
+    def rollback(self):
+        sim = self.sim
+        pid = sim.add_ota(SW[0], "0.0.0-hwtest", broken_bundle(), ota_type="SOFTWARE")
+        sim.assign_ota(self.did, pid, "SOFTWARE")
+        states = until(lambda: (lambda s: s if "FAILED" in s else None)(self.rows("sw_state")),
+                       self.timeout * 3)  # fmt: skip
+        sim.assign_ota(self.did, None, "SOFTWARE")  # the board stays on its own app
+        if not states:
+            return False, "no FAILED state within %d s: %s" % (
+                self.timeout * 3,
+                ", ".join(self.rows("sw_state")) or "no sw_state at all",
+            )
+        why = (self.rows("sw_error") or [""])[-1]
+        if "rolled back" not in why:
+            return False, "FAILED, but not rolled back: %s" % why
+        n = self.sent()
+        if not until(lambda: self.sent() > n, self.timeout):
+            return False, "rolled back, but no telemetry after it"
+        return True, "FAILED: %s" % why
+
+
+def run(port, ssid="", password="", host=None, pin=26, coap_port=5683, resume=False,
+        timeout=60, log=print):  # fmt: skip
+    """The checks on the board at port -> [(check, ok, detail)], one per CHECKS entry."""
+    from tools.link import Link, TransportError
+    from tools.tbsim import TbSim
+
+    host = host or lan_address()
+    results = []
+    data = tempfile.TemporaryDirectory(prefix="hwtest-")
+    sim = TbSim(data.name, coap_port=coap_port, http_port=0, host=host, log=False).start()
+    link = None
+    try:
+        dev = sim.create_device(NAME)
+        cfg = test_config(host, sim.coap_port, dev["token"], ssid, password, pin)
+        try:
+            link = Link(port, resume)
+            info = link.info()
+            problems = fwconfig.validate(cfg, need_wifi=info["platform"] == "esp32")
+            if problems:
+                raise deploy.DeployError("test config: " + "; ".join(problems))
+            files = deploy.collect(info, json.dumps(cfg, indent=2).encode() + b"\n")
+            deploy.deploy(link, files, log=log)
+            link.start(info["platform"])
+            results.append(("deploy", True, "MicroPython %s (%s), tbsim on %s:%d" % (
+                info["version"], info["platform"], host, sim.coap_port)))  # fmt: skip
+        except (deploy.DeployError, TransportError, OSError) as e:
+            results.append(("deploy", False, str(e)))
+        else:
+            threading.Thread(target=_echo, args=(link, log), daemon=True).start()
+            c = Check(sim, dev["id"], link, timeout)
+            for name in CHECKS[1:]:
+                ok, detail = getattr(c, name)()
+                results.append((name, ok, detail))
+                if not ok:
+                    break
+        done = {r[0] for r in results}
+        results += [(n, None, "skipped: an earlier check failed") for n in CHECKS if n not in done]
+        return results
+    finally:
+        sim.stop()
+        if link is not None:
+            try:
+                link.t.close()  # not link.close(): the firmware runs on, out of the raw REPL
+            except OSError:
+                pass
+        data.cleanup()
+
+
+def _echo(link, log):
+    try:
+        for line in link.lines(24 * 3600):
+            log("board| " + line)
+    except Exception:  # the port closed under us at the end
+        pass
+
+
+def table(results):
+    head = ("check", "result", "detail")
+    rows = [(n, {True: "pass", False: "FAIL", None: "-"}[ok], d) for n, ok, d in results]
+    w = [max(len(r[i]) for r in rows + [head]) for i in range(2)]
+    out = ["  ".join((r[0].ljust(w[0]), r[1].ljust(w[1]), r[2])) for r in [head] + rows]
+    passed = sum(1 for r in results if r[1])
+    out.append("%d of %d checks passed" % (passed, len(results)))
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
+    ap.add_argument("--ssid", default="", help="Wi-Fi network name")
+    ap.add_argument("--password", default="", help="Wi-Fi password")
+    ap.add_argument("--pin", type=int, default=26, help="a free output pin for the GPIO check")
+    ap.add_argument("--host", help="this host's address as the board reaches it (default: LAN)")
+    ap.add_argument("--coap-port", type=int, default=5683, help="tbsim's CoAP port")
+    ap.add_argument("--timeout", type=int, default=60, help="seconds each check may take")
+    ap.add_argument("--resume", action="store_true", help="no soft reset on connect (unix port)")
+    a = ap.parse_args(argv)
+    results = run(a.port, a.ssid, a.password, a.host, a.pin, a.coap_port, a.resume, a.timeout)
+    print(table(results), flush=True)
+    return 0 if all(r[1] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
