@@ -26,11 +26,16 @@ class Obs:
         return memoryview(self.raw)
 
 
+class NoClient:
+    # the Device's client: never used here, replies go through send_rpc_reply
+    on_reopen = None
+
+
 class Rig:
     # a Device whose replies wait for the test: each send_rpc_reply records the reply and
     # waits for release(ok)
     def __init__(self):
-        self.dev = Device(None, "tok")
+        self.dev = Device(NoClient(), "tok")
         self.calls = []
         self.sends = []
         self.results = []
