@@ -429,9 +429,9 @@ MUTANTS = [
     ),
     Mutant(
         "config-input-only-boundary",
-        "firmware/config.py",
-        'if pin >= 34 and use in ("out", "bus"):',
-        'if pin > 34 and use in ("out", "bus"):',
+        "firmware/chips.py",
+        "_r(32, 39)), _r(34, 39)),",
+        "_r(32, 39)), _r(35, 39)),",
         [CONFIG + "test_bad_config_problems[1-Wire bus on input-only pin]"],
     ),
     Mutant(
