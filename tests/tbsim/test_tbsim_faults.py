@@ -84,8 +84,10 @@ def test_delay_and_jitter(sim, udp, device, direction):
         rtts.append(time.monotonic() - sent[m.token])
     c = counters(sim)[0 if direction == "in" else 1]
     assert c["delayed"] == 60
-    assert min(rtts) >= 0.2 and max(rtts) < 0.2 + 0.15 + 0.1
-    assert max(rtts) - min(rtts) > 0.075  # jitter spreads them (uniform over 0.15 s)
+    # never early; late only by what a busy machine adds (the median stays within the jitter)
+    rtts.sort()
+    assert rtts[0] >= 0.2 and rtts[30] < 0.2 + 0.15 + 0.05 and rtts[-1] < 0.2 + 0.15 + 0.5
+    assert rtts[-1] - rtts[0] > 0.075  # jitter spreads them (uniform over 0.15 s)
 
 
 @pytest.mark.parametrize("direction", ["in", "out"])
