@@ -208,6 +208,13 @@ MUTANTS = [
         [TBDEV + "test_a_refused_token_stops_all_traffic_but_a_slow_try"],
     ),
     Mutant(
+        "rate-limit-not-held",
+        "lib/thingsboard/device.py",
+        "    160: (2000, 60000,",
+        "    999: (2000, 60000,",
+        [TBDEV + "test_a_device_over_its_rate_limit_gets_one_try_at_a_time"],
+    ),
+    Mutant(
         "refused-token-held-forever",
         "lib/thingsboard/device.py",
         "elif self._hold is not None:",

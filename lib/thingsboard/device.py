@@ -16,9 +16,15 @@ from coap.codec import CONTENT, CREATED, GET, NOT_FOUND, POST, URI_PATH, URI_QUE
 
 from . import jsonpayload
 from .backoff import Backoff
-from .errors import Unauthorized, check
+from .errors import check
 
 _RPC_MEMORY = 8  # recent server RPCs remembered for de-duplication
+# what every request from a device gets while the server refuses it, all of them held meanwhile:
+# code -> (first wait ms, longest, log line)
+_HOLDS = {
+    129: (30000, 600000, "the server refuses the access token (4.01): check the credentials"),
+    160: (2000, 60000, "the server refuses requests for now (5.00: its rate limits, or busy)"),
+}
 # where a remembered RPC's reply is: what a repeat of it gets
 _SERVING = 0  # nothing: the handler runs, its reply will go out
 _SENDING = 1  # nothing: the reply is in flight
@@ -62,9 +68,10 @@ class Device:
         self._wake = asyncio.Event()
         self._renew_all = False
         self._keeper = None
-        # a server that refuses our token (4.01) gets nothing but one slow try at a time
-        self._refused = Backoff(30000, 600000)
+        # a server that refuses every request (_HOLDS) gets nothing but one try at a time
+        self._refused = {}  # code -> its Backoff
         self._hold = None  # tick before which nothing is sent, while refused
+        self._held_by = None  # the code of that refusal
         self._trying = False  # the one try after a hold is out
         self.stats = {"resubscribe": 0, "rpc_duplicate": 0}
 
@@ -72,8 +79,8 @@ class Device:
 
     async def _call(self, code, opts, body=b"", ok=(CREATED,), timeout=None, parse=None):
         # parse: the payload format's reader of the reply
-        if self._held():
-            raise Unauthorized(129, "the server refuses the access token; not sent")
+        if self._held():  # not sent: raises what the server said last
+            check(_Held(self._held_by))
         ex = self._free.pop() if self._free else self.client.exchange()
         try:
             await ex.request(code, opts, body, timeout=timeout)
@@ -161,10 +168,10 @@ class Device:
         for obs in self._subs:
             obs.abandon()
 
-    # --- a refused token
+    # --- refusals that hold everything
 
     def _held(self):
-        # True while the server refuses our token and it is not time to try again; the first
+        # True while the server refuses us (_HOLDS) and it is not time to try again; the first
         # caller after that time makes the one try, and holds the others off meanwhile
         h = self._hold
         if h is None:
@@ -177,22 +184,24 @@ class Device:
         return False
 
     def _heard(self, code):
-        # a response: 4.01 refuses our token, anything else means the server knows it
-        if code == 129:
+        # a response: a refusal of every request from this device (_HOLDS) holds them all; any
+        # other answer ends a hold
+        if code in _HOLDS:
             if self._hold is not None and not self._trying:
                 return  # sent before the refusal that holds everything now
-            wait = self._refused.next()
+            b = self._refused.get(code)
+            if b is None:
+                b = self._refused[code] = Backoff(*_HOLDS[code][:2])
+            wait = b.next()
             self._hold = ticks_add(core.ticks(), wait)
+            self._held_by = code
             self._trying = False
-            self.log(
-                "the server refuses the access token (4.01): check the device's credentials;"
-                " next try in %d s" % (wait // 1000)
-            )
+            self.log("%s; next try in %d s" % (_HOLDS[code][2], wait // 1000))
         elif self._hold is not None:
             self._hold = None
             self._trying = False
-            self._refused.reset()
-            self.log("the server takes the access token again")
+            self._refused = {}
+            self.log("the server takes requests again")
 
     # --- keeping observations alive
 
@@ -313,6 +322,12 @@ class Device:
         if not again:
             entry[2] = core.ticks()
             entry[4] = _CONFIRMED
+
+
+class _Held:
+    # a request not sent because the server refuses them all for now: as its last answer
+    def __init__(self, code):
+        self.code = code
 
 
 def _refusal(obs):

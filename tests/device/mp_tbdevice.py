@@ -225,9 +225,10 @@ async def test_same_id_with_other_content_or_much_later_is_a_new_rpc():
     dev.stop()
 
 
-async def test_a_refused_token_stops_all_traffic_but_a_slow_try():
-    # ThingsBoard answers 4.01 to everything (a wrong token): after the first refusals the
-    # device sends one request at a time, 30 s apart and then further, whatever its callers do
+async def refused_everything(code, minutes=10):
+    # ThingsBoard answers `code` to every request while the device's callers go on (telemetry
+    # every second, both subscriptions) -> (requests before the first answer, the later ones
+    # at their virtual ms, the log)
     clock = fakes.install()
     sock = fakes.FakeSocket(clock)
     logged = []
@@ -235,7 +236,7 @@ async def test_a_refused_token_stops_all_traffic_but_a_slow_try():
     def refuse(data):
         m = Message.decode(data)
         if m.type == CON and m.code:
-            sock.deliver(Message(ACK, 129, m.mid, m.token).encode())
+            sock.deliver(Message(ACK, code, m.mid, m.token).encode())
 
     sock.on_send = refuse
     dev = Device(Client(sock), "WR0NG", REFRESH, lambda *a: logged.append(" ".join(map(str, a))))
@@ -252,18 +253,33 @@ async def test_a_refused_token_stops_all_traffic_but_a_slow_try():
             await asyncio.sleep_ms(1000)
 
     task = asyncio.create_task(telemetry_every_second())
-    await asyncio.sleep_ms(600000)  # ten minutes
+    await asyncio.sleep_ms(minutes * 60000)
     task.cancel()
     dev.stop()
     sent = [(t, Message.decode(d)) for t, d in sock.sent]
     requests = [t for t, m in sent if m.type == CON and m.code]
     first = [t for t in requests if t < 1000]
     assert 2 <= len(first) <= 3, sent  # what went out before the first answer
-    later = requests[len(first) :]
-    assert 3 <= len(later) <= 6, later  # one try at a time: 30 s, 60 s, 120 s ... apart
+    return first, requests[len(first) :], logged
+
+
+async def test_a_refused_token_stops_all_traffic_but_a_slow_try():
+    # a wrong token (4.01): one request at a time, 30 s apart and then further
+    first, later, logged = await refused_everything(129)
+    assert 3 <= len(later) <= 6, later  # 30 s, 60 s, 120 s ... apart
     assert all(b - a >= 30000 for a, b in zip(later, later[1:])), later
     assert later[0] >= 30000
     assert any("refuses the access token (4.01)" in line for line in logged), logged
+
+
+async def test_a_device_over_its_rate_limit_gets_one_try_at_a_time():
+    # 5.00 to everything (ThingsBoard's rate limits): one request at a time, 2 s apart, then
+    # further up to a minute: about one a minute once it has backed off
+    first, later, logged = await refused_everything(160)
+    assert 8 <= len(later) <= 16, later
+    assert all(b - a >= 2000 for a, b in zip(later, later[1:])), later
+    assert len([t for t in later if t >= 300000]) <= 6  # the last five minutes
+    assert any("refuses requests for now (5.00" in line for line in logged), logged
 
 
 async def test_a_token_taken_again_ends_the_hold():
@@ -290,19 +306,20 @@ async def test_a_token_taken_again_ends_the_hold():
     await asyncio.sleep_ms(46000)  # past the first slow try's time (30 s and up to half more)
     await dev.send_telemetry({"n": 2})
     await dev.send_telemetry({"n": 3})
-    assert len(sock.sent) == 3 and "the server takes the access token again" in logged[-1]
+    assert len(sock.sent) == 3 and "the server takes requests again" in logged[-1]
 
 
 async def test_a_refused_subscription_is_retried_after_growing_waits():
-    # a server that answers 5.00 to every registration: the keeper waits 2 s, 4 s ... up to a
-    # minute between tries (the refusals themselves must not cut the waits short)
+    # a server that answers 4.00 to every registration (and takes everything else): the keeper
+    # waits 2 s, 4 s ... up to a minute between tries (the refusals themselves must not cut
+    # the waits short)
     clock = fakes.install()
     sock = fakes.FakeSocket(clock)
 
     def refuse(data):
         m = Message.decode(data)
         if m.type == CON and m.code == GET:
-            sock.deliver(Message(ACK, 160, m.mid, m.token).encode())
+            sock.deliver(Message(ACK, 128, m.mid, m.token).encode())
 
     sock.on_send = refuse
     dev = Device(Client(sock), "T0KEN", REFRESH)
@@ -311,6 +328,6 @@ async def test_a_refused_subscription_is_retried_after_growing_waits():
     await asyncio.sleep_ms(600000)  # ten minutes
     dev.stop()
     tries = [t for t, d in sock.sent if Message.decode(d).code == GET]
-    assert 10 <= len(tries) <= 16, tries
+    assert 10 <= len(tries) <= 16, tries  # 2 s, 4 s ... and then a minute apart
     gaps = [b - a for a, b in zip(tries, tries[1:])]
     assert gaps[0] >= 2000 and all(g >= 2000 for g in gaps), gaps
