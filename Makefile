@@ -119,6 +119,7 @@ bench: setup twin ## the benchmarks (docs/benchmarks.md)
 	$(PY) bench/ota_run.py
 	$(PY) bench/twin_heap.py
 	$(PY) bench/page_latency.py
+	$(PY) bench/uplink.py
 
 lint: venv ## ruff check and format check
 	.venv/bin/ruff check -q . && .venv/bin/ruff format --check -q .
