@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.test_page import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.e2e.test_page import chromium  # noqa: E402
 from tools.tbsim.wire import Message, codec  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -132,13 +132,7 @@ def main():
         time.sleep(3)  # every device has posted a few times
         idle = cpu_percent(sim.pid, a.seconds / 2)
         with sync_playwright() as p:
-            ctx = p.chromium.launch_persistent_context(
-                str(work / "chromium"),
-                executable_path=CHROMIUM,
-                headless=True,
-                args=CHROMIUM_ARGS,
-                viewport={"width": 1400, "height": 1000},
-            )
+            ctx = chromium(p, work / "chromium", 1000)
             page = ctx.new_page()
             page.goto("http://127.0.0.1:%d/#%s" % (web, first))
             page.wait_for_function("() => document.querySelectorAll('tr.device').length >= 1")

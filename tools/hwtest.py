@@ -29,6 +29,7 @@ import time
 
 from firmware import config as fwconfig
 from tools import deploy
+from tools.table import aligned
 
 CHECKS = ("deploy", "boot", "telemetry", "gpio", "reset", "rollback")
 NAME = "hwtest"
@@ -216,10 +217,8 @@ def _echo(link, log):
 
 
 def table(results):
-    head = ("check", "result", "detail")
     rows = [(n, {True: "pass", False: "FAIL", None: "-"}[ok], d) for n, ok, d in results]
-    w = [max(len(r[i]) for r in rows + [head]) for i in range(2)]
-    out = ["  ".join((r[0].ljust(w[0]), r[1].ljust(w[1]), r[2])) for r in [head] + rows]
+    out = aligned(("check", "result", "detail"), rows)
     passed = sum(1 for r in results if r[1])
     out.append("%d of %d checks passed" % (passed, len(results)))
     return "\n".join(out)

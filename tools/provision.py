@@ -25,6 +25,7 @@ from pathlib import Path
 
 from firmware import config as fwconfig
 from tools import deploy
+from tools.table import aligned
 
 COLUMNS = (
     "name",
@@ -312,12 +313,8 @@ def _template(path):
 
 
 def table(results):
-    head = ("name", "port", "result", "detail")
     rows = [(n, p or "-", "ok" if ok else "FAILED", d) for n, p, ok, d in results]
-    widths = [max(len(r[i]) for r in rows + [head]) for i in range(3)]
-    out = []
-    for r in [head] + rows:
-        out.append("  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3])
+    out = aligned(("name", "port", "result", "detail"), rows)
     good = sum(1 for r in results if r[2])
     out.append("%d boards: %d ok, %d failed" % (len(results), good, len(results) - good))
     return "\n".join(out)

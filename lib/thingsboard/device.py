@@ -16,7 +16,7 @@ from coap.codec import CONTENT, CREATED, GET, NOT_FOUND, POST, URI_PATH, URI_QUE
 
 from . import jsonpayload
 from .backoff import Backoff
-from .errors import check
+from .errors import check, error
 
 _RPC_MEMORY = 8  # recent server RPCs remembered for de-duplication
 # what every request from a device gets while the server refuses it, all of them held meanwhile:
@@ -69,9 +69,9 @@ class Device:
         self._renew_all = False
         self._keeper = None
         # a server that refuses every request (_HOLDS) gets nothing but one try at a time
-        self._refused = {}  # code -> its Backoff
         self._hold = None  # tick before which nothing is sent, while refused
         self._held_by = None  # the code of that refusal
+        self._refused = None  # its Backoff
         self._trying = False  # the one try after a hold is out
         self.stats = {"resubscribe": 0, "rpc_duplicate": 0}
 
@@ -79,8 +79,8 @@ class Device:
 
     async def _call(self, code, opts, body=b"", ok=(CREATED,), timeout=None, parse=None):
         # parse: the payload format's reader of the reply
-        if self._held():  # not sent: raises what the server said last
-            check(_Held(self._held_by))
+        if self._held():  # not sent: what the server said last
+            raise error(self._held_by)
         ex = self._free.pop() if self._free else self.client.exchange()
         try:
             await ex.request(code, opts, body, timeout=timeout)
@@ -189,18 +189,16 @@ class Device:
         if code in _HOLDS:
             if self._hold is not None and not self._trying:
                 return  # sent before the refusal that holds everything now
-            b = self._refused.get(code)
-            if b is None:
-                b = self._refused[code] = Backoff(*_HOLDS[code][:2])
-            wait = b.next()
+            if code != self._held_by:  # a new refusal: its waits start over
+                self._held_by = code
+                self._refused = Backoff(*_HOLDS[code][:2])
+            wait = self._refused.next()
             self._hold = ticks_add(core.ticks(), wait)
-            self._held_by = code
             self._trying = False
             self.log("%s; next try in %d s" % (_HOLDS[code][2], wait // 1000))
         elif self._hold is not None:
-            self._hold = None
+            self._hold = self._held_by = self._refused = None
             self._trying = False
-            self._refused = {}
             self.log("the server takes requests again")
 
     # --- keeping observations alive
@@ -322,12 +320,6 @@ class Device:
         if not again:
             entry[2] = core.ticks()
             entry[4] = _CONFIRMED
-
-
-class _Held:
-    # a request not sent because the server refuses them all for now: as its last answer
-    def __init__(self, code):
-        self.code = code
 
 
 def _refusal(obs):

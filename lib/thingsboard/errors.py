@@ -30,5 +30,10 @@ def check(ex, *ok):
     # raise the named error unless ex.code is one of ok
     if ex.code in ok:
         return ex
-    cls, msg = _BY_CODE.get(ex.code, (ResponseError, "unexpected response"))
-    raise cls(ex.code, msg)
+    raise error(ex.code)
+
+
+def error(code):
+    # the named error of a response code
+    cls, msg = _BY_CODE.get(code, (ResponseError, "unexpected response"))
+    return cls(code, msg)

@@ -1,11 +1,14 @@
 # fakes.py: deterministic stand-ins for device tests: a virtual clock that asyncio and the
-# client both follow, and a fake UDP socket whose peer is a test script.
+# client both follow, a fake UDP socket whose peer is a test script, and scratch folders.
 # Virtual time only moves when every task is waiting, so timing asserts are exact up to the
 # few real milliseconds a test takes (asyncio's own pushes use the real clock).
 
 import errno
+import os
+import sys
 import time
 from asyncio import core
+from binascii import hexlify
 
 POLLIN = 1
 
@@ -305,3 +308,28 @@ class Esp32Module:
             self.raw_temperature = lambda: value
         else:
             self.mcu_temperature = lambda: value
+
+
+def scratch_dir(tag):
+    # a folder for one test module's cases, removed when the module's process ends; empty()
+    # clears it for the next case
+    path = "/tmp/coapboard-%s-%s" % (tag, hexlify(os.urandom(4)).decode())
+    sys.atexit(lambda: rmtree(path))
+    return path
+
+
+def empty(path):
+    rmtree(path)
+    os.mkdir(path)
+    return path
+
+
+def rmtree(d):
+    try:
+        entries = list(os.ilistdir(d))
+    except OSError:
+        return
+    for name, kind, *_ in entries:
+        path = d + "/" + name
+        rmtree(path) if kind == 0x4000 else os.remove(path)
+    os.rmdir(d)

@@ -3,7 +3,6 @@
 # exponentially (on a virtual clock). reset() and deepsleep() end the process, so
 # tests/test_simdevice.py checks those through the supervisor.
 import asyncio
-import binascii
 import json
 import os
 import sys
@@ -17,27 +16,12 @@ import fakes  # noqa: E402
 from firmware import board as boards  # noqa: E402
 from firmware.board import sim  # noqa: E402
 
-_dir = "/tmp/coapboard-mp_board-" + binascii.hexlify(os.urandom(4)).decode()
-
-
-def _rmtree(d):
-    try:
-        entries = list(os.ilistdir(d))
-    except OSError:
-        return
-    for name, kind, *_ in entries:
-        path = d + "/" + name
-        _rmtree(path) if kind == 0x4000 else os.remove(path)
-    os.rmdir(d)
-
-
-sys.atexit(lambda: _rmtree(_dir))
+_dir = fakes.scratch_dir("mp_board")
 
 
 def scratch():
     # an empty root for one case
-    _rmtree(_dir)
-    os.mkdir(_dir)
+    fakes.empty(_dir)
     return sim.Board(_dir)
 
 

@@ -3,36 +3,22 @@
 # REPL (ports/esp32/main.c, the soft_reset loop: pyexec_file_if_exists("main.py"), then the
 # REPL, no reset). On the simulated board (firmware/board/sim.py) reset() ends the process with
 # EXIT_RESET, which is what these cases expect where the firmware must reset.
-import binascii
 import os
 import sys
 
 ROOT = __file__.rsplit("/", 3)[0]
 sys.path.insert(0, ROOT)
 
+import fakes  # noqa: E402
+
 import firmware  # noqa: E402
 from firmware.board import sim  # noqa: E402
 
-_dir = "/tmp/coapboard-mp_boot-" + binascii.hexlify(os.urandom(4)).decode()
-
-
-def _rmtree(d):
-    try:
-        entries = list(os.ilistdir(d))
-    except OSError:
-        return
-    for name, kind, *_ in entries:
-        path = d + "/" + name
-        _rmtree(path) if kind == 0x4000 else os.remove(path)
-    os.rmdir(d)
-
-
-sys.atexit(lambda: _rmtree(_dir))
+_dir = fakes.scratch_dir("mp_boot")
 
 
 def scratch():
-    _rmtree(_dir)
-    os.mkdir(_dir)
+    fakes.empty(_dir)
     os.putenv("COAPBOARD_ROOT", _dir)
     return sim.Board(_dir)
 

@@ -2,9 +2,7 @@
 # the unix port (the stand-ins in fakes.py cite the MicroPython source they follow): each case
 # is a configuration, a datagram or a clock the board can meet, and what the device must do.
 import asyncio
-import binascii
 import json
-import os
 import sys
 
 ROOT = __file__.rsplit("/", 3)[0]
@@ -16,21 +14,7 @@ from firmware import log as logs  # noqa: E402
 from firmware import start  # noqa: E402
 from firmware.board import sim  # noqa: E402
 
-_dir = "/tmp/coapboard-mp_esp32-" + binascii.hexlify(os.urandom(4)).decode()
-
-
-def _rmtree(d):
-    try:
-        entries = list(os.ilistdir(d))
-    except OSError:
-        return
-    for name, kind, *_ in entries:
-        path = d + "/" + name
-        _rmtree(path) if kind == 0x4000 else os.remove(path)
-    os.rmdir(d)
-
-
-sys.atexit(lambda: _rmtree(_dir))
+_dir = fakes.scratch_dir("mp_esp32")
 
 CONFIG = {
     "server": {"host": "127.0.0.1", "port": 5683},
@@ -42,8 +26,7 @@ CONFIG = {
 
 def board(**server):
     # a simulated board whose config.json is CONFIG with these server settings
-    _rmtree(_dir)
-    os.mkdir(_dir)
+    fakes.empty(_dir)
     cfg = json.loads(json.dumps(CONFIG))
     cfg["server"].update(server)
     with open(_dir + "/config.json", "w") as f:

@@ -25,6 +25,19 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTEFACTS = REPO / "build" / "artefacts" / "page"
+
+
+def chromium(p, profile, height):
+    # Debian's chromium, headless, with a profile folder of its own (p: sync_playwright's)
+    return p.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": height},
+    )
+
+
 WAIT = 20000  # ms: the longest a page waits for the device (a boot, an RPC)
 
 
@@ -32,13 +45,7 @@ WAIT = 20000  # ms: the longest a page waits for the device (a boot, an RPC)
 def browser(tmp_path_factory):
     # one chromium for the module, with a fresh profile folder
     with playwright.sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1100},
-        )
+        ctx = chromium(p, tmp_path_factory.mktemp("chromium-profile"), 1100)
         yield ctx
         ctx.close()
 
