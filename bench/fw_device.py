@@ -80,7 +80,7 @@ def run(root, cycles, warm, min_rpcs, every):
         s = st["samples"]
         print("cycles", n)
         print("sent", t.sent)
-        print("spooled", len(t.spool))
+        print("spooled", 0 if t.spool is None else len(t.spool))
         print("rpcs", st["rpcs"])
         print("rpcs_measured", st["rpcs"] - st["rpcs0"])
         print("heap_base", _BASE)

@@ -1,9 +1,10 @@
 # uplink.py: what the firmware's uplink costs the server (issue 14), the real firmware on the
 # unix port (tools.simdevice) against tbsim in this process on loopback:
 #   1. telemetry requests per stored reading with 0, 10 and 30 % loss both ways, a reading a
-#      second for SECONDS: requests are what tbsim's telemetry handler processed (a CoAP
-#      retransmission of the same message ID is answered from tbsim's cache and not counted,
-#      as ThingsBoard de-duplicates it; a message sent again with a new ID is counted);
+#      second, and 50 % at two readings a second, for SECONDS: requests are what tbsim's
+#      telemetry handler processed (a CoAP retransmission of the same message ID is answered
+#      from tbsim's cache and not counted, as ThingsBoard de-duplicates it; a message sent
+#      again with a new ID is counted);
 #   2. the drain of a backlog: READINGS readings left in the spool by an earlier outage, from
 #      the boot to tbsim holding them all;
 #   3. datagrams a minute from a device the server refuses: a token it does not know (4.01),
@@ -43,12 +44,14 @@ def device(work, sim, cfg):
     return root, Firmware(root)
 
 
-def loss(seconds, p):
+def loss(seconds, p, interval=1):
     with tempfile.TemporaryDirectory() as work:
         sim = start_sim(Path(work) / "tbsim")
         sim.faults.configure({"seed": 11, "in": {"loss": p}, "out": {"loss": p}})
         did = sim.create_device("bench", token=TOKEN)["id"]
-        _, fw = device(work, sim, make_config(sim))
+        cfg = make_config(sim)
+        cfg["telemetry"]["interval_s"] = interval
+        _, fw = device(work, sim, cfg)
         try:
             fw.wait_line("I app: reporting to", timeout=60)
             posts["n"] = 0
@@ -122,11 +125,12 @@ def main():
     print("uplink (%s): the firmware on the unix port against tbsim on loopback, 1 s interval"
           % ("quick" if a.quick else "full"))  # fmt: skip
     print("telemetry requests per stored reading, %d s each:" % seconds)
-    for p in (0.0, 0.1, 0.3):
-        n, stored, twice = loss(seconds, p)
+    for p, interval in ((0.0, 1), (0.1, 1), (0.3, 1), (0.5, 0.5)):
+        n, stored, twice = loss(seconds, p, interval)
         print(
-            "  %3d %% loss both ways: %4d requests, %4d readings stored (%d of them twice): "
-            "%.2f requests per reading" % (p * 100, n, stored, twice, n / max(stored, 1))
+            "  %3d %% loss both ways, %.1f s interval: %4d requests, %4d readings stored "
+            "(%d of them twice): %.2f requests per reading"
+            % (p * 100, interval, n, stored, twice, n / max(stored, 1))
         )
     t, n = backlog(readings)
     if t is None:

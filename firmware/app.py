@@ -42,7 +42,6 @@ class App:
 
         from . import sensors as sensors_mod
         from .gpio import Gpio
-        from .spool import Spool
         from .telemetry import Telemetry
 
         self.board = board
@@ -50,14 +49,13 @@ class App:
         refresh = cfg["server"]["observe_refresh_s"] * 1000
         tb_log = logs.Log("thingsboard").warning
         self.device = Device(client, cfg["token"], refresh, tb_log, payload)
-        spool = Spool(board.path("spool"), cfg["telemetry"]["spool_bytes"])
         sensors = sensors_mod.build(board, cfg["sensors"])
         self.gpio = Gpio(board, cfg["gpio"], self._pins_changed)
         self.telemetry = Telemetry(
             self.device,
             board,
             sensors,
-            spool,
+            (board.path("spool"), cfg["telemetry"]["spool_bytes"]),
             cfg["telemetry"]["interval_s"],
             logs.Log("telemetry"),
             updates[0].acked,
@@ -203,7 +201,8 @@ class App:
             if not b.isconnected():
                 log.warning("network down, reconnecting")
                 await b.connect(wifi["ssid"], wifi["password"])
-                self.device.reconnected()  # the spool empties on the next telemetry cycle
+                self.device.reconnected()
+                self.telemetry.kick()
 
 
 def _exists(path):

@@ -42,6 +42,11 @@ def _one(*vals):
     )
 
 
+# telemetry.py has the same limits (a day: the ESP32's ticks arithmetic)
+INTERVAL = (
+    lambda v: type(v) in (int, float) and 0.5 <= v <= 86400,
+    "a number of seconds 0.5-86400",
+)
 PIN = (lambda v: type(v) is int and 0 <= v <= 48, "a GPIO number 0-48")  # chips.py: which
 ROM = (
     lambda v: type(v) is str and len(v) == 16 and all(c in "0123456789abcdefABCDEF" for c in v),
@@ -121,7 +126,7 @@ SCHEMA = {
         },
         None,
     ),
-    "telemetry": ({"interval_s": (_int(1, 86400), 60), "spool_bytes": (_int(1024), 16384)}, {}),
+    "telemetry": ({"interval_s": (INTERVAL, 60), "spool_bytes": (_int(1024), 16384)}, {}),
     "sensors": ([_sensor], []),
     "gpio": (
         [

@@ -72,22 +72,52 @@ class Spool:
         self.count += 1
 
     def peek(self):
-        if not self.count:
-            return None
-        with open(self._name(self._first), "rb") as f:
-            f.seek(self._off)
-            n = self._read(f)
-        return bytes(memoryview(self._buf)[: n - _HDR])
+        return self.head(0)[0] if self.count else None
 
-    def pop(self):
-        if self.count:
-            self._skip()
+    def head(self, limit):
+        # the oldest records, as many as fit limit bytes of data (at least one)
+        out = []
+        seg, off, left, size = self._first, self._off, self.count, 0
+        while left and seg <= self._last:
+            try:
+                f = open(self._name(seg), "rb")
+            except OSError:
+                f = None  # created by a roll-over, then a power cut before its first write
+            if f:
+                with f:
+                    f.seek(off)
+                    while left:
+                        n = self._read(f) - _HDR
+                        if n < 0:
+                            break
+                        size += n
+                        if out and size > limit:
+                            return out
+                        out.append(bytes(memoryview(self._buf)[:n]))
+                        left -= 1
+            seg, off = seg + 1, 0
+        return out
+
+    def pop(self, n=1):
+        n = min(n, self.count)
+        if n:
+            for _ in range(n):
+                self._skip()
             self._commit()
 
     def clear(self):
         self._first = self._last = self._last + 1
         self._off = self._size = self.count = self._live = 0
         self._commit()
+
+    def retire(self):
+        # an empty spool with no count to report leaves no files (True), so the next boot
+        # need not open it
+        if self.count or self.dropped:
+            return False
+        for n in os.listdir(self.path):
+            os.remove(self._name(n))
+        return True
 
     def clear_dropped(self, n=None):
         # n: the count that was reported; records dropped since then stay counted

@@ -1,89 +1,192 @@
-# telemetry.py: the telemetry loop. Each interval it reads every sensor and posts one message
-# (timestamped when the board's clock is set). A message the server cannot take right now goes
-# to the spool on flash; spooled messages are sent first, in order, once it answers again, so
-# nothing is lost and nothing overtakes. With a device timestamp a message re-sent after a
-# lost ACK lands on the same (key, ts) and is stored once.
+# telemetry.py: the telemetry loop. Each interval it reads every sensor; a sender task posts
+# the readings (timestamped when the board's clock is set). A message keeps its CoAP message
+# ID until it is answered or its exchange is over, whatever the interval: the server drops a
+# retransmission of a message it has, but takes a new message ID as a new message. Readings
+# taken meanwhile, or while the server cannot take them, go to the spool on flash, which
+# drains first, in order and in batches (one JSON array of timestamped readings per datagram),
+# so nothing is lost, nothing overtakes and a backlog clears in few messages.
 import asyncio
+import os
 from asyncio import core
 from time import ticks_add, ticks_diff
 
 from coap.client import CoapTimeout, Reset, ResponseError
 from thingsboard.backoff import Backoff
 
+from . import drop
 from . import sensors as sensors_mod
 
-MAX_INTERVAL_S = 86400  # a day; firmware/config.py has the same limit for interval_s
+MIN_INTERVAL_S = 0.5
+MAX_INTERVAL_S = 86400  # a day; firmware/config.py has the same limits for interval_s
+BATCH_BYTES = 1024  # a batch's payload: one datagram with ThingsBoard's 1024-byte blocks
 
 
 class Telemetry:
-    def __init__(self, device, board, sensors, spool, interval_s, log, acked=None):
+    def __init__(self, device, board, sensors, spool_at, interval_s, log, acked=None):
+        # spool_at: (folder, capacity) of the spool, opened (and its code loaded) only when
+        # there is something to keep: while the server takes every message it costs no heap
         self.device = device
         self.board = board
         self.sensors = sensors
-        self.spool = spool
-        self.interval = interval_s * 1000
+        self._spool_at = spool_at
+        self.spool = None
+        try:
+            if os.listdir(spool_at[0]):
+                self._open()
+        except OSError:
+            pass  # no spool yet
+        self.interval = int(interval_s * 1000)
         self.log = log
         self.extra = {}  # values added to the next message only (e.g. counters)
-        self.sent = 0
+        self.sent = 0  # messages the server took
         self.acked = acked or asyncio.Event()  # set once a message reached the server
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # read now
+        self._go = asyncio.Event()  # the sender has work
+        self._done = asyncio.Event()  # the sender is through with the reading handed to it
+        self._body = None  # that reading, kept in RAM while its exchange runs
+        self._dropped = 0  # the spool's dropped count that _body carries
+        self._one = False  # send the spool's oldest alone (the server refused its batch)
         # after a refusal (5.00: rate limits), an RST or a network error nothing is sent
-        # (readings go to the spool) until this tick
+        # until this tick
         self._backoff = Backoff(2000, 60000)
         self._resume = None
 
     def set_interval(self, seconds):
         # the server sets this: past MAX_INTERVAL_S the ESP32's ticks arithmetic overflows
-        if (
-            not isinstance(seconds, int)
-            or isinstance(seconds, bool)
-            or not 0 < seconds <= MAX_INTERVAL_S
-        ):
-            raise ValueError("interval must be a whole number of seconds 1-%d" % MAX_INTERVAL_S)
-        if seconds * 1000 == self.interval:  # the same again (every new subscription says it)
+        if type(seconds) not in (int, float) or not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
+            raise ValueError(
+                "interval must be a number of seconds %s-%d" % (MIN_INTERVAL_S, MAX_INTERVAL_S)
+            )
+        ms = int(seconds * 1000)
+        if ms == self.interval:  # the same again (every new subscription says it)
             return False
-        self.interval = seconds * 1000
+        self.interval = ms
         self._wake.set()
         return True
 
     def read_now(self):
         self._wake.set()
 
+    def kick(self):
+        # the link is back: try the spool now, not after the backoff
+        self._resume = None
+        self._go.set()
+
     async def cycle(self):
-        # the network gets what is left of this interval (at least a second), so readings keep
-        # their schedule even when the server is gone (an unanswered message is spooled)
-        deadline = ticks_add(core.ticks(), max(self.interval, 1000))
         values = {}
         errors = await sensors_mod.read_all(self.sensors, values)
         for key, msg in errors.items():
             values[key + "_error"] = msg
         values.update(self.extra)
         self.extra.clear()
-        dropped = self.spool.dropped
+        direct = self._body is None and not self._waiting()
+        # the count of readings the full spool dropped travels in the first message sent
+        # straight after the spool has drained: the link is back by then
+        dropped = self.spool.dropped if direct and self.spool is not None else 0
         if dropped:
             values["spool_dropped"] = dropped
         record = {"ts": self.board.now_ms(), "values": values} if self.board.time_set() else values
         body = self.device.payload.telemetry(record)  # JSON, or the profile's protobuf
-        if len(self.spool) or not await self._send(body, deadline):
-            self.spool.append(body)
-            self.log.info("spooled (%d waiting)" % len(self.spool))
-        if dropped:
-            self.spool.clear_dropped(dropped)  # the count now travels in a message
-        await self.flush(deadline)
-
-    async def _send(self, body, deadline):
-        # True once the server has it (or refused it for good); False to keep it for later
-        if self._resume is not None and ticks_diff(self._resume, core.ticks()) > 0:
-            return False  # backing off after a failure
-        timeout = ticks_diff(deadline, core.ticks())
-        if timeout <= 0:
-            return False
+        if not direct:
+            self._spool(body)
+            return
+        self._body, self._dropped = body, dropped
+        self._done.clear()
+        self._go.set()
+        # wait for the answer while this interval lasts (at least a second); the exchange
+        # goes on after that and the next readings go to the spool
         try:
-            await self.device.send_telemetry(body, timeout)
+            await asyncio.wait_for_ms(self._done.wait(), max(self.interval, 1000))
+        except asyncio.TimeoutError:
+            pass
+
+    def _open(self):
+        if self.spool is None:
+            from .spool import Spool
+
+            self.spool = Spool(*self._spool_at)
+        return self.spool
+
+    def _waiting(self):
+        return 0 if self.spool is None else len(self.spool)
+
+    def _spool(self, body):
+        self._open().append(body)
+        self.log.info("spooled (%d waiting)" % len(self.spool))
+
+    async def _sender(self):
+        while True:
+            if self._body is None and not self._waiting():
+                self._go.clear()
+                await self._go.wait()
+            wait = 0 if self._resume is None else ticks_diff(self._resume, core.ticks())
+            if wait > 0:
+                self._go.clear()
+                try:  # kick() ends the wait
+                    await asyncio.wait_for_ms(self._go.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            try:
+                await self._next()
+            except Exception as e:  # a bug (or a flash error) must not stop the sending
+                self.log.error("telemetry sender:", repr(e))
+                self._failed()
+
+    async def _next(self):
+        body = self._body
+        n = 1
+        if body is None:
+            body, n = self._batch()
+        sent = await self._send(body, n)
+        if self._body is not None:
+            if sent:
+                self._body = None
+                if self._dropped:
+                    self.spool.clear_dropped(self._dropped)  # the count reached the server
+            elif not self._waiting():  # kept on flash where that keeps the order
+                self._body = None
+                self._spool(body)
+            self._done.set()
+        elif sent:
+            self.spool.pop(n)
+        self._close()
+
+    def _close(self):
+        # a drained spool goes (its code too) until the next reading that needs it
+        if self.spool is not None and not self._waiting() and self.spool.retire():
+            self.spool = None
+            drop("firmware.spool")
+
+    def _batch(self):
+        # (body, records in it): the spool's oldest, with the timestamped ones after it while
+        # they fit one datagram; a payload format that cannot batch sends one at a time
+        records = self.spool.head(1 if self._one else BATCH_BYTES)
+        p = self.device.payload
+        n = 1
+        if p.batchable(records[0]):
+            size = len(records[0]) + 2
+            while n < len(records) and p.batchable(records[n]):
+                size += len(records[n]) + 1
+                if size > BATCH_BYTES:
+                    break
+                n += 1
+        return (p.batch(records[:n]) if n > 1 else records[0]), n
+
+    async def _send(self, body, n):
+        # True once the server has it (or refused it for good); False to keep it for later.
+        # No timeout: the exchange runs its course, so a lost answer means a retransmission of
+        # the same message ID, never a second message.
+        try:
+            await self.device.send_telemetry(body)
         except ResponseError as e:
-            # a 4.xx will never be accepted: drop it, say why; but a refused token (4.01) may be
-            # fixed on the server, and a 5.00 (its rate limits) passes
+            # a 4.xx will never be accepted: drop it, say why (a refused batch is split first);
+            # but a refused token (4.01) may be fixed on the server, and a 5.00 (its rate
+            # limits) passes
             if e.code >> 5 == 4 and e.code != 129:
+                if n > 1:
+                    self._one = True
+                    return False
                 self.log.error("telemetry refused, dropped:", e)
                 return True
             self.log.warning("telemetry not taken:", e)
@@ -96,6 +199,7 @@ class Telemetry:
             return self._failed()
         self._backoff.reset()
         self._resume = None
+        self._one = False
         self.sent += 1
         self.acked.set()
         return True
@@ -104,24 +208,21 @@ class Telemetry:
         self._resume = ticks_add(core.ticks(), self._backoff.next())
         return False
 
-    async def flush(self, deadline):
-        while len(self.spool):
-            if not await self._send(self.spool.peek(), deadline):
-                return False
-            self.spool.pop()
-        return True
-
     async def run(self):
-        while True:
-            start = core.ticks()
-            self._wake.clear()
-            try:
-                await self.cycle()
-            except Exception as e:  # a bug in one cycle must not stop the next
-                self.log.error("telemetry cycle failed:", repr(e))
-            wait = self.interval - ticks_diff(core.ticks(), start)
-            if wait > 0 and not self._wake.is_set():
+        sender = asyncio.create_task(self._sender())
+        try:
+            while True:
+                start = core.ticks()
+                self._wake.clear()
                 try:
-                    await asyncio.wait_for_ms(self._wake.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+                    await self.cycle()
+                except Exception as e:  # a bug in one cycle must not stop the next
+                    self.log.error("telemetry cycle failed:", repr(e))
+                wait = self.interval - ticks_diff(core.ticks(), start)
+                if wait > 0 and not self._wake.is_set():
+                    try:
+                        await asyncio.wait_for_ms(self._wake.wait(), wait)
+                    except asyncio.TimeoutError:
+                        pass
+        finally:
+            sender.cancel()

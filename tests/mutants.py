@@ -224,9 +224,29 @@ MUTANTS = [
     Mutant(
         "telemetry-no-backoff-after-5xx",
         "firmware/telemetry.py",
-        "return False  # backing off after a failure",
-        "pass",
-        ["tests/device/mp_telemetry.py"],
+        "if wait > 0:",
+        "if False:",
+        [
+            "tests/device/mp_telemetry.py::test_a_server_refusing_with_5_00_is_tried_again_after_growing_waits"
+        ],
+    ),
+    Mutant(
+        "telemetry-new-message-id-each-interval",
+        "firmware/telemetry.py",
+        "await self.device.send_telemetry(body)",
+        "await self.device.send_telemetry(body, 1000)",
+        [
+            "tests/device/mp_telemetry.py::test_thirty_percent_loss_at_a_one_second_interval_every_reading_once"
+        ],
+    ),
+    Mutant(
+        "telemetry-spool-drains-one-by-one",
+        "firmware/telemetry.py",
+        "while n < len(records) and p.batchable(records[n]):",
+        "while False:",
+        [
+            "tests/device/mp_telemetry.py::test_fifty_percent_loss_at_half_a_second_every_reading_once"
+        ],
     ),
     Mutant(
         "telemetry-drops-on-refused-token",
@@ -238,7 +258,7 @@ MUTANTS = [
     Mutant(
         "interval-said-again-restarts-timer",
         "firmware/telemetry.py",
-        "if seconds * 1000 == self.interval:  # the same again (every new subscription says it)",
+        "if ms == self.interval:  # the same again (every new subscription says it)",
         "if False:",
         ["tests/e2e/test_firmware.py::test_an_interval_said_again_changes_nothing"],
     ),

@@ -149,7 +149,7 @@ BAD = [
     (
         "interval bool",
         cfg(telemetry={"interval_s": True}),
-        ["telemetry.interval_s: expected an integer 1-86400, got true"],
+        ["telemetry.interval_s: expected a number of seconds 0.5-86400, got true"],
     ),
     (
         "spool too small",

@@ -83,8 +83,9 @@ def test_random_operations_match_a_model(tmp_path, capacity):
                 s = Spool(path, capacity)
                 cuts += 1
         elif op < 0.85:
-            s.pop()
-            if m.q:
+            n = 1 if op < 0.80 else rng.randint(2, 6)  # a batch the server took at once
+            s.pop(n)
+            for _ in range(min(n, len(m.q))):
                 m.q.popleft()
         elif op < 0.89:
             s = Spool(path, capacity)
@@ -99,6 +100,15 @@ def test_random_operations_match_a_model(tmp_path, capacity):
             s.clear()
             m.q.clear()
         assert (len(s), s.peek(), s.dropped) == (len(m.q), m.q[0] if m.q else None, m.dropped)
+        if step % 10 == 0 and m.q:  # the oldest that fit a limit, and always the oldest
+            limit = rng.choice([0, 200, 1024])
+            want, size = [m.q[0]], len(m.q[0])
+            for r in list(m.q)[1:]:
+                size += len(r)
+                if size > limit:
+                    break
+                want.append(r)
+            assert s.head(limit) == want, step
         assert disk(path) <= bound, step
     assert cuts > 20 and reboots > 40 and drops_seen > 20  # the run met every case
     assert drain(Spool(path, capacity)) == list(m.q)

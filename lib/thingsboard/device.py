@@ -88,6 +88,7 @@ class Device:
             check(ex, *ok)
             return parse(ex.payload()) if parse else ex.code
         finally:
+            ex.abandon()  # a request that raised before it was awaited (MemoryError) is over
             self._free.append(ex)
 
     async def send_telemetry(self, data, timeout=None):

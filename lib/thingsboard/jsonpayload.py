@@ -15,8 +15,23 @@ def body(data):
 
 
 def telemetry(data):
-    # {"k": v}, [{...}, ...] or {"ts": ms, "values": {...}}
+    # {"k": v}, [{...}, ...] or {"ts": ms, "values": {...}}; the last written with _TS first,
+    # which marks the messages that can travel together in one array (batch)
+    if type(data) is dict and len(data) == 2 and "ts" in data and "values" in data:
+        return ('{"ts":%d,"values":%s}' % (data["ts"], json.dumps(data["values"]))).encode()
     return body(data)
+
+
+_TS = b'{"ts":'  # json.dumps writes '{"ts": ' (a space after the colon) for a plain "ts" key
+
+
+def batchable(msg):
+    return msg[:6] == _TS
+
+
+def batch(msgs):
+    # timestamped messages as one: ThingsBoard takes a JSON array of {"ts", "values"} objects
+    return b"[" + b",".join(msgs) + b"]"
 
 
 def attributes(data):

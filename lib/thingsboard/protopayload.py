@@ -60,6 +60,9 @@ class ProtoPayload:
             data = {"values": data}  # a ts/values schema, no clock yet
         return self._lenient(root, data, "telemetry")
 
+    def batchable(self, msg):
+        return False  # a protobuf telemetry message carries one object
+
     def attributes(self, data):
         if isinstance(data, (bytes, bytearray, memoryview)):
             return data

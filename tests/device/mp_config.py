@@ -100,7 +100,7 @@ def test_several_problems_all_reported():
         'log_level: expected one of "debug", "info", "warning", "error", got "loud"',
         'server.host: expected a non-empty string, got ""',
         "server.port: expected an integer 1-65535, got 0",
-        "telemetry.interval_s: expected an integer 1-86400, got 0",
+        "telemetry.interval_s: expected a number of seconds 0.5-86400, got 0",
         'token: expected a ThingsBoard access token (or a "provisioning" section)',
         "wifi.ssid: expected the Wi-Fi network name (empty: no Wi-Fi, unix port only)",
     ]
