@@ -1,15 +1,19 @@
 # core.py: what a ThingsBoard device actor and its services do for tbsim, shared by the CoAP
 # resources and the admin API: shared-attribute updates pushed to observers, server-side RPC
-# (ids from 0 per device, pending until answered or expired), OTA assignment, provisioning.
+# (ids from 0 per device, pending until answered or expired, persistent ones kept in the
+# store), power saving (power.py), OTA assignment, provisioning.
 import asyncio
 import json
 import secrets
 import time
+import uuid
 
-from . import ota
-from .observe import DELIVERED, TIMEOUT
+from . import ota, power
+from .observe import DELIVERED
 from .ratelimit import RateLimits
 from .store import new_token, now_ms
+
+MAX_RETRIES = 5  # actors.rpc.max_retries: un-ACKed deliveries before an RPC is FAILED
 
 
 class RpcTimeout(Exception):
@@ -27,18 +31,32 @@ class RpcFailed(Exception):
 
 
 class _Rpc:
-    def __init__(self, rpc_id, device_id, method, params, oneway, future, row):
+    def __init__(self, rpc_id, device_id, method, params, oneway, row, expires, **persistent):
         self.id = rpc_id
         self.device_id = device_id
         self.method = method
         self.params = params
         self.oneway = oneway
-        self.future = future
         self.row = row
-        self.timer = None
+        self.expires = expires  # ms on the core's clock
+        self.persistent = bool(persistent)
+        self.uuid = persistent.get("uuid")
+        retries = persistent.get("retries")
+        self.retry_limit = MAX_RETRIES if retries is None else min(retries, MAX_RETRIES)
+        self.timeouts = 0  # deliveries that went un-ACKed
+        self.future = None  # a lightweight RPC's caller waits on it
+        self.timer = None  # expiry
+        self.done = False
 
     def payload(self):
         return {"id": self.id, "method": self.method, "params": self.params}
+
+
+class _Send:
+    # one delivery of an RPC notification, settled by its ACK or by the ACK wait running out
+    def __init__(self):
+        self.settled = False
+        self.timer = None
 
 
 def payload_config(transport):
@@ -62,10 +80,13 @@ def default_rpc_handler(device, method, params):
 
 
 class Core:
-    def __init__(self, store, registry, log, rpc_handler=None):
+    def __init__(self, store, registry, log, rpc_handler=None, clock=now_ms):
         self.store = store
         self.obs = registry
         self.log = log
+        self.clock = clock  # ms; RPC expiry and power saving read it, so tests can fake it
+        self.power = power.PowerSaving(self.power_settings, clock)
+        registry.on_ack = self.uplink  # the ACK of a CON notification is an uplink too
         self.rpc_handler = rpc_handler or default_rpc_handler
         self.rpc_seq = {}  # device id -> next RPC id; in memory, so a restart starts at 0
         self.pending = {}  # device id -> {rpc id: _Rpc}
@@ -106,49 +127,134 @@ class Core:
         if not values:
             return
         self.store.set_attributes(device_id, "SHARED_SCOPE", values)
-        rel = self.obs.get(device_id, "attributes")
-        if rel:
-            fmt = self.proto_format(dev)
-            rel.notify(fmt.attribute_update(values) if fmt else values)
+        self._push_attributes(dev, values, [])
 
     def delete_shared(self, device_id, keys):
         dev = self.device(device_id)
         if not keys:
             return
         self.store.delete_attributes(device_id, "SHARED_SCOPE", keys)
+        self._push_attributes(dev, {}, list(keys))
+
+    def _push_attributes(self, dev, values, deleted):
+        rel = self.obs.get(dev["id"], "attributes")
+        if rel is None:
+            return
+        if not self.power.allowed(dev["id"]):  # asleep: kept for the next wake-up
+            self.power.queue(dev["id"], values, deleted)
+            self.log("power", dev["name"], "asleep: attribute update queued")
+            return
+        fmt = self.proto_format(dev)
+        if fmt:
+            rel.notify(fmt.attribute_update(values, deleted))
+            return
+        payload = dict(values)
+        if deleted:
+            payload["deleted"] = deleted
+        rel.notify(payload)
+
+    # power saving (transport reference §9.3)
+
+    def power_settings(self, device_id):
+        dev = self.store.device(device_id)
+        if dev is None:
+            return None, power.DEFAULT_MS, power.DEFAULT_MS
+        profile = self.store.profile(dev["profile_id"])
+        return power.settings(dev["transport"], profile and profile["transport"])
+
+    def uplink(self, device_id):
+        # every authenticated request and every ACKed CON notification; on waking, the merged
+        # missed attribute update goes out at once and pending RPCs once the request is handled
+        if not self.power.uplink(device_id):
+            return
+        dev = self.device(device_id)
+        self.log("power", dev["name"], "awake")
         rel = self.obs.get(device_id, "attributes")
-        if rel:
-            fmt = self.proto_format(dev)
-            rel.notify(fmt.attribute_update(deleted=keys) if fmt else {"deleted": list(keys)})
+        missed = rel and self.power.take_missed(device_id)
+        if missed:
+            self._push_attributes(dev, *missed)
+        if self.obs.get(device_id, "rpc"):
+            asyncio.get_running_loop().call_soon(self.rpc_subscribed, device_id)
 
     def delete_device(self, device_id):
         self.device(device_id)
         self.obs.cancel_device(device_id, "device deleted")
         for rpc in list(self.pending.pop(device_id, {}).values()):
-            self._finish_rpc(rpc, "EXPIRED", error=RpcTimeout("device deleted"))
+            self._close(rpc, "EXPIRED")
+            self._answer(rpc, error=RpcTimeout("device deleted"))
         self.activity.pop(device_id, None)
+        self.power.forget(device_id)
         self.store.delete_device(device_id)
 
-    # server-side RPC
+    # server-side RPC (DeviceActorMessageProcessor, submit strategy BURST)
 
     async def server_rpc(self, device_id, method, params=None, timeout=10.0, oneway=False):
-        # Resolves to the device's reply (two-way) or None once delivered (one-way).
-        self.device(device_id)
-        loop = asyncio.get_running_loop()
-        rpc_id = self.rpc_seq.get(device_id, 0)
-        self.rpc_seq[device_id] = rpc_id + 1
-        row = self.store.log_rpc(device_id, rpc_id, method, params, oneway)
-        rpc = _Rpc(rpc_id, device_id, method, params, oneway, loop.create_future(), row)
-        self.pending.setdefault(device_id, {})[rpc_id] = rpc
-        rpc.timer = loop.call_later(timeout, self._expire, rpc)
-        self.log("rpc", device_id[:8], "id=%d" % rpc_id, method, json.dumps(params)[:40])
-        self._deliver(rpc)
+        # a lightweight RPC: resolves to the device's reply (two-way) or None once delivered
+        # (one-way); RpcTimeout when it expires first
+        expires = self.clock() + int(timeout * 1000)
+        rpc = self._start_rpc(device_id, method, params, oneway, expires, {})
+        rpc.future = asyncio.get_running_loop().create_future()
+        self._first_delivery(rpc)
         return await rpc.future
 
+    def persistent_rpc(self, device_id, method, params, oneway, expires, retries, info):
+        # -> the RPC's uuid, at once; its state is the store's from then on
+        rpc = self._start_rpc(
+            device_id,
+            method,
+            params,
+            oneway,
+            expires,
+            {"uuid": str(uuid.uuid4()), "retries": retries, "additional_info": info},
+        )
+        if rpc.done:
+            raise RpcTimeout("RPC %s expired before it was queued" % rpc.uuid)
+        self._first_delivery(rpc)
+        return rpc.uuid
+
+    def _start_rpc(self, device_id, method, params, oneway, expires, persistent):
+        self.device(device_id)
+        rpc_id = self._next_id(device_id)
+        if persistent:
+            persistent = dict(persistent, expiration_ts=expires)
+        row = self.store.log_rpc(device_id, rpc_id, method, params, oneway, persistent or None)
+        rpc = _Rpc(rpc_id, device_id, method, params, oneway, row, expires, **persistent)
+        self.log("rpc", device_id[:8], "id=%d" % rpc_id, method, json.dumps(params)[:40])
+        if expires <= self.clock():  # ThingsBoard drops it unsent
+            self._close(rpc, "EXPIRED" if rpc.persistent else "TIMEOUT")
+        else:
+            self._register(rpc)
+        return rpc
+
+    def _next_id(self, device_id):
+        rpc_id = self.rpc_seq.get(device_id, 0)
+        self.rpc_seq[device_id] = rpc_id + 1
+        return rpc_id
+
+    def _register(self, rpc):
+        self.pending.setdefault(rpc.device_id, {})[rpc.id] = rpc
+        delay = max(0, rpc.expires - self.clock()) / 1000
+        rpc.timer = asyncio.get_running_loop().call_later(delay, self._expire, rpc)
+
+    def _first_delivery(self, rpc):
+        if rpc.done:
+            self._answer(rpc, error=RpcTimeout("RPC %d timed out" % rpc.id))
+            return
+        if not self._deliver(rpc) and rpc.oneway and not rpc.persistent:
+            if self.obs.get(rpc.device_id, "rpc"):
+                # the actor answers a one-way lightweight RPC once it hands it to a session;
+                # the transport drops it for a sleeping device, so it is lost
+                self._close(rpc, "SENT")
+                self._answer(rpc)
+
     def _deliver(self, rpc):
+        # -> whether a notification went out
         rel = self.obs.get(rpc.device_id, "rpc")
         if rel is None:
-            return
+            return False
+        if not self.power.allowed(rpc.device_id):
+            self.log("rpc", rpc.device_id[:8], "id=%d" % rpc.id, "not sent: device asleep")
+            return False
         payload = rpc.payload()
         fmt = self.proto_format(self.device(rpc.device_id))
         if fmt:
@@ -158,40 +264,81 @@ class Core:
                 payload = fmt.rpc_request(rpc.id, rpc.method, rpc.params)
             except ConversionError as e:  # TB drops the RPC subscription and fails the RPC
                 self.obs.cancel(rel, str(e), deleted=True)
-                self._finish_rpc(rpc, "FAILED", error=RpcFailed(str(e)))
-                return
+                self._close(rpc, "FAILED")
+                self._answer(rpc, error=RpcFailed(str(e)))
+                return False
         self.store.update_rpc(rpc.row, "SENT")
-        rel.notify(payload, on_done=lambda status: self._delivery(rpc, status))
+        send = _Send()
+        if rel.con:
+            wait = min(self.power.ack_wait_ms(rpc.device_id), rpc.expires - self.clock())
+            loop = asyncio.get_running_loop()
+            send.timer = loop.call_later(max(0, wait) / 1000, self._unacked, rpc, send)
+        rel.notify(payload, on_done=lambda status: self._delivery(rpc, send, status))
+        return True
 
-    def _delivery(self, rpc, status):
-        if rpc.future.done():
+    def _delivery(self, rpc, send, status):
+        # dropped or cancelled: the ACK wait runs out and counts a TIMEOUT
+        if status != DELIVERED or send.settled:
             return
-        if status == DELIVERED:
+        send.settled = True
+        if send.timer:
+            send.timer.cancel()
+        if rpc.done:
+            return
+        if not rpc.oneway:
             self.store.update_rpc(rpc.row, "DELIVERED")
-            if rpc.oneway:
-                self._finish_rpc(rpc, "SUCCESSFUL", result=None)
-        elif status == TIMEOUT:
+        elif rpc.persistent:  # a persistent one-way RPC ends DELIVERED
+            self._close(rpc, "DELIVERED")
+            self._answer(rpc)
+        else:
+            self._close(rpc, "SUCCESSFUL")
+            self._answer(rpc)
+
+    def _unacked(self, rpc, send):
+        # the notification was not ACKed in time: TIMEOUT, retried at the next subscribe or
+        # wake-up, until the retries are spent
+        if send.settled or rpc.done:
+            return
+        send.settled = True
+        if rpc.timeouts < rpc.retry_limit:
+            rpc.timeouts += 1
             self.store.update_rpc(rpc.row, "TIMEOUT")
-        # dropped or cancelled: stays pending and goes out again at the next subscribe
+            return
+        error = (
+            "There was a Timeout and all retry attempts have been exhausted."
+            " Retry attempts set: %d" % rpc.retry_limit
+        )
+        self._close(rpc, "FAILED", {"error": error})
+        if rpc.persistent:
+            self._answer(rpc)
+        # a lightweight caller still waits, and times out when the RPC expires
 
     def _expire(self, rpc):
-        if not rpc.future.done():
-            self.pending.get(rpc.device_id, {}).pop(rpc.id, None)
-            self._finish_rpc(rpc, "TIMEOUT", error=RpcTimeout("RPC %d timed out" % rpc.id))
+        if not rpc.done:
+            self._close(rpc, "EXPIRED" if rpc.persistent else "TIMEOUT")
+        self._answer(rpc, error=RpcTimeout("RPC %d timed out" % rpc.id))
 
-    def _finish_rpc(self, rpc, status, result=None, error=None):
+    def _close(self, rpc, status, response=None):
+        # the RPC leaves the pending map with its final status
+        rpc.done = True
+        self.pending.get(rpc.device_id, {}).pop(rpc.id, None)
+        self.store.update_rpc(rpc.row, status, response)
+
+    def _answer(self, rpc, result=None, error=None):
+        # what a lightweight RPC's caller gets; the expiry timer is done with
         if rpc.timer:
             rpc.timer.cancel()
-        self.pending.get(rpc.device_id, {}).pop(rpc.id, None)
-        self.store.update_rpc(rpc.row, status, result)
-        if not rpc.future.done():
+            rpc.timer = None
+        fut = rpc.future
+        if fut is not None and not fut.done():
             if error is not None:
-                rpc.future.set_exception(error)
+                fut.set_exception(error)
             else:
-                rpc.future.set_result(result)
+                fut.set_result(result)
 
     def rpc_subscribed(self, device_id):
-        # every pending RPC goes out again on subscribe; the device de-duplicates by id (§3.2)
+        # every pending RPC goes out again on subscribe and on wake-up, even delivered ones;
+        # the device de-duplicates by id (§3.2)
         for rpc in sorted(self.pending.get(device_id, {}).values(), key=lambda r: r.id):
             self._deliver(rpc)
 
@@ -200,7 +347,41 @@ class Core:
         if rpc is None:
             self.log("rpc", device_id[:8], "reply to unknown id=%d ignored" % rpc_id)
             return
-        self._finish_rpc(rpc, "SUCCESSFUL", result=body)
+        self._close(rpc, "SUCCESSFUL", body)
+        self._answer(rpc, result=body)
+
+    def delete_rpc(self, row):
+        # DELETE /api/rpc/persistent/{id}: out of the pending map and out of the store
+        r = self.store.rpc(row)
+        rpc = r and self.pending.get(r["device_id"], {}).pop(r["rpc_id"], None)
+        if rpc is not None and rpc.row == row:
+            rpc.done = True
+            self._answer(rpc)
+        self.store.delete_rpc(row)
+
+    def restore(self):
+        # on start ThingsBoard's device actor takes back its persistent RPCs still QUEUED,
+        # with new ids; expired ones become EXPIRED. SENT, DELIVERED and TIMEOUT ones stay so.
+        for r in self.store.persistent_rpcs(status="QUEUED"):
+            if self.store.device(r["device_id"]) is None:
+                continue
+            if r["expiration_ts"] <= self.clock():
+                self.store.update_rpc(r["row"], "EXPIRED")
+                continue
+            rpc_id = self._next_id(r["device_id"])
+            self.store.update_rpc(r["row"], "QUEUED", rpc_id=rpc_id)
+            rpc = _Rpc(
+                rpc_id,
+                r["device_id"],
+                r["method"],
+                r["params"],
+                bool(r["oneway"]),
+                r["row"],
+                r["expiration_ts"],
+                uuid=r["uuid"],
+                retries=r["retries"],
+            )
+            self._register(rpc)
 
     # OTA
 

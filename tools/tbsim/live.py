@@ -89,7 +89,11 @@ class Live:
             ev.update(details)
         elif kind == "rpc":
             ev["rpc"] = self.store.rpc(details["row"])
+            if ev["rpc"] is None:
+                return
             ev["device"] = ev["rpc"]["device_id"]
+        elif kind == "rpc_deleted":
+            ev["row"] = details["row"]
         elif kind == "packages":
             ev["packages"] = self._packages()
         elif kind == "profiles":
