@@ -511,7 +511,7 @@ MUTANTS = [
     ),
     Mutant(
         "tbsim-pending-rpcs-not-resent",
-        "tools/tbsim/core.py",
+        "tools/tbsim/rpc.py",
         "for rpc in sorted(self.pending.get(device_id, {}).values(), key=lambda r: r.id):",
         "for rpc in ():",
         [TBSIM + "test_tbsim_observe.py::test_pending_rpcs_are_resent_on_resubscribe"],
