@@ -106,6 +106,7 @@ def status_of(sim, rid):
 
 def test_psm_holds_rpcs_until_the_next_uplink(sim, udp, clock):
     did = device(sim, profile(sim, powerMode="PSM", psmActivityTimer=5000))
+    assert http(sim, "GET", "/api/tbsim/state")[1]["devices"][0]["powerMode"] == "PSM"
     assert subscribe(udp, "rpc", b"rp").code == codec.VALID
     acked(sim, did)
     clock.t += 4000  # still awake: sent at once

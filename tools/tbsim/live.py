@@ -39,6 +39,7 @@ class Live:
         out = self.admin.device_json(dev)
         out["token"] = (self.store.credentials(did) or {}).get("credentials_id")
         out["lastActivity"] = self.core.activity.get(did)
+        out["powerMode"] = self.core.power.mode(did)  # the device's, else its profile's
         return out
 
     def device_state(self, dev):
