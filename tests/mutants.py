@@ -531,10 +531,24 @@ MUTANTS = [
     ),
     Mutant(
         "tbsim-pending-rpcs-not-resent",
-        "tools/tbsim/core.py",
+        "tools/tbsim/rpc.py",
         "for rpc in sorted(self.pending.get(device_id, {}).values(), key=lambda r: r.id):",
         "for rpc in ():",
         [TBSIM + "test_tbsim_observe.py::test_pending_rpcs_are_resent_on_resubscribe"],
+    ),
+    Mutant(
+        "tbsim-psm-never-sleeps",
+        "tools/tbsim/power.py",
+        "if since <= self._awake_for(mode, psm, window):",
+        "if True:",
+        [TBSIM + "test_tbsim_power.py::test_psm_holds_rpcs_until_the_next_uplink"],
+    ),
+    Mutant(
+        "tbsim-merge-keeps-earlier-deletes",
+        "tools/tbsim/power.py",
+        "    return merged, list(deleted)",
+        "    return merged, queued[1] + list(deleted)",
+        [TBSIM + "test_tbsim_power.py::test_merge_keeps_only_the_last_deletes"],
     ),
     Mutant(
         "tbsim-separate-response-not-resent",

@@ -9,6 +9,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 
@@ -132,6 +133,16 @@ def http(sim, method, path, body=None, raw=None, headers=None):
     if ctype == "application/json" and content:
         return status, json.loads(content)
     return status, content
+
+
+def until(cond, timeout=3.0):
+    # wait for a condition on the server, checking every 20 ms
+    gate = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if cond():
+            return True
+        gate.wait(0.02)
+    return cond()
 
 
 def coap_client(sim, *args, timeout=5):

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import jsonrules, ota
+from . import jsonrules, ota, power
 from .core import NotFound, RpcFailed, RpcTimeout, payload_config
 from .store import SCOPES
 
@@ -35,6 +35,8 @@ UPLOT_FILES = {"uPlot.iife.min.js": "dist/", "uPlot.min.css": "dist/", "LICENSE"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 TYPES[".png"] = "image/png"
 PROVISION_TYPES = ("DISABLED", "ALLOW_CREATE_NEW_DEVICES", "CHECK_PRE_PROVISIONED_DEVICES")
+RPC_STATUSES = ("QUEUED", "SENT", "DELIVERED", "SUCCESSFUL", "TIMEOUT", "EXPIRED", "FAILED")
+TENANT = "13814000-1dd2-11b2-8080-808080808080"  # tbsim has one tenant: TB's NULL_UUID
 
 
 class HttpError(Exception):
@@ -122,6 +124,9 @@ class Admin:
         r("GET", tel + r"/keys/timeseries", self.timeseries_keys)
         r("GET", tel + r"/keys/attributes", self.attribute_keys)
         r("POST", r"/api(?P<v1>/plugins)?/rpc/(?P<way>oneway|twoway)/(?P<did>[^/]+)", self.rpc)
+        r("GET", r"/api/rpc/persistent/device/(?P<did>[^/]+)", self.persistent_rpcs)
+        r("GET", r"/api/rpc/persistent/(?P<rid>[^/]+)", self.get_persistent_rpc)
+        r("DELETE", r"/api/rpc/persistent/(?P<rid>[^/]+)", self.delete_persistent_rpc)
         r("GET", r"/api/tbsim/rpc/(?P<did>[^/]+)", self.rpc_log)
         r("POST", r"/api/otaPackage", self.save_ota)
         r("POST", r"/api/otaPackage/(?P<pid>[^/]+)", self.upload_ota)
@@ -249,6 +254,10 @@ class Admin:
             "deviceProfileId": _entity("DEVICE_PROFILE", dev["profile_id"]),
             "firmwareId": _entity("OTA_PACKAGE", dev["firmware_id"]),
             "softwareId": _entity("OTA_PACKAGE", dev["software_id"]),
+            "deviceData": {
+                "configuration": {"type": "DEFAULT"},
+                "transportConfiguration": dev["transport"] or {"type": "DEFAULT"},
+            },
         }
 
     def _device(self, did):
@@ -259,9 +268,11 @@ class Admin:
         profile_id = _ref_id(body.get("deviceProfileId"))
         if profile_id and self.store.profile(profile_id) is None:
             raise HttpError(400, "Device profile is not found")
+        transport = self._device_transport(body)
         did = _ref_id(body.get("id"))
         if did:
-            return self.device_json(self._update_device(self._device(did), body, profile_id))
+            dev = self._update_device(self._device(did), body, profile_id, transport)
+            return self.device_json(dev)
         name = body.get("name")
         if not name or not isinstance(name, str):
             raise HttpError(400, "Device name should be specified!")
@@ -272,15 +283,35 @@ class Admin:
         except sqlite3.IntegrityError as e:
             raise HttpError(400, "Device with such name or access token already exists!") from e
         self.sim.log("http", "device created", name)
+        if transport:
+            self.store.update_device(dev["id"], transport=transport)
         for key, kind in (("firmwareId", "FIRMWARE"), ("softwareId", "SOFTWARE")):
             if _ref_id(body.get(key)):
                 self.core.assign_ota(dev["id"], kind, _ref_id(body[key]))
         return self.device_json(self.store.device(dev["id"]))
 
-    def _update_device(self, dev, body, profile_id):
+    def _device_transport(self, body):
+        # deviceData.transportConfiguration: DEFAULT (None) or COAP with power-saving fields,
+        # which take precedence over the profile's clientSettings; False when not given
+        data = body.get("deviceData")
+        if not isinstance(data, dict) or "transportConfiguration" not in data:
+            return False
+        conf = data["transportConfiguration"]
+        if conf is None or conf == {"type": "DEFAULT"}:
+            return None
+        if not isinstance(conf, dict) or conf.get("type") != "COAP":
+            raise HttpError(400, "deviceData.transportConfiguration.type must be DEFAULT or COAP")
+        error = power.check(conf)
+        if error:
+            raise HttpError(400, "[Transport Configuration] %s" % error)
+        return conf
+
+    def _update_device(self, dev, body, profile_id, transport):
         fields = {k: body[k] for k in ("name", "type", "label") if k in body}
         if profile_id:
             fields["profile_id"] = profile_id
+        if transport is not False:
+            fields["transport"] = transport
         try:
             self.store.update_device(dev["id"], **fields)
         except sqlite3.IntegrityError as e:
@@ -427,28 +458,90 @@ class Admin:
     # RPC
 
     async def rpc(self, req, way, did, v1=None):
+        # a lightweight RPC answers with the device's reply; a persistent one with its rpcId
         self._device(did)
         body = req.json_object()
         method = body.get("method")
         if not method or not isinstance(method, str):
             raise HttpError(400, "method should be specified!")
         try:
-            timeout = float(body.get("timeout", 10000)) / 1000
+            timeout = int(body.get("timeout", 10000))
+            expires = body.get("expirationTime")
+            expires = self.core.clock() + timeout if expires is None else int(expires)
+            retries = body.get("retries")
+            retries = None if retries is None else int(retries)
         except (TypeError, ValueError) as e:
-            raise HttpError(400, "timeout must be a number of milliseconds") from e
+            raise HttpError(400, "timeout, expirationTime and retries must be numbers") from e
+        oneway = way == "oneway"
+        params = body.get("params")
         try:
-            result = await self.core.server_rpc(
-                did, method, body.get("params"), timeout, oneway=way == "oneway"
-            )
+            if body.get("persistent") in (True, "true"):
+                info = body.get("additionalInfo")
+                rid = self.core.persistent_rpc(did, method, params, oneway, expires, retries, info)
+                return {"rpcId": rid}
+            wait = (expires - self.core.clock()) / 1000
+            return await self.core.server_rpc(did, method, params, wait, oneway=oneway)
         except RpcTimeout as e:
             raise HttpError(504 if v1 else 408, "Request timeout: %s" % e) from e
         except RpcFailed as e:
             raise HttpError(500, str(e)) from e
-        return result
 
     async def rpc_log(self, req, did):
         self._device(did)
         return self.store.rpcs(did)
+
+    def rpc_json(self, r):
+        # ThingsBoard's Rpc entity; its request is the ToDeviceRpcRequest, params as JSON text
+        tenant = _entity("TENANT", TENANT)
+        device = _entity("DEVICE", r["device_id"])
+        params = None if r["params"] is None else json.dumps(r["params"], separators=(",", ":"))
+        request = {
+            "id": r["uuid"],
+            "tenantId": tenant,
+            "deviceId": device,
+            "oneway": bool(r["oneway"]),
+            "expirationTime": r["expiration_ts"],
+            "body": {"method": r["method"], "params": params},
+            "persisted": True,
+            "retries": r["retries"],
+        }
+        return {
+            "id": _entity("RPC", r["uuid"]),
+            "createdTime": r["created_ts"],
+            "tenantId": tenant,
+            "deviceId": device,
+            "expirationTime": r["expiration_ts"],
+            "request": request,
+            "response": r["response"],
+            "status": r["status"],
+            "additionalInfo": r["additional_info"],
+        }
+
+    def _persistent(self, rid):
+        r = self.store.rpc_by_uuid(rid)
+        if r is None:
+            raise HttpError(404, "Requested item wasn't found!")
+        return r
+
+    async def get_persistent_rpc(self, req, rid):
+        return self.rpc_json(self._persistent(rid))
+
+    async def delete_persistent_rpc(self, req, rid):
+        self.core.delete_rpc(self._persistent(rid)["row"])
+
+    async def persistent_rpcs(self, req, did):
+        self._device(did)
+        status = req.query.get("rpcStatus") or None
+        if status == "DELETED":  # deleted RPCs are gone; ThingsBoard answers 500 here
+            raise HttpError(500, "RpcStatus: DELETED")
+        if status is not None and status not in RPC_STATUSES:
+            raise HttpError(400, "rpcStatus must be one of %s" % ", ".join(RPC_STATUSES))
+        rows = self.store.persistent_rpcs(did, status)
+        key = {"createdTime": "created_ts", "expirationTime": "expiration_ts"}.get(
+            req.query.get("sortProperty"), "created_ts"
+        )
+        rows.sort(key=lambda r: r[key], reverse=req.query.get("sortOrder") == "DESC")
+        return self._page(req, [self.rpc_json(r) for r in rows])
 
     # OTA packages
 
@@ -611,6 +704,12 @@ class Admin:
             return None
         if not isinstance(conf, dict) or conf.get("type") not in ("DEFAULT", "COAP"):
             raise HttpError(400, "transportConfiguration.type must be DEFAULT or COAP")
+        client = conf.get("clientSettings")
+        error = power.check(client) if isinstance(client, dict) else None
+        if client is not None and not isinstance(client, dict):
+            error = "clientSettings must be an object"
+        if error:
+            raise HttpError(400, "[Transport Configuration] %s" % error)
         pconf = payload_config(conf)
         if pconf is None:
             return conf

@@ -1,44 +1,21 @@
 # core.py: what a ThingsBoard device actor and its services do for tbsim, shared by the CoAP
 # resources and the admin API: shared-attribute updates pushed to observers, server-side RPC
-# (ids from 0 per device, pending until answered or expired), OTA assignment, provisioning.
+# (rpc.py), power saving (power.py), OTA assignment, provisioning.
 import asyncio
 import json
 import secrets
 import time
 
-from . import ota
-from .observe import DELIVERED, TIMEOUT
+from . import ota, power
 from .ratelimit import RateLimits
+from .rpc import RpcFailed, RpcTimeout, ServerRpc
 from .store import new_token, now_ms
 
-
-class RpcTimeout(Exception):
-    pass
+__all__ = ["Core", "NotFound", "RpcFailed", "RpcTimeout", "payload_config"]
 
 
 class NotFound(Exception):
     pass
-
-
-class RpcFailed(Exception):
-    # the transport could not deliver the RPC (a PROTOBUF profile whose RPC request schema
-    # cannot take it): ThingsBoard answers the caller with this error
-    pass
-
-
-class _Rpc:
-    def __init__(self, rpc_id, device_id, method, params, oneway, future, row):
-        self.id = rpc_id
-        self.device_id = device_id
-        self.method = method
-        self.params = params
-        self.oneway = oneway
-        self.future = future
-        self.row = row
-        self.timer = None
-
-    def payload(self):
-        return {"id": self.id, "method": self.method, "params": self.params}
 
 
 def payload_config(transport):
@@ -61,14 +38,16 @@ def default_rpc_handler(device, method, params):
     return {"error": "Unsupported method: %s" % method}
 
 
-class Core:
-    def __init__(self, store, registry, log, rpc_handler=None):
+class Core(ServerRpc):
+    def __init__(self, store, registry, log, rpc_handler=None, clock=now_ms):
         self.store = store
         self.obs = registry
         self.log = log
+        self.clock = clock  # ms; RPC expiry and power saving read it, so tests can fake it
+        self.power = power.PowerSaving(self.power_settings, clock)
+        registry.on_ack = self.uplink  # the ACK of a CON notification is an uplink too
         self.rpc_handler = rpc_handler or default_rpc_handler
-        self.rpc_seq = {}  # device id -> next RPC id; in memory, so a restart starts at 0
-        self.pending = {}  # device id -> {rpc id: _Rpc}
+        self._rpc_init()
         self._formats = {}  # profile id -> (its transport JSON, ProtoFormat or None)
         self.activity = {}  # device id -> ms of its last request (TB's lastActivityTime)
         self.limits = RateLimits()  # none until configured (TbSim's rate_limits)
@@ -106,101 +85,64 @@ class Core:
         if not values:
             return
         self.store.set_attributes(device_id, "SHARED_SCOPE", values)
-        rel = self.obs.get(device_id, "attributes")
-        if rel:
-            fmt = self.proto_format(dev)
-            rel.notify(fmt.attribute_update(values) if fmt else values)
+        self._push_attributes(dev, values, [])
 
     def delete_shared(self, device_id, keys):
         dev = self.device(device_id)
         if not keys:
             return
         self.store.delete_attributes(device_id, "SHARED_SCOPE", keys)
+        self._push_attributes(dev, {}, list(keys))
+
+    def _push_attributes(self, dev, values, deleted):
+        rel = self.obs.get(dev["id"], "attributes")
+        if rel is None:
+            return
+        if not self.power.allowed(dev["id"]):  # asleep: kept for the next wake-up
+            self.power.queue(dev["id"], values, deleted)
+            self.log("power", dev["name"], "asleep: attribute update queued")
+            return
+        fmt = self.proto_format(dev)
+        if fmt:
+            rel.notify(fmt.attribute_update(values, deleted))
+            return
+        payload = dict(values)
+        if deleted:
+            payload["deleted"] = deleted
+        rel.notify(payload)
+
+    # power saving (transport reference §9.3)
+
+    def power_settings(self, device_id):
+        dev = self.store.device(device_id)
+        if dev is None:
+            return None, power.DEFAULT_MS, power.DEFAULT_MS
+        profile = self.store.profile(dev["profile_id"])
+        return power.settings(dev["transport"], profile and profile["transport"])
+
+    def uplink(self, device_id):
+        # every authenticated request and every ACKed CON notification; on waking, the merged
+        # missed attribute update goes out at once and pending RPCs once the request is handled
+        if not self.power.uplink(device_id):
+            return
+        dev = self.device(device_id)
+        self.log("power", dev["name"], "awake")
         rel = self.obs.get(device_id, "attributes")
-        if rel:
-            fmt = self.proto_format(dev)
-            rel.notify(fmt.attribute_update(deleted=keys) if fmt else {"deleted": list(keys)})
+        missed = rel and self.power.take_missed(device_id)
+        if missed:
+            self._push_attributes(dev, *missed)
+        if self.obs.get(device_id, "rpc"):
+            asyncio.get_running_loop().call_soon(self.rpc_subscribed, device_id)
 
     def delete_device(self, device_id):
         self.device(device_id)
         self.obs.cancel_device(device_id, "device deleted")
         for rpc in list(self.pending.pop(device_id, {}).values()):
-            self._finish_rpc(rpc, "EXPIRED", error=RpcTimeout("device deleted"))
+            self._close(rpc, "EXPIRED")
+            self._answer(rpc, error=RpcTimeout("device deleted"))
         self.activity.pop(device_id, None)
+        self.power.forget(device_id)
         self.store.delete_device(device_id)
-
-    # server-side RPC
-
-    async def server_rpc(self, device_id, method, params=None, timeout=10.0, oneway=False):
-        # Resolves to the device's reply (two-way) or None once delivered (one-way).
-        self.device(device_id)
-        loop = asyncio.get_running_loop()
-        rpc_id = self.rpc_seq.get(device_id, 0)
-        self.rpc_seq[device_id] = rpc_id + 1
-        row = self.store.log_rpc(device_id, rpc_id, method, params, oneway)
-        rpc = _Rpc(rpc_id, device_id, method, params, oneway, loop.create_future(), row)
-        self.pending.setdefault(device_id, {})[rpc_id] = rpc
-        rpc.timer = loop.call_later(timeout, self._expire, rpc)
-        self.log("rpc", device_id[:8], "id=%d" % rpc_id, method, json.dumps(params)[:40])
-        self._deliver(rpc)
-        return await rpc.future
-
-    def _deliver(self, rpc):
-        rel = self.obs.get(rpc.device_id, "rpc")
-        if rel is None:
-            return
-        payload = rpc.payload()
-        fmt = self.proto_format(self.device(rpc.device_id))
-        if fmt:
-            from .proto import ConversionError
-
-            try:
-                payload = fmt.rpc_request(rpc.id, rpc.method, rpc.params)
-            except ConversionError as e:  # TB drops the RPC subscription and fails the RPC
-                self.obs.cancel(rel, str(e), deleted=True)
-                self._finish_rpc(rpc, "FAILED", error=RpcFailed(str(e)))
-                return
-        self.store.update_rpc(rpc.row, "SENT")
-        rel.notify(payload, on_done=lambda status: self._delivery(rpc, status))
-
-    def _delivery(self, rpc, status):
-        if rpc.future.done():
-            return
-        if status == DELIVERED:
-            self.store.update_rpc(rpc.row, "DELIVERED")
-            if rpc.oneway:
-                self._finish_rpc(rpc, "SUCCESSFUL", result=None)
-        elif status == TIMEOUT:
-            self.store.update_rpc(rpc.row, "TIMEOUT")
-        # dropped or cancelled: stays pending and goes out again at the next subscribe
-
-    def _expire(self, rpc):
-        if not rpc.future.done():
-            self.pending.get(rpc.device_id, {}).pop(rpc.id, None)
-            self._finish_rpc(rpc, "TIMEOUT", error=RpcTimeout("RPC %d timed out" % rpc.id))
-
-    def _finish_rpc(self, rpc, status, result=None, error=None):
-        if rpc.timer:
-            rpc.timer.cancel()
-        self.pending.get(rpc.device_id, {}).pop(rpc.id, None)
-        self.store.update_rpc(rpc.row, status, result)
-        if not rpc.future.done():
-            if error is not None:
-                rpc.future.set_exception(error)
-            else:
-                rpc.future.set_result(result)
-
-    def rpc_subscribed(self, device_id):
-        # every pending RPC goes out again on subscribe; the device de-duplicates by id (§3.2)
-        for rpc in sorted(self.pending.get(device_id, {}).values(), key=lambda r: r.id):
-            self._deliver(rpc)
-
-    def rpc_reply(self, device_id, rpc_id, body):
-        rpc = self.pending.get(device_id, {}).get(rpc_id)
-        if rpc is None:
-            self.log("rpc", device_id[:8], "reply to unknown id=%d ignored" % rpc_id)
-            return
-        self._finish_rpc(rpc, "SUCCESSFUL", result=body)
 
     # OTA
 

@@ -39,6 +39,7 @@ class Live:
         out = self.admin.device_json(dev)
         out["token"] = (self.store.credentials(did) or {}).get("credentials_id")
         out["lastActivity"] = self.core.activity.get(did)
+        out["powerMode"] = self.core.power.mode(did)  # the device's, else its profile's
         return out
 
     def device_state(self, dev):
@@ -89,7 +90,11 @@ class Live:
             ev.update(details)
         elif kind == "rpc":
             ev["rpc"] = self.store.rpc(details["row"])
+            if ev["rpc"] is None:
+                return
             ev["device"] = ev["rpc"]["device_id"]
+        elif kind == "rpc_deleted":
+            ev["row"] = details["row"]
         elif kind == "packages":
             ev["packages"] = self._packages()
         elif kind == "profiles":

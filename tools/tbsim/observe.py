@@ -100,6 +100,8 @@ class Relation:
         if self.queued is not None and self.active:
             note, self.queued = self.queued, None
             self._send(note)
+        if self.reg.on_ack:
+            self.reg.on_ack(self.device["id"])
 
     def stop(self):
         # relation gone: whatever was waiting is never delivered on it
@@ -117,6 +119,7 @@ class Registry:
         self.t = transport
         self.log = log
         self.relations = {}  # (peer, token) -> Relation
+        self.on_ack = None  # on_ack(device id): a CON notification was ACKed
 
     def get(self, device_id, kind):
         for rel in self.relations.values():

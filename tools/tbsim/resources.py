@@ -79,6 +79,7 @@ class Resources:
         if not self.core.limits.check(dev["id"]):
             ex.respond(codec.INTERNAL_SERVER_ERROR, explicit=False)
             return None
+        self.core.uplink(dev["id"])  # before the request is handled, as ThingsBoard wakes it
         return dev
 
     # /api/v1/...

@@ -13,7 +13,7 @@ from .live import Live
 from .observe import Registry
 from .ratelimit import RateLimits
 from .resources import Resources
-from .store import Store
+from .store import Store, now_ms
 from .transport import Params, Transport
 
 
@@ -38,6 +38,7 @@ class TbSim:
         rpc_handler=None,
         inactivity_timeout=60.0,
         rate_limits=None,
+        clock=None,
         log=True,
     ):
         self.data_dir = data_dir
@@ -60,6 +61,7 @@ class TbSim:
         self.inactivity_timeout = inactivity_timeout
         # ThingsBoard's transport.rate_limits: {"device": "10:1,300:60", "tenant": ...}
         self.limits = RateLimits(**(rate_limits or {}))
+        self.clock = clock  # ms for RPC expiry and power saving; tests pass a fake one
         self._dropper = None
         self.events = EventLog(enabled=log) if isinstance(log, bool) else log
         self.loop = None
@@ -76,8 +78,11 @@ class TbSim:
         self.store = Store(self.data_dir)
         self.transport = Transport(self.params, self.faults, None, self.log)
         self.registry = Registry(self.transport, self.log)
-        self.core = Core(self.store, self.registry, self.log, self.rpc_handler)
+        self.core = Core(
+            self.store, self.registry, self.log, self.rpc_handler, self.clock or now_ms
+        )
         self.core.limits = self.limits
+        self.core.restore()
         resources = Resources(self.core, self.registry, self.log, self.sync_timeout)
         self.transport.handler = resources.handle
         await self.loop.create_datagram_endpoint(

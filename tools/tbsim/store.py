@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS profiles (
     provision_secret TEXT, created_ts INTEGER NOT NULL, transport TEXT);
 CREATE TABLE IF NOT EXISTS devices (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, type TEXT, label TEXT,
-    profile_id TEXT NOT NULL, firmware_id TEXT, software_id TEXT, created_ts INTEGER NOT NULL);
+    profile_id TEXT NOT NULL, firmware_id TEXT, software_id TEXT, created_ts INTEGER NOT NULL,
+    transport TEXT);
 CREATE TABLE IF NOT EXISTS credentials (
     device_id TEXT PRIMARY KEY, type TEXT NOT NULL, credentials_id TEXT UNIQUE,
     value TEXT);
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS attributes (
 CREATE TABLE IF NOT EXISTS rpc (
     row INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, rpc_id INTEGER NOT NULL,
     method TEXT, params TEXT, oneway INTEGER NOT NULL, status TEXT NOT NULL, response TEXT,
-    created_ts INTEGER NOT NULL);
+    created_ts INTEGER NOT NULL, uuid TEXT, persistent INTEGER NOT NULL DEFAULT 0,
+    expiration_ts INTEGER, retries INTEGER, additional_info TEXT);
 CREATE TABLE IF NOT EXISTS ota (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, title TEXT NOT NULL, version TEXT NOT NULL,
     tag TEXT, url TEXT, data BLOB, size INTEGER, checksum_algorithm TEXT, checksum TEXT,
@@ -40,6 +42,15 @@ CREATE TABLE IF NOT EXISTS claims (
     claimed INTEGER NOT NULL DEFAULT 0);
 """
 
+ADDED = [
+    ("profiles", "transport TEXT"),
+    ("devices", "transport TEXT"),
+    ("rpc", "uuid TEXT"),
+    ("rpc", "persistent INTEGER NOT NULL DEFAULT 0"),
+    ("rpc", "expiration_ts INTEGER"),
+    ("rpc", "retries INTEGER"),
+    ("rpc", "additional_info TEXT"),
+]
 SCOPES = ("CLIENT_SCOPE", "SHARED_SCOPE", "SERVER_SCOPE")
 
 
@@ -52,9 +63,16 @@ def new_token():
 
 
 def _rpc(r):
-    r["params"] = json.loads(r["params"]) if r["params"] else None
-    r["response"] = json.loads(r["response"]) if r["response"] else None
+    for key in ("params", "response", "additional_info"):
+        r[key] = json.loads(r[key]) if r[key] else None
     return r
+
+
+def _device(row):
+    # transport: the device's deviceData.transportConfiguration (JSON), None for DEFAULT
+    if row is not None:
+        row["transport"] = json.loads(row["transport"]) if row.get("transport") else None
+    return row
 
 
 def _profile(row):
@@ -76,9 +94,12 @@ class Store:
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
-        columns = [r[1] for r in self.db.execute("PRAGMA table_info(profiles)")]
-        if "transport" not in columns:  # a data folder from before protobuf profiles
-            self.db.execute("ALTER TABLE profiles ADD COLUMN transport TEXT")
+        # columns added since: a data folder from before protobuf profiles, power saving
+        # and persistent RPC gets them
+        for table, column in ADDED:
+            columns = [r[1] for r in self.db.execute("PRAGMA table_info(%s)" % table)]
+            if column.split()[0] not in columns:
+                self.db.execute("ALTER TABLE %s ADD COLUMN %s" % (table, column))
         if not self.db.execute("SELECT 1 FROM profiles WHERE is_default=1").fetchone():
             self.save_profile({"name": "default", "is_default": 1})
 
@@ -157,25 +178,29 @@ class Store:
 
     def update_device(self, did, **fields):
         for key, value in fields.items():
+            if key == "transport":
+                value = json.dumps(value) if value else None
             self.db.execute("UPDATE devices SET %s=? WHERE id=?" % key, (value, did))
         self.changed("device", did)
         return self.device(did)
 
     def device(self, did):
-        return self._one("SELECT * FROM devices WHERE id=?", did)
+        return _device(self._one("SELECT * FROM devices WHERE id=?", did))
 
     def device_by_name(self, name):
-        return self._one("SELECT * FROM devices WHERE name=?", name)
+        return _device(self._one("SELECT * FROM devices WHERE name=?", name))
 
     def device_by_token(self, token):
-        return self._one(
-            "SELECT d.* FROM devices d JOIN credentials c ON c.device_id=d.id"
-            " WHERE c.type='ACCESS_TOKEN' AND c.credentials_id=?",
-            token,
+        return _device(
+            self._one(
+                "SELECT d.* FROM devices d JOIN credentials c ON c.device_id=d.id"
+                " WHERE c.type='ACCESS_TOKEN' AND c.credentials_id=?",
+                token,
+            )
         )
 
     def devices(self):
-        return self._all("SELECT * FROM devices ORDER BY created_ts, name")
+        return [_device(d) for d in self._all("SELECT * FROM devices ORDER BY created_ts, name")]
 
     def delete_device(self, did):
         for table in ("devices", "credentials", "telemetry", "attributes", "claims"):
@@ -274,21 +299,38 @@ class Store:
                 out[key] = [{"ts": r["ts"], "value": json.loads(r["value"])} for r in rows]
         return out
 
-    # RPC log
+    # RPC log: every server-side RPC; the persistent ones are ThingsBoard's Rpc entities
 
-    def log_rpc(self, did, rpc_id, method, params, oneway):
+    def log_rpc(self, did, rpc_id, method, params, oneway, persistent=None):
+        # persistent: {uuid, expiration_ts, retries, additional_info}, or None
+        p = persistent or {}
         cur = self.db.execute(
-            "INSERT INTO rpc (device_id, rpc_id, method, params, oneway, status, created_ts)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (did, rpc_id, method, json.dumps(params), int(oneway), "QUEUED", now_ms()),
+            "INSERT INTO rpc (device_id, rpc_id, method, params, oneway, status, created_ts,"
+            " uuid, persistent, expiration_ts, retries, additional_info)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                did,
+                rpc_id,
+                method,
+                json.dumps(params),
+                int(oneway),
+                "QUEUED",
+                now_ms(),
+                p.get("uuid"),
+                int(bool(persistent)),
+                p.get("expiration_ts"),
+                p.get("retries"),
+                None if p.get("additional_info") is None else json.dumps(p["additional_info"]),
+            ),
         )
         self.changed("rpc", did, row=cur.lastrowid)
         return cur.lastrowid
 
-    def update_rpc(self, row, status, response=None):
+    def update_rpc(self, row, status, response=None, rpc_id=None):
         self.db.execute(
-            "UPDATE rpc SET status=?, response=COALESCE(?, response) WHERE row=?",
-            (status, None if response is None else json.dumps(response), row),
+            "UPDATE rpc SET status=?, response=COALESCE(?, response),"
+            " rpc_id=COALESCE(?, rpc_id) WHERE row=?",
+            (status, None if response is None else json.dumps(response), rpc_id, row),
         )
         self.changed("rpc", None, row=row)
 
@@ -300,6 +342,28 @@ class Store:
     def rpc(self, row):
         r = self._one("SELECT * FROM rpc WHERE row=?", row)
         return r and _rpc(r)
+
+    def rpc_by_uuid(self, uuid_):
+        r = self._one("SELECT * FROM rpc WHERE uuid=? AND persistent=1", uuid_)
+        return r and _rpc(r)
+
+    def persistent_rpcs(self, did=None, status=None):
+        # oldest first; all devices' when did is None
+        sql = "SELECT * FROM rpc WHERE persistent=1"
+        args = []
+        if did is not None:
+            sql += " AND device_id=?"
+            args.append(did)
+        if status is not None:
+            sql += " AND status=?"
+            args.append(status)
+        return [_rpc(r) for r in self._all(sql + " ORDER BY created_ts, row", *args)]
+
+    def delete_rpc(self, row):
+        did = self._one("SELECT device_id FROM rpc WHERE row=?", row)
+        self.db.execute("DELETE FROM rpc WHERE row=?", (row,))
+        if did:
+            self.changed("rpc_deleted", did["device_id"], row=row)
 
     # OTA packages
 

@@ -57,8 +57,9 @@ async function api(method, path, body) {
   return data;
 }
 
-function rpcCall(did, method, params, timeout, oneway) {
+function rpcCall(did, method, params, timeout, oneway, persistent) {
   const body = { method, params, timeout: timeout || 10000 };
+  if (persistent) body.persistent = true; // answered at once with {rpcId}; its state is in the log
   return api('POST', `/api/rpc/${oneway ? 'oneway' : 'twoway'}/${did}`, body);
 }
 
@@ -107,6 +108,7 @@ function upsert(state) {
   d.profile = ref(state.deviceProfileId);
   d.firmwareId = ref(state.firmwareId);
   d.softwareId = ref(state.softwareId);
+  d.powerMode = state.powerMode;
   if (state.lastActivity) d.lastActivity = Math.max(d.lastActivity || 0, state.lastActivity);
   if (state.latest) d.latest = state.latest;
   if (state.attributes) d.attributes = state.attributes;
@@ -188,6 +190,12 @@ function apply(ev) {
     case 'rpc':
       if (sel) {
         S.rpc.set(ev.rpc.row, ev.rpc);
+        mark('rpc');
+      }
+      break;
+    case 'rpc_deleted':
+      if (sel) {
+        S.rpc.delete(ev.row);
         mark('rpc');
       }
       break;
@@ -345,7 +353,7 @@ function renderHead(d) {
   $('#d-id').textContent = d.id;
   $('#d-token').textContent = d.token || '';
   const p = S.profiles.find((x) => x.id.id === d.profile);
-  $('#d-profile').textContent = p ? p.name : '';
+  $('#d-profile').textContent = (p ? p.name : '') + (d.powerMode ? ' · ' + d.powerMode : '');
   $('#d-dot').className = 'dot ' + (online(d) ? 'on' : 'off');
   $('#d-activity').textContent = (online(d) ? 'online · ' : 'offline · ') + 'last activity ' + ago(d.lastActivity);
 }
@@ -592,12 +600,15 @@ async function sendRpc(e) {
     return;
   }
   const oneway = $('#rpc-oneway').checked;
+  const persistent = $('#rpc-persistent').checked;
   out.dataset.state = 'waiting';
   out.textContent = 'waiting…';
   try {
-    const r = await rpcCall(S.selected, $('#rpc-method').value, params, Number($('#rpc-timeout').value), oneway);
+    const timeout = Number($('#rpc-timeout').value);
+    const r = await rpcCall(S.selected, $('#rpc-method').value, params, timeout, oneway, persistent);
     out.dataset.state = 'reply';
-    out.textContent = oneway ? 'delivered' : JSON.stringify(r, null, 1);
+    if (persistent) out.textContent = 'queued: rpcId ' + r.rpcId;
+    else out.textContent = oneway ? 'delivered' : JSON.stringify(r, null, 1);
   } catch (err) {
     const timeout = err.status === 408 || err.status === 504;
     out.dataset.state = timeout ? 'timeout' : 'error';
