@@ -4,6 +4,7 @@
 import asyncio
 import gc
 import json
+from asyncio import core
 
 from thingsboard.backoff import Backoff
 
@@ -23,6 +24,7 @@ def run(board=None):
 
 
 async def main(board):
+    woke = core.ticks()  # a sleeping board's wake begins
     # collect early and often: garbage freed while it is still small and recent keeps the free
     # heap in large blocks, which each received datagram needs (recv takes 1152 B)
     gc.threshold(gc.mem_free() // 32)
@@ -33,7 +35,7 @@ async def main(board):
     drop("firmware.start")  # needed once per boot
     if ready is None:
         return False
-    await App(board, *ready).run()
+    await App(board, *ready).run(woke)
 
 
 class App:
@@ -66,15 +68,32 @@ class App:
         self._pins_sending = False  # one pin-state upload at a time, always the latest
         self._pins_dirty = False
         self._interval_said = None  # (type, value) of the last telemetry_interval
+        self.wake = None  # a sleeping board's wake (power mode "sleep")
 
-    async def run(self):
+    async def run(self, woke=None):
         d = self.device
         d.subscribe_to_attribute(INTERVAL_KEY, self._interval_changed)
         d.set_server_side_rpc_request_handler(self.rpc)
-        d.start()
-        jobs = [self._boot_attributes(), self._claim(), self._watch_network()]
-        for job in jobs + [u.start() for u in self.updates]:
+        b = self.board
+        jobs = [self._claim()]
+        woken = False
+        if self.cfg["power"]["mode"] == "sleep":
+            from . import sleep
+
+            kept = sleep.kept(b)
+            self._said(kept.get("said"))
+            self.wake = sleep.Wake(self, kept, core.ticks() if woke is None else woke)
+            woken = b.reset_cause() == "deepsleep"
+            self.telemetry.extra["wake_reason"] = b.reset_cause()
+        else:
+            jobs.append(self._watch_network())
+        if not woken:  # a wake reports no more than its reading
+            jobs.append(self._boot_attributes())
+        for job in jobs + [u.start(quiet=woken) for u in self.updates]:
             asyncio.create_task(job)
+        if self.wake:
+            await self.wake.run()
+        d.start()
         await self.telemetry.run()
 
     # --- RPC
@@ -100,6 +119,10 @@ class App:
         if method == "reboot":
             asyncio.create_task(self._reboot())
             return {"result": "rebooting"}
+        if self.wake:
+            r = self.wake.rpc(method, params)
+            if r is not None:
+                return r
         raise ValueError("unknown method %s" % method)
 
     async def _reboot(self):
@@ -118,6 +141,19 @@ class App:
             self._pins_dirty = False
             await self._send_attributes(self.gpio.states())
         self._pins_sending = False
+
+    def interval_said(self):
+        # the server's telemetry_interval as last said (None: not said): a sleeping board keeps
+        # it, so the same value said at the next wake changes nothing
+        return None if self._interval_said is None else self._interval_said[1]
+
+    def _said(self, value):
+        if value is not None:
+            self._interval_said = (type(value), value)
+            try:
+                self.telemetry.set_interval(value)
+            except ValueError:
+                pass
 
     def _interval_changed(self, key, value):
         # every new subscription says every shared attribute again: a value said before
@@ -200,7 +236,7 @@ class App:
             await asyncio.sleep_ms(5000)
             if not b.isconnected():
                 log.warning("network down, reconnecting")
-                await b.connect(wifi["ssid"], wifi["password"])
+                await b.connect(wifi["ssid"], wifi["password"], wifi["ifconfig"])
                 self.device.reconnected()
                 self.telemetry.kick()
 

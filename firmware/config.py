@@ -42,6 +42,11 @@ def _one(*vals):
     )
 
 
+IFCONFIG = (
+    lambda v: type(v) is list and len(v) == 4 and all(type(x) is str and x for x in v),
+    '["ip", "netmask", "gateway", "dns"]',
+)
+KEEP_AWAKE = ("update", "rpc", "stay_awake")  # what may keep a sleeping board awake (sleep.py)
 # telemetry.py has the same limits (a day: the ESP32's ticks arithmetic)
 INTERVAL = (
     lambda v: type(v) in (int, float) and 0.5 <= v <= 86400,
@@ -97,7 +102,7 @@ def _sensor(v, path, out):
 
 
 SCHEMA = {
-    "wifi": ({"ssid": (STR, ""), "password": (STR, "")}, {}),
+    "wifi": ({"ssid": (STR, ""), "password": (STR, ""), "ifconfig": (IFCONFIG, None)}, {}),
     "server": (
         {
             "host": (TEXT, REQ),
@@ -148,6 +153,15 @@ SCHEMA = {
             "version": (TEXT, VERSION),
             "app_title": (TEXT, "coapboard-app"),
             "app_version": (TEXT, VERSION),
+        },
+        {},
+    ),
+    "power": (
+        {
+            "mode": (_one("awake", "sleep"), "awake"),
+            "awake_max_s": (_int(1, 3600), 30),
+            "listen_ms": (_int(0, 10000), 300),
+            "keep_awake": ([_one(*KEEP_AWAKE)], list(KEEP_AWAKE)),
         },
         {},
     ),

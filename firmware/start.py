@@ -53,7 +53,7 @@ async def boot(board):
     log.info("firmware %s %s on %s" % (tuple(updates[0].current) + (board.name,)))
     wifi = cfg["wifi"]
     if wifi["ssid"]:
-        await board.connect(wifi["ssid"], wifi["password"])
+        await board.connect(wifi["ssid"], wifi["password"], wifi["ifconfig"])
     await board.sync_time()
     server = cfg["server"]
     ctx = None
@@ -71,8 +71,13 @@ async def boot(board):
         else:  # telemetry goes out unstamped until NTP answers
             asyncio.create_task(board.keep_time())
     payload = _payload(board, server)
+    kept = {}
+    if cfg["power"]["mode"] == "sleep" and ctx is None:  # the port and IDs of the last wake
+        from .sleep import kept as sleep_kept
+
+        kept = sleep_kept(board)
     try:
-        client = await _connect(server, ctx)
+        client = await _connect(server, ctx, kept)
     except ValueError as e:  # a server this board cannot reach at all
         log.error("config: server.host:", e)
         board.signal_error(*_led_of(board))
@@ -82,10 +87,13 @@ async def boot(board):
     return client, cfg, updates, payload
 
 
-async def _connect(server, ctx=None):
-    # a host name that does not resolve (yet): say so and try again, never crash
+async def _connect(server, ctx=None, kept=None):
+    # a host name that does not resolve (yet): say so and try again, never crash. kept: a
+    # sleeping board's {"port", "mid"} (sleep.py)
     from coap.client import connect
 
+    kept = kept or {}
+    port = kept.get("port")
     backoff = Backoff(2000, 60000)
     coap_log = logs.Log("coap").warning  # what the client drops, and why (bad datagrams, no RAM)
     while True:
@@ -96,8 +104,11 @@ async def _connect(server, ctx=None):
                 dtls_log = logs.Log("dtls").info
                 host, port = server["host"], server["port"]
                 return dtls_connect(host, port, ctx, None, dtls_log, log=coap_log)
-            return connect(server["host"], server["port"], log=coap_log)
+            return connect(server["host"], server["port"], port, log=coap_log, mid=kept.get("mid"))
         except OSError as e:
+            if port:  # the kept port may be taken: any port then
+                port = None
+                continue
             delay = backoff.next()
             log.error(
                 "server %s: DNS lookup failed (%s), retry in %d s"

@@ -43,6 +43,7 @@ class Telemetry:
         self._wake = asyncio.Event()  # read now
         self._go = asyncio.Event()  # the sender has work
         self._done = asyncio.Event()  # the sender is through with the reading handed to it
+        self._idle = asyncio.Event()  # the sender has nothing left to send
         self._body = None  # that reading, kept in RAM while its exchange runs
         self._dropped = 0  # the spool's dropped count that _body carries
         self._one = False  # send the spool's oldest alone (the server refused its batch)
@@ -118,7 +119,9 @@ class Telemetry:
         while True:
             if self._body is None and not self._waiting():
                 self._go.clear()
+                self._idle.set()
                 await self._go.wait()
+                self._idle.clear()
             wait = 0 if self._resume is None else ticks_diff(self._resume, core.ticks())
             if wait > 0:
                 self._go.clear()
@@ -207,6 +210,25 @@ class Telemetry:
     def _failed(self):
         self._resume = ticks_add(core.ticks(), self._backoff.next())
         return False
+
+    async def once(self, ms):
+        # a sleeping board's wake: one reading, then the spool, for at most ms -> True once
+        # nothing is left to send. What is left waits on flash for the next wake.
+        sender = asyncio.create_task(self._sender())
+        try:
+            await asyncio.wait_for_ms(self._read_and_send(), ms)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            sender.cancel()
+            if self._body is not None:  # on flash after the younger ones: it has its own time
+                self._spool(self._body)
+                self._body = None
+
+    async def _read_and_send(self):
+        await self.cycle()
+        await self._idle.wait()
 
     async def run(self):
         sender = asyncio.create_task(self._sender())

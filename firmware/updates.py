@@ -77,8 +77,13 @@ class Updates:
 
     # --- boot
 
-    async def start(self):
-        # once the device runs
+    def busy(self):
+        # an update is running, or a new slot is on trial
+        return self._trial is not None or (self._task is not None and not self._task.done())
+
+    async def start(self, quiet=False):
+        # once the device runs. quiet: a sleeping board's wake, which reports nothing new and
+        # takes the package attributes from the subscription's snapshot
         st, mine = self._state()
         trying = mine.get("trying")
         if trying and trying["slot"] != self.running:
@@ -93,9 +98,11 @@ class Updates:
             await self._confirmed()
         elif trying:  # confirmed before the UPDATED report went out
             await self._confirmed()
-        else:
+        elif not quiet:
             await self._report(None)
         self.device.subscribe_to_all_attributes(self._on_attributes)
+        if quiet:
+            return
         names = [self.kind + "_" + k for k in KEYS]
         backoff = Backoff(5000, 60000)
         while True:

@@ -18,12 +18,14 @@
 #   raw_temperature() -> int   the classic ESP32's uncalibrated value, or None on other chips
 #   dht(pin, kind) -> .measure() .temperature() .humidity()     kind "dht11" or "dht22"
 #   ds18b20(pin) -> .convert(); wait .wait_ms (await it); .read() -> [(rom_hex, °C), ...]
-#   async connect(ssid, password)  returns once joined; retries with exponential backoff
+#   async connect(ssid, password, ifconfig=None)  returns once joined; retries with
+#                              exponential backoff; ifconfig: a static [ip, mask, gw, dns]
 #   isconnected() -> bool; ip() -> str; mac() -> "aa:bb:..."; unique_id() -> hex str
 #   async sync_time()          one NTP attempt; a failure is logged, never raised
 #   async keep_time()          NTP again with backoff until the clock is right
 #   time_set() -> bool (the clock is right); now_ms() -> epoch ms (int)
-#   reset(); deepsleep(ms)     neither returns
+#   reset(); deepsleep(ms)     neither returns (deepsleep turns the radio off first)
+#   memory(data=None)          bytes kept across deep sleep, lost with the power (the RTC's)
 #   reset_cause() -> "power_on" | "hard_reset" | "watchdog" | "deepsleep" | "soft_reset"
 #                    | "brownout" | "unknown"
 #   free_heap() -> int
@@ -64,7 +66,8 @@ def soft_reset():
 
 
 class Base:
-    # What both boards share. A board provides _join(ssid, password) -> bool (awaitable).
+    # What both boards share. A board provides _join(ssid, password, ifconfig) -> bool
+    # (awaitable).
     backoff_ms = 1000  # first wait after a failed join; doubles up to backoff_max_ms
     backoff_max_ms = 60000
     chip = None  # a board that is no particular chip (the unix simulation's default)
@@ -72,9 +75,9 @@ class Base:
     def __init__(self):
         self.log = Log("board")
 
-    async def connect(self, ssid, password):
+    async def connect(self, ssid, password, ifconfig=None):
         delay = self.backoff_ms
-        while not await self._join(ssid, password):
+        while not await self._join(ssid, password, ifconfig):
             self.log.warning("network %s not joined, retry in %d ms" % (ssid, delay))
             await asyncio.sleep_ms(delay)
             delay = min(delay * 2, self.backoff_max_ms)

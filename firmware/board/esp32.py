@@ -98,11 +98,13 @@ class Board(Base):
     def isconnected(self):
         return self._wlan.isconnected()
 
-    async def _join(self, ssid, password):
+    async def _join(self, ssid, password, ifconfig=None):
         w = self._wlan
         w.active(True)
         if w.isconnected():
             return True
+        if ifconfig:  # a static address: no DHCP round trips
+            w.ifconfig(tuple(ifconfig))
         try:
             w.connect(ssid, password)
         except OSError as e:  # e.g. a connect still in progress: start over next attempt
@@ -144,7 +146,15 @@ class Board(Base):
         machine.reset()
 
     def deepsleep(self, ms):
+        self._wlan.active(False)  # the radio off first: it draws the most
         machine.deepsleep(ms)
+
+    def memory(self, data=None):
+        # the RTC's slow memory: kept across deep sleep and resets, lost with the power
+        rtc = machine.RTC()
+        if data is None:
+            return rtc.memory()
+        rtc.memory(data)
 
     def reset_cause(self):
         return _CAUSES.get(machine.reset_cause(), "unknown")

@@ -17,6 +17,7 @@
 #                  answers), as an ESP32 reports it; without it the simulation has no chip's
 #                  limits and the host's clock
 #   sleep.json     written by deepsleep(): {"ms": 60000}
+#   rtc.bin        the RTC memory (memory()): read back unless the reset cause is power_on
 #   ota_0.bin, ota_1.bin, otadata.bin   the app partitions and otadata (partition_sim.py),
 #                  created on first use as a serial flash leaves them; every process start is a
 #                  boot: the bootloader's slot choice and rollback run then
@@ -118,7 +119,7 @@ class Board(Base):
     def isconnected(self):
         return self._load("network.json").get("up", True)
 
-    async def _join(self, ssid, password):
+    async def _join(self, ssid, password, ifconfig=None):
         return self.isconnected()
 
     def ip(self):
@@ -149,6 +150,23 @@ class Board(Base):
         self._save("sleep.json", {"ms": ms})
         print("board: deep sleep for %d ms" % ms)
         sys.exit(EXIT_DEEPSLEEP)
+
+    def memory(self, data=None):
+        # rtc.bin stands for the RTC memory: kept across deep sleep and resets, gone after a
+        # power cut (the supervisor's reset cause power_on)
+        name = self.path("rtc.bin")
+        if data is not None:
+            with open(name + ".tmp", "wb") as f:
+                f.write(data)
+            os.rename(name + ".tmp", name)
+            return None
+        if self.reset_cause() == "power_on":
+            return b""
+        try:
+            with open(name, "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
 
     def reset_cause(self):
         try:

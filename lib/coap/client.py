@@ -382,6 +382,7 @@ class Client:
         token_len=4,
         log=None,
         reopen=None,
+        mid=None,
     ):
         self.sock = sock
         self.reopen = reopen
@@ -395,7 +396,9 @@ class Client:
         self.log = log
         self._view = View()  # the datagram being handled
         self._ctl = bytearray(4)  # empty ACK / RST
-        self._mid = random.getrandbits(16)
+        # message IDs go on from mid (a board back from deep sleep on the same port: the server
+        # would take a recent ID again for a retransmission)
+        self._mid = random.getrandbits(16) if mid is None else mid & 0xFFFF
         self._active = []
         self._seen = [-1] * _SEEN  # (mid << 2 | reply type) of recent CON/NON from the peer
         self._seen_crc = [0] * _SEEN  # and the CRC-32 of each
@@ -407,6 +410,11 @@ class Client:
 
     def exchange(self):
         return Exchange(self)
+
+    @property
+    def mid(self):
+        # the last message ID used: Client(mid=) goes on after it
+        return self._mid
 
     def request(self, code, options=(), payload=b"", con=True, timeout=None):
         # One-off request with a fresh exchange; for repeated requests keep an exchange().
@@ -511,8 +519,8 @@ class Client:
         if self.reopen is None:
             return
         self._log("empty datagram: the socket is closed, a new one takes over")
-        old, self.sock = self.sock, self.reopen()
-        old.close()
+        self.sock.close()  # first: the new one may bind the same local port
+        self.sock = self.reopen()
         if self.on_reopen:
             self.on_reopen()
 
@@ -579,17 +587,23 @@ def address(host, port):
     raise ValueError("%s has no IPv4 address (an ESP32 reaches IPv4 only)" % host)
 
 
-def udp_socket(host, port):
-    # a fresh non-blocking UDP socket connected to host:port
+def udp_socket(host, port, local_port=None):
+    # a fresh non-blocking UDP socket connected to host:port, from local_port if given (a board
+    # back from deep sleep keeps its port: the server keys observe relations by it)
     import socket
 
     ai = address(host, port)
     s = socket.socket(ai[0], socket.SOCK_DGRAM)
+    if local_port:
+        s.bind(socket.getaddrinfo("0.0.0.0", local_port)[0][-1])
     s.connect(ai[-1])
     s.setblocking(False)
     return s
 
 
-def connect(host, port=5683, **kw):
+def connect(host, port=5683, local_port=None, **kw):
     # A Client on a fresh UDP socket connected to host:port. For coaps: coap.dtls.connect.
-    return Client(udp_socket(host, port), reopen=lambda: udp_socket(host, port), **kw)
+    def sock():
+        return udp_socket(host, port, local_port)
+
+    return Client(sock(), reopen=sock, **kw)

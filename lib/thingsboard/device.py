@@ -63,6 +63,7 @@ class Device:
         # [id, crc of the notification, tick (of the reply's confirmation once confirmed),
         #  reply or None, _SERVING ...]
         self._rpc_seen = []
+        self.on_rpc_change = None  # called with rpcs() when one changes (a journal on flash)
         self._subs = []  # the observations to keep alive
         self._rpc_obs = None
         self._wake = asyncio.Event()
@@ -162,6 +163,25 @@ class Device:
         self._renew_all = True
         self._wake.set()
 
+    def subscribed(self):
+        return all(obs.active for obs in self._subs)
+
+    async def unsubscribe(self, ms):
+        # end the observations with the server, together, within ms (a board going to sleep:
+        # the server must not send it anything meanwhile); then stop
+        if self._keeper:
+            self._keeper.cancel()
+            self._keeper = None
+
+        async def end(obs):
+            await obs.cancel()
+
+        ends = [end(obs) for obs in self._subs if obs.active]
+        try:
+            await asyncio.wait_for_ms(asyncio.gather(*ends), ms)
+        finally:
+            self.stop()
+
     def stop(self):
         if self._keeper:
             self._keeper.cancel()
@@ -211,13 +231,15 @@ class Device:
             wait = self.observe_refresh
             failed = False
             renew_all, self._renew_all = self._renew_all, False
+            due = []
             for obs in self._subs:
                 idle = ticks_diff(core.ticks(), obs.last)
                 if obs.active and not renew_all and idle < self.observe_refresh:
                     wait = min(wait, self.observe_refresh - idle)
                     continue
-                if not await self._subscribe(obs):
-                    failed = True
+                due.append(self._subscribe(obs))
+            # together: one round trip for both, what a board awake for a moment needs
+            failed = not all(await asyncio.gather(*due))
             if failed:
                 wait = backoff.next()
                 self._wake.clear()  # the failures set it: they must not cut the wait short
@@ -295,6 +317,7 @@ class Device:
         self._rpc_seen.append(entry)
         if len(self._rpc_seen) > _RPC_MEMORY:
             self._rpc_seen.pop(0)
+        self._changed()  # before it runs: after a power cut it must not run again
         asyncio.create_task(self._serve(entry, method, params))
 
     async def _serve(self, entry, method, params):
@@ -306,6 +329,7 @@ class Device:
         except Exception as e:  # the message is the reply: make it say what was wrong
             reply = {"error": str(e) or type(e).__name__}
         entry[3] = self.payload.rpc_reply(reply)
+        self._changed()
         await self._reply(entry)
 
     async def _reply(self, entry):
@@ -321,6 +345,32 @@ class Device:
         if not again:
             entry[2] = core.ticks()
             entry[4] = _CONFIRMED
+            self._changed()
+
+    # --- RPCs kept across deep sleep and power cuts
+
+    def rpcs(self):
+        # the remembered RPCs: [[id, crc, reply or None, state], ...]
+        return [[e[0], e[1], e[3], e[4]] for e in self._rpc_seen]
+
+    def recall_rpcs(self, kept):
+        # rpcs() of an earlier run: repeats of them are duplicates again. One that was running
+        # when that run ended (a power cut) does not run again: its reply says so
+        now = core.ticks()
+        for rpc_id, crc, reply, state in kept[-_RPC_MEMORY:]:
+            if state == _SERVING:
+                reply = self.payload.rpc_reply({"error": "interrupted by a reset, not run again"})
+            if state < _CONFIRMED:
+                state = _UNSENT
+            self._rpc_seen.append([rpc_id, crc, now, reply, state])
+
+    def rpc_busy(self):
+        # an RPC is running or its reply is on its way
+        return any(e[4] in (_SERVING, _SENDING) for e in self._rpc_seen)
+
+    def _changed(self):
+        if self.on_rpc_change:
+            self.on_rpc_change(self.rpcs())
 
 
 def _refusal(obs):

@@ -1,0 +1,148 @@
+# sleep.py: power mode "sleep" (config power), imported only in that mode. The board wakes,
+# reports and deep-sleeps for the rest of telemetry.interval_s. A wake, all at once where
+# ThingsBoard allows: one reading posted with the spooled ones (batched), and the two
+# subscriptions: the attributes one brings every shared attribute (changes made while the board
+# slept), the RPC one the RPCs the server kept (ThingsBoard sends its pending RPCs to a new
+# RPC subscription; with a PSM profile only shortly after an uplink, which the subscription
+# is). Then listen_ms for RPCs after the RPC subscription is confirmed; each runs once and is
+# answered; the subscriptions end (so the server does not send to a sleeping board) and the
+# board sleeps. An update, an RPC being served or a technician's stay_awake keep it up
+# (config power.keep_awake); awake_max_s bounds the rest.
+# What must not repeat survives: the RPC journal on flash (a power cut after an RPC ran must
+# not run it again), the UDP port and the next message ID in the RTC memory (ThingsBoard keys
+# relations and de-duplicates message IDs by address and port), the interval the server set.
+import asyncio
+import json
+import os
+import random
+from asyncio import core
+from time import ticks_add, ticks_diff
+
+from . import log as logs
+
+log = logs.Log("sleep")
+JOURNAL = "rpcs.json"  # the RPC journal, beside config.json
+STAY_KEY = "stay_awake"  # shared attribute: true keeps the board awake (maintenance)
+_STAY_S = 600  # stayAwake RPC without a number of seconds
+
+
+def kept(board):
+    # what the last wake left in the RTC memory: {"port", "mid", "said"}; a port is chosen at
+    # the first wake after power on
+    try:
+        k = json.loads(board.memory() or b"{}")
+    except ValueError:
+        k = {}
+    if not k.get("port"):
+        k["port"] = 49152 + random.getrandbits(14)
+        save(board, k)
+    return k
+
+
+def save(board, k):
+    board.memory(json.dumps(k).encode())
+
+
+class Wake:
+    def __init__(self, app, kept, woke):
+        # woke: the tick the wake began
+        self.app = app
+        self.kept = kept
+        self.woke = woke
+        self.power = app.cfg["power"]
+        self.stay_until = None  # tick, from a stayAwake RPC
+        self.stay = False  # the stay_awake shared attribute
+        self._journal = app.board.path(JOURNAL)
+
+    def rpc(self, method, params):
+        # the RPC this mode adds: stayAwake [seconds] keeps the board up (0: sleep again)
+        if method != "stayAwake":
+            return None
+        s = _STAY_S if params in (None, {}, "") else params
+        if type(s) not in (int, float) or not 0 <= s <= 86400:
+            raise ValueError("stayAwake takes a number of seconds 0-86400")
+        self.stay_until = ticks_add(core.ticks(), int(s * 1000)) if s else None
+        return {"awake_s": s}
+
+    def stay_awake(self, key, value):
+        self.stay = value is True
+
+    async def run(self):
+        app = self.app
+        d = app.device
+        self._recall(d)
+        d.on_rpc_change = self._write_journal
+        d.subscribe_to_attribute(STAY_KEY, self.stay_awake)
+        limit = self.power["awake_max_s"] * 1000
+        end = ticks_add(self.woke, limit)
+        d.start()  # both subscriptions, together
+        sending = asyncio.create_task(app.telemetry.once(limit))
+        await self._until(end, d.subscribed)
+        await asyncio.sleep_ms(self.power["listen_ms"])  # the RPCs the server kept
+        await self._until(end, lambda: not self._busy(False))
+        await self._until(None, lambda: not self._busy(True))
+        try:
+            await asyncio.wait_for_ms(sending, max(0, ticks_diff(end, core.ticks())))
+        except asyncio.TimeoutError:
+            pass
+        await self._end(d)
+
+    async def _until(self, end, done):
+        # wait for done() (checked every 20 ms) until the tick end (None: no end)
+        while not done():
+            if end is not None and ticks_diff(end, core.ticks()) <= 0:
+                return
+            await asyncio.sleep_ms(20)
+
+    def _busy(self, past_limit):
+        # what keeps the board up; past awake_max_s only what keep_awake names
+        keep = self.power["keep_awake"] if past_limit else ("update", "rpc", "stay_awake")
+        a = self.app
+        stay = self.stay or (
+            self.stay_until is not None and ticks_diff(self.stay_until, core.ticks()) > 0
+        )
+        return (
+            ("update" in keep and any(u.busy() for u in a.updates))
+            or ("rpc" in keep and a.device.rpc_busy())
+            or ("stay_awake" in keep and stay)
+        )
+
+    async def _end(self, d):
+        # the subscriptions end, what must survive is kept, the board sleeps
+        try:
+            await d.unsubscribe(3000)
+        except Exception as e:  # the server ends them itself when a notification goes unanswered
+            log.warning("subscriptions not ended:", repr(e))
+        app = self.app
+        k = self.kept
+        k["mid"] = d.client.mid
+        k["said"] = app.interval_said()
+        save(app.board, k)
+        ms = max(1000, app.telemetry.interval - ticks_diff(core.ticks(), self.woke))
+        log.info("awake %d ms, sleeping %d ms" % (ticks_diff(core.ticks(), self.woke), ms))
+        app.board.deepsleep(ms)
+
+    # --- the RPC journal
+
+    def _recall(self, d):
+        try:
+            with open(self._journal) as f:
+                rpcs = json.load(f)
+        except (OSError, ValueError):
+            return
+        for r in rpcs:
+            if r[2] is not None:
+                r[2] = r[2].encode() if type(r[2]) is str else bytes(r[2])
+        d.recall_rpcs(rpcs)
+
+    def _write_journal(self, rpcs):
+        for r in rpcs:  # a reply is JSON text, or protobuf bytes as a list of numbers
+            if r[2] is not None:
+                try:
+                    r[2] = bytes(r[2]).decode()
+                except UnicodeError:
+                    r[2] = list(r[2])
+        tmp = self._journal + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(rpcs, f)
+        os.rename(tmp, self._journal)
