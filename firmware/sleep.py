@@ -68,6 +68,7 @@ class Wake:
         self.stay = value is True
 
     async def run(self):
+        self.began = core.ticks()  # the CoAP part of the wake begins
         app = self.app
         d = app.device
         self._recall(d)
@@ -118,8 +119,12 @@ class Wake:
         k["mid"] = d.client.mid
         k["said"] = app.interval_said()
         save(app.board, k)
-        ms = max(1000, app.telemetry.interval - ticks_diff(core.ticks(), self.woke))
-        log.info("awake %d ms, sleeping %d ms" % (ticks_diff(core.ticks(), self.woke), ms))
+        now = core.ticks()
+        ms = max(1000, app.telemetry.interval - ticks_diff(now, self.woke))
+        log.info(
+            "awake %d ms (CoAP %d ms), sleeping %d ms"
+            % (ticks_diff(now, self.woke), ticks_diff(now, self.began), ms)
+        )
         app.board.deepsleep(ms)
 
     # --- the RPC journal
