@@ -7,7 +7,7 @@
 # pass, so a figure can be 1K or 2K off a run's luck. Then the heap each import retains on the
 # twin (bench/fw_device.py imports).
 # Usage: .venv/bin/python bench/twin_heap.py [--quick] [--verbose]
-#            [--only idle,download,coaps,protobuf,provisioning,bundle,imports]
+#            [--only idle,download,coaps,protobuf,provisioning,bundle,sleep,imports]
 import argparse
 import subprocess
 import sys
@@ -56,6 +56,14 @@ def cases(quick):
         ),
         ("provisioning", "first boot, provisioning", None, S.HEAP_K, "json", S.provisioning),
         ("bundle", "software bundle (.mpy), to UPDATED", None, S.HEAP_K, "json", S.bundle_update),
+        (
+            "sleep",
+            "power mode sleep: %d wakes, each serving an RPC sent while asleep" % S.WAKES,
+            None,
+            S.HEAP_K,
+            "json",
+            lambda g, k: S.sleep_wakes(g, k, S.WAKES),
+        ),
     ]
 
 

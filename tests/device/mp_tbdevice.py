@@ -225,6 +225,40 @@ async def test_same_id_with_other_content_or_much_later_is_a_new_rpc():
     dev.stop()
 
 
+async def test_rpcs_recalled_after_a_power_cut_are_answered_never_run_again():
+    # a sleeping board keeps rpcs() on flash (sleep.py): after a power cut the server sends
+    # again what it has no reply to; the next run answers, and runs nothing
+    async def handler(method, params):
+        runs.append(method)
+        if method == "stuck":
+            await asyncio.sleep_ms(3600000)  # the power goes while this runs
+        return 41
+
+    runs = []
+    journal = []
+    clock, peer, dev = await started(handler)
+    dev.on_rpc_change = journal.append
+    peer.lose_replies = True  # the reply to 7 never reaches the server
+    rpc(peer, 7, "done")
+    rpc(peer, 8, "stuck")
+    await asyncio.sleep_ms(500)
+    assert runs == ["done", "stuck"] and dev.rpc_busy()
+    kept = journal[-1]
+    dev.stop()
+
+    runs.clear()
+    clock, peer, dev = await started(handler)
+    dev.recall_rpcs(kept)
+    rpc(peer, 7, "done")
+    rpc(peer, 8, "stuck")
+    await asyncio.sleep_ms(500)
+    assert runs == [] and not dev.rpc_busy(), runs
+    interrupted = b'{"error": "interrupted by a reset, not run again"}'
+    assert sorted(peer.replies) == [("7", b'{"result": 41}'), ("8", interrupted)], peer.replies
+    assert [r[3] for r in dev.rpcs()] == [3, 3]  # both confirmed now
+    dev.stop()
+
+
 async def refused_everything(code, minutes=10):
     # ThingsBoard answers `code` to every request while the device's callers go on (telemetry
     # every second, both subscriptions) -> (requests before the first answer, the later ones

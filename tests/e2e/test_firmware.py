@@ -551,7 +551,9 @@ def test_loss_both_ways_every_reading_stored_once_in_fewer_messages(
     monkeypatch.setattr(Resources, "post_telemetry", counted)
     sim.faults.configure({"seed": 7, "in": {"loss": loss}, "out": {"loss": loss}})
     cfg = make_config(sim)
-    cfg["telemetry"]["interval_s"] = interval
+    # at 50 % loss one message in flight carries fewer readings than come in (a CoAP exchange
+    # then averages some 25 s): the backlog grows until the loss ends, and the spool must hold it
+    cfg["telemetry"].update(interval_s=interval, spool_bytes=131072)
     fw = firmware(device_root, cfg)
     # CoAP may retransmit one message for up to ~93 s
     wait_rows(sim, did, stored, timeout=300)

@@ -48,6 +48,7 @@ DRIVER = twin.OUT / "driver"  # fw_device.mpy, fw_imports.mpy
 FW_MAIN = REPO / "bench" / "fw_main.py"
 TROUBLE = ("MemoryError", "memory allocation failed", "Traceback", "Task exception", "E bench")
 DEAF = 3  # telemetry messages spooled in a row (deaf())
+WAKES = 4  # power mode sleep: wakes that each serve an RPC sent while the board slept
 UPDATED = ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATING", "UPDATED"]
 APP = ["coapboard-app", "0.1.0"]  # the deployed app files, as tools.run's config names them
 NAME = "twin-device"
@@ -90,9 +91,9 @@ class Device(Firmware):
             args += ["--main", str(FW_MAIN), "--path", str(DRIVER)]
         super().__init__(root, *args)
 
-    def wait(self, text, timeout=30.0):
-        """The first line that contains text; fails at the first line that shows trouble, when
-        the output ends or when the time is up, saying which."""
+    def wait(self, text, timeout=30.0, after=0):
+        """The first line from index after that contains text; fails at the first line that
+        shows trouble, when the output ends or when the time is up, saying which."""
         seen = []
 
         def watched(line):
@@ -102,7 +103,7 @@ class Device(Firmware):
             return text in line
 
         try:
-            line = self.wait_line(watched, timeout)
+            line = self.wait_line(watched, timeout, after)
         except AssertionError:  # the time is up, or the output ended
             line = None
         if line is None or seen:
@@ -335,4 +336,24 @@ def bundle_update(rig, heap_k):
     st = json.loads((dev.root / "apps" / "slot.json").read_text())
     assert st == {"run": "a", "prev": "", "state": "valid"}
     assert (dev.root / "apps" / "a" / "firmware" / "app.mpy").exists()
+    dev.check()
+
+
+def sleep_wakes(rig, heap_k, wakes):
+    """Power mode sleep: the board wakes every 2 s; while it sleeps a setGpio is sent, which the
+    next wake serves (the reply checked) besides posting its reading."""
+    sim = rig.sim
+    did = rig.device_id()
+    cfg = make_config(sim)
+    cfg["telemetry"]["interval_s"] = 2
+    cfg["power"] = {"mode": "sleep", "awake_max_s": 10, "listen_ms": 300}
+    dev = rig.boot(heap_k, cfg)
+    at = 0
+    for i in range(wakes):
+        at = dev.lines.index(dev.wait("board: deep sleep", after=at)) + 1
+        params = {"pin": 26, "value": (i + 1) % 2}
+        got = rig.payload.reply(sim.rpc(did, "setGpio", params, timeout=30))
+        assert got == params, got
+    at = dev.lines.index(dev.wait("board: deep sleep", after=at)) + 1
+    dev.until(lambda: len(rows(sim, did, "wake_reason")) > wakes, what="a reading each wake")
     dev.check()

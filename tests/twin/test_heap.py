@@ -11,7 +11,7 @@
 import pytest
 
 from tests.twin import scenarios
-from tests.twin.scenarios import CYCLES, HEAP_COAPS_K, HEAP_K, IMAGE, RPCS, Rig
+from tests.twin.scenarios import CYCLES, HEAP_COAPS_K, HEAP_K, IMAGE, RPCS, WAKES, Rig
 
 # job -> the heap (K) it needs today, with a margin
 NOT_YET = {"coaps": 122}
@@ -60,3 +60,7 @@ def test_coaps_telemetry_and_firmware_download(rig, heap_k):
 @pytest.mark.parametrize("rig", ["protobuf"], indirect=True)
 def test_protobuf_telemetry_cycles_with_rpcs(rig):
     scenarios.cycles(rig, HEAP_K, CYCLES, RPCS)
+
+
+def test_sleep_mode_wakes_serving_rpcs_sent_while_asleep(rig):
+    scenarios.sleep_wakes(rig, HEAP_K, WAKES)
