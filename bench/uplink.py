@@ -50,7 +50,8 @@ def loss(seconds, p, interval=1):
         sim.faults.configure({"seed": 11, "in": {"loss": p}, "out": {"loss": p}})
         did = sim.create_device("bench", token=TOKEN)["id"]
         cfg = make_config(sim)
-        cfg["telemetry"]["interval_s"] = interval
+        # a spool that holds what heavy loss holds back (its backlog drains after)
+        cfg["telemetry"].update(interval_s=interval, spool_bytes=262144)
         _, fw = device(work, sim, cfg)
         try:
             fw.wait_line("I app: reporting to", timeout=60)

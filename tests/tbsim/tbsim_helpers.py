@@ -172,3 +172,27 @@ def aiocoap_request(sim, code, path, payload=b"", query=(), mtype=None, observe=
             await ctx.shutdown()
 
     return asyncio.run(run())
+
+
+# a clock the test moves by hand (TbSim(clock=...), ms): power saving and persistent RPC tests
+NOW = 1_700_000_000_000
+
+
+class Clock:
+    def __init__(self):
+        self.t = NOW
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def clocked_sim(tmp_path, clock):
+    s = make_sim(tmp_path / "data", clock=clock)
+    yield s
+    s.stop()

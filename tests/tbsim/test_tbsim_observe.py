@@ -4,27 +4,16 @@ import asyncio
 import concurrent.futures
 import json
 import subprocess
-import threading
 
 import aiocoap
 import pytest
-from tbsim_helpers import Udp, http, make_sim
+from tbsim_helpers import Udp, http, make_sim, until
 
 from tools.tbsim import RpcTimeout
 from tools.tbsim.wire import codec
 
 T = "/api/v1/TOKEN_ONE"
 pool = concurrent.futures.ThreadPoolExecutor(4)
-
-
-def until(cond, timeout=3.0):
-    # wait for a condition on the server, checking every 20 ms
-    gate = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if cond():
-            return True
-        gate.wait(0.02)
-    return cond()
 
 
 def subscribe(udp, feature, token, mtype=codec.CON):

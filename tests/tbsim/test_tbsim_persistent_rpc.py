@@ -5,32 +5,16 @@ import json
 import uuid
 
 import pytest
-from tbsim_helpers import Udp, http, make_sim, until
+from tbsim_helpers import NOW, Udp, http, make_sim, until
 
 from tools.tbsim.wire import codec
 
 T = "/api/v1/TOKEN_ONE"
-NOW = 1_700_000_000_000
-
-
-class Clock:
-    def __init__(self):
-        self.t = NOW
-
-    def __call__(self):
-        return self.t
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def sim(tmp_path, clock):
-    s = make_sim(tmp_path / "data", clock=clock)
-    yield s
-    s.stop()
+def sim(clocked_sim):
+    return clocked_sim
 
 
 @pytest.fixture

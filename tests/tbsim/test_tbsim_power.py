@@ -15,24 +15,9 @@ T = "/api/v1/TOKEN_ONE"
 pool = concurrent.futures.ThreadPoolExecutor(2)
 
 
-class Clock:
-    def __init__(self):
-        self.t = 1_700_000_000_000
-
-    def __call__(self):
-        return self.t
-
-
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def sim(tmp_path, clock):
-    s = make_sim(tmp_path / "data", clock=clock)
-    yield s
-    s.stop()
+def sim(clocked_sim):
+    return clocked_sim
 
 
 @pytest.fixture
