@@ -45,6 +45,7 @@ class Updates:
         self._target = None  # its package identity
         self._trial = None
         self._ts = 0  # of the last report
+        self._starting = True  # start() has reports to make (a trial's outcome)
 
     def begin(self):
         # at boot, before the network: a slot on trial must pass its self-test in time even
@@ -78,8 +79,12 @@ class Updates:
     # --- boot
 
     def busy(self):
-        # an update is running, or a new slot is on trial
-        return self._trial is not None or (self._task is not None and not self._task.done())
+        # an update is running, a new slot is on trial or its outcome is being reported
+        return (
+            self._starting
+            or self._trial is not None
+            or (self._task is not None and not self._task.done())
+        )
 
     async def start(self, quiet=False):
         # once the device runs. quiet: a sleeping board's wake, which reports nothing new and
@@ -100,6 +105,7 @@ class Updates:
             await self._confirmed()
         elif not quiet:
             await self._report(None)
+        self._starting = False
         self.device.subscribe_to_all_attributes(self._on_attributes)
         if quiet:
             return
