@@ -21,7 +21,8 @@
 #                  created on first use as a serial flash leaves them; every process start is a
 #                  boot: the bootloader's slot choice and rollback run then, except after a
 #                  soft reset (reset_cause soft_reset), which goes on with the slot in running
-#   running        written at each boot: the app partition the bootloader chose
+#   running        written at each boot: the app partition the bootloader chose (RAM on a
+#                  real board: a supervisor removes it at a power on or a hard reset)
 # Files are replaced whole (temp file, then rename), so a reader never sees half of one; other
 # processes should write the files the board reads the same way.
 # reset() and deepsleep() end the process with these statuses (any other status is a crash):

@@ -1,6 +1,9 @@
 # ptyboard.py: the MicroPython unix port run as an ESP32 runs MicroPython, between socat's pty
 # (stdin/stdout here: the board's serial line) and the unix port on a pty of its own.
-#   python3 ptyboard.py MICROPYTHON RESTARTS
+#   python3 ptyboard.py MICROPYTHON RESTARTS BOOT STATUS   (STATUS: a file name for its use)
+# BOOT=1: power on runs boot.py and main.py as an ESP32's does; BOOT=0: the board powers on to
+# the REPL, as one whose firmware has stopped. (A Ctrl-C that lands in a garbage collection
+# can crash this unix port build, "FATAL: uncaught NLR": tests interrupt no firmware.)
 # As ports/esp32/main.c (v1.28.0) does in its soft_reset loop: every start runs boot.py
 # (pyexec_file_if_exists("boot.py"), main.c:152), then main.py only if boot.py ran without
 # an error and the REPL was the friendly one (main.c:161-162:
@@ -10,12 +13,12 @@
 # reset_cause soft_reset. The unix port ends the process where the ESP32 loops, so a soft reset
 # here is a new process, told the REPL's mode: the last banner the board printed says it.
 # EXIT_RESET (firmware/board/sim.py's reset()) is a hard reset: with RESTARTS=1 the board
-# boots again with reset_cause hard_reset, else it stays off; so does any other end.
+# boots again with reset_cause hard_reset, else it stays off. Any other SystemExit is a soft
+# reset, as on the ESP32; a crash (a signal) leaves the board off.
 import os
 import pty
 import select
 import sys
-import tempfile
 import termios
 import tty
 
@@ -23,9 +26,9 @@ EXIT_RESET = 3
 RAW = b"raw REPL; CTRL-B to exit\r\n"  # pyexec.c:557
 FRIENDLY = b'Type "help()" for more information.\r\n'  # pyexec.c:628
 # Runs boot.py then main.py (those present) as the board does, Ctrl-C interrupting them: the
-# pty's ISIG is set only now, as a Ctrl-C before MicroPython runs would end the unix port (its
-# CPython wrapper); the REPL clears it while it reads. A SystemExit would make the unix port's
-# -i go on to the REPL: the status goes to the supervisor, which ends the process.
+# pty's ISIG is on only meanwhile, as a Ctrl-C outside MicroPython's own handler (before it
+# runs, or after it until the REPL reads) would end the unix port. A SystemExit would make the
+# unix port's -i go on to the REPL: the status goes to the supervisor, which ends the process.
 BOOT = """import os
 os.system("stty isig noflsh")
 try:
@@ -39,6 +42,8 @@ except SystemExit as _e:
     with open(%r, "w") as _x:
         _x.write(str((_e.args or (0,))[0]))
     os.system("kill -9 $PPID")
+finally:
+    os.system("stty -isig")
 """
 
 
@@ -54,8 +59,8 @@ def start(mp, files, status):
 
 def serve(fd):
     # pass bytes both ways until the unix port ends -> (REPL mode at its end, False at EOF).
-    # What comes in before the boot code set ISIG (or printed anything: it sets ISIG first)
-    # waits for it, so that a Ctrl-C interrupts boot.py and main.py as on the ESP32.
+    # What comes in before the boot code set ISIG (or before anything was printed: it sets
+    # ISIG first) waits for it, so that a Ctrl-C interrupts boot.py and main.py as on the ESP32.
     raw, tail, held, up = False, b"", b"", False
     while True:
         ready = select.select([0, fd], [], [], 0.02 if held else None)[0]
@@ -99,11 +104,20 @@ def cause(name):
     with open("reset_cause.tmp", "w") as f:
         f.write(name)
     os.rename("reset_cause.tmp", "reset_cause")
+    if name != "soft_reset":  # the image the last boot ran: gone with the power (sim.py)
+        forget_running()
 
 
-def main(mp, restarts):
-    status = os.path.join(tempfile.mkdtemp(prefix="ptyboard-"), "status")
-    files, raw = ["boot.py", "main.py"], False  # power on
+def forget_running():
+    try:
+        os.remove("running")
+    except FileNotFoundError:
+        pass
+
+
+def main(mp, restarts, boot, status):
+    forget_running()
+    files, raw = ["boot.py", "main.py"] if boot else [], False  # power on
     while True:
         pid, fd = start(mp, files, status)
         if raw:  # the REPL a soft reset in the raw REPL comes back to (main.c:169)
@@ -125,4 +139,4 @@ def main(mp, restarts):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2] == "1")
+    main(sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4])

@@ -15,18 +15,21 @@ HERE = Path(__file__).resolve().parent
 
 class UnixBoard:
     """The unix port on a pty, as an ESP32 runs MicroPython (tests/tools/ptyboard.py): boot.py
-    and main.py at power on; boot.py on every soft reset (Ctrl-D, mpremote entering the raw
-    REPL), main.py too when the reset came from the friendly REPL. `port` is the path
-    mpremote (and our tools) open; `root` is its filesystem (its current directory). With
-    restarts=True it comes back after a reset as an ESP32 does (board.reset() ends the unix
-    port with status 3), with reset_cause hard_reset; without, it stays off."""
+    on every soft reset (Ctrl-D, mpremote entering the raw REPL), main.py too when the reset
+    came from the friendly REPL. `port` is the path mpremote (and our tools) open; `root` is
+    its filesystem (its current directory). With boot=True power on runs boot.py and main.py,
+    else the board starts at the REPL (a board whose firmware stopped). With restarts=True it
+    comes back after a reset as an ESP32 does (board.reset() ends the unix port with status
+    3), with reset_cause hard_reset, booting boot.py and main.py; without, it stays off."""
 
-    def __init__(self, root, restarts=False):
+    def __init__(self, root, restarts=False, boot=False):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = str(self.root.parent / (self.root.name + ".tty"))
         env = dict(os.environ, MICROPYPATH="lib:.frozen")  # sys.path as on an ESP32: '', lib
-        run = "%s %s %s %d" % (sys.executable, HERE / "ptyboard.py", MICROPYTHON, restarts)
+        status = self.root.parent / (self.root.name + ".status")
+        run = "%s %s %s %d %d %s" % (sys.executable, HERE / "ptyboard.py", MICROPYTHON,
+                                     restarts, boot, status)  # fmt: skip
         self.proc = subprocess.Popen(
             ["socat", "PTY,link=%s,raw,echo=0" % self.port, "EXEC:%s" % run],
             cwd=self.root, env=env, start_new_session=True,
