@@ -64,7 +64,7 @@ test: setup lint twin ## every test (about 7 minutes)
 PORT_HINT := <the board's serial port, e.g. /dev/ttyUSB0>
 flash: venv ## erase a board, write MicroPython: PORT= FIRMWARE= [DRY_RUN=1]
 	$(call need,PORT,$(PORT_HINT))
-	$(call need,FIRMWARE,<the OTA image, ESP32_GENERIC-OTA-<date>-<version>.bin>)
+	$(call need,FIRMWARE,<the OTA image: ESP32_GENERIC-OTA-<date>-<version>.bin>)
 	@$(PY) -m tools.flash --port "$(PORT)" "$(FIRMWARE)" $(if $(DRY_RUN),--dry-run)
 
 deploy: venv ## copy the firmware (and CONFIG=, checked first) to a board: PORT= [CONFIG=]
@@ -86,12 +86,14 @@ provision: venv ## config, firmware and a first report: PORT= NAME= TOKEN= SSID=
 		$(if $(SERVER),--server "$(SERVER)")
 
 # A board against tbsim on this host's LAN address: boot, telemetry, GPIO, a reset, a rolled
-# back update, as a pass/fail table (tools/hwtest.py): PORT= SSID= PASSWORD= [PIN=26] [HOST=]
-hwtest: venv ## check a real board against tbsim on this host: PORT= SSID= PASSWORD= [PIN=] [HOST=]
+# back app and firmware update (FIRMWARE=, the image make flash takes), as a pass/fail table
+# (tools/hwtest.py): PORT= SSID= PASSWORD= FIRMWARE= [PIN=26] [HOST=]
+hwtest: venv ## check a real board against tbsim here: PORT= SSID= PASSWORD= FIRMWARE= [PIN=] [HOST=]
 	$(call need,PORT,$(PORT_HINT))
 	$(call need,SSID,<the Wi-Fi network name>)
+	$(call need,FIRMWARE,<the OTA image the board runs: ESP32_GENERIC-OTA-<date>-<version>.bin>)
 	@$(PY) -m tools.hwtest --port "$(PORT)" --ssid "$(SSID)" --password "$(PASSWORD)" \
-		$(if $(PIN),--pin $(PIN)) $(if $(HOST),--host $(HOST))
+		--firmware "$(FIRMWARE)" $(if $(PIN),--pin $(PIN)) $(if $(HOST),--host $(HOST))
 
 # The long fuzz run (well over 1,000,000 inputs, about 15 minutes): the codec under CPython,
 # and server input into the device stack on the unix port (see tests/fuzz).

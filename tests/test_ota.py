@@ -115,3 +115,20 @@ def test_writer_mismatch_keeps_old_boot(flash):
     with pytest.raises(ChecksumMismatch):
         w.finish()
     assert sim.boot() == "ota_0"
+
+
+def test_a_soft_reset_is_no_boot_the_image_on_trial_stays_on_trial(tmp_path):
+    # ports/esp32/main.c's soft reset loops in the running image: no bootloader, no rollback
+    root = str(tmp_path)
+    sim.flash(root, b"\xe9old", 8 * 4096)
+    sim.boot(root, 8 * 4096)
+    sim.Partition("ota_1").writeblocks(0, image(5000))
+    sim.Partition("ota_1").set_boot()
+    assert sim.boot() == "ota_1"  # the reset into it: on trial
+    sim._running = None  # a new process: the simulated board's next start
+    assert sim.power_on(root, soft=True) == "ota_1"
+    assert sim.Partition(sim.Partition.RUNNING).info()[4] == "ota_1"
+    assert sim._records()[1][1] == sim.PENDING_VERIFY
+    sim._running = None
+    assert sim.power_on(root) == "ota_0"  # a real boot: never confirmed, rolled back
+    assert sim._records()[1][1] == sim.ABORTED

@@ -156,6 +156,7 @@ def test_make_help_lists_every_target_one_line_each():
         (["flash"], "PORT=<the board's serial port, e.g. /dev/ttyUSB0>"),
         (["flash", "PORT=/dev/ttyUSB0"], "FIRMWARE="),
         (["deploy"], "PORT="),
+        (["hwtest", "PORT=/dev/ttyUSB0", "SSID=w"], "FIRMWARE=<the OTA image the board runs"),
         (["provision"], "PORT="),
         (["provision", "PORT=/dev/ttyUSB0"], "SERVER="),
         (["provision", "PORT=/dev/ttyUSB0", "SERVER=tb", "SSID=w"], "TOKEN="),

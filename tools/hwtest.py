@@ -6,14 +6,22 @@ on this host's LAN address, and checks the board against it, ending with a pass/
   telemetry  two telemetry messages are stored
   gpio       setGpio drives the test pin (an output) to 1, getGpio reads 1 back
   reset      a reboot RPC: the board comes back, reporting reset_cause hard_reset
-  rollback   a software update that cannot start (an app bundle whose firmware/app.py raises)
-             is installed, fails on trial and is rolled back: FAILED "rolled back", and the
-             board reports telemetry again
+  sw-rollback  a software update that cannot start (an app bundle whose firmware/app.py
+             raises) is installed, fails on trial and is rolled back: FAILED "rolled back",
+             and the board reports telemetry again
+  fw-rollback  a firmware update (--firmware: a MicroPython image the board boots, such as
+             the one `make flash` wrote) whose trial cannot pass: once the board reports
+             UPDATING and resets into it, tbsim stops answering (the board's messages still
+             arrive), so no telemetry is acknowledged within the self-test's time; the board
+             must reset back into its previous image by itself and report FAILED "rolled
+             back", then, tbsim answering again, telemetry
 
 A check that fails skips those that need it. The board's log is shown as "board| ...".
 
-  make hwtest PORT=/dev/ttyUSB0 SSID=workshop PASSWORD=secret [PIN=26] [HOST=192.168.1.10]
-  python -m tools.hwtest --port /dev/ttyUSB0 --ssid workshop --password secret
+  make hwtest PORT=/dev/ttyUSB0 SSID=workshop PASSWORD=secret \
+      FIRMWARE=ESP32_GENERIC-OTA-<date>-<version>.bin [PIN=26] [HOST=192.168.1.10]
+  python -m tools.hwtest --port /dev/ttyUSB0 --ssid workshop --password secret \
+      --firmware ESP32_GENERIC-OTA-<date>-<version>.bin
 
 The board must reach this host on udp/COAP_PORT (default 5683): same LAN, no firewall between.
 Pick a test pin with nothing wired to it (it is driven high).
@@ -31,9 +39,12 @@ from firmware import config as fwconfig
 from tools import deploy
 from tools.table import aligned
 
-CHECKS = ("deploy", "boot", "telemetry", "gpio", "reset", "rollback")
+CHECKS = ("deploy", "boot", "telemetry", "gpio", "reset", "sw-rollback", "fw-rollback")
 NAME = "hwtest"
 SW = ("coapboard-app", "0.1.0")  # the deployed app's title and version (the config's default)
+FW = "coapboard"  # the firmware's title (the config's default)
+VERSION = "0.0.0-hwtest"  # of the packages the rollback checks assign
+SELF_TEST_S = 30  # an image or app on trial must get telemetry acknowledged within this
 
 
 def lan_address():
@@ -55,7 +66,7 @@ def test_config(host, port, token, ssid, password, pin):
         "telemetry": {"interval_s": 2},
         "sensors": [{"type": "chip_temp", "key": "chip_temp"}],
         "gpio": [{"name": NAME, "pin": pin, "direction": "out"}],
-        "ota": {"self_test_s": 30},
+        "ota": {"self_test_s": SELF_TEST_S},
         "log_level": "info",
     }
 
@@ -82,8 +93,17 @@ def until(fn, seconds):
 class Check:
     """One board against one tbsim; each method is a check -> (ok, detail)."""
 
-    def __init__(self, sim, did, link, timeout):
+    def __init__(self, sim, did, link, timeout, firmware=None):
         self.sim, self.did, self.link, self.timeout = sim, did, link, timeout
+        self.firmware = firmware  # the image file fw_rollback updates to
+        self.hooks = []  # [text, fn]: fn() at once on the first board log line with text
+
+    def heard(self, line):
+        # a line of the board's log (the echo thread)
+        for hook in list(self.hooks):
+            if hook[0] in line:
+                self.hooks.remove(hook)
+                hook[1]()
 
     def attrs(self):
         return self.sim.attributes(self.did, "CLIENT_SCOPE")
@@ -139,9 +159,9 @@ class Check:
             return False, "after the reboot RPC: reset cause %s" % (cause or "not reported")
         return True, "back after a reset (reset cause hard_reset)"
 
-    def rollback(self):
+    def sw_rollback(self):
         sim = self.sim
-        pid = sim.add_ota(SW[0], "0.0.0-hwtest", broken_bundle(), ota_type="SOFTWARE")
+        pid = sim.add_ota(SW[0], VERSION, broken_bundle(), ota_type="SOFTWARE")
         sim.assign_ota(self.did, pid, "SOFTWARE")
         states = until(lambda: (lambda s: s if "FAILED" in s else None)(self.rows("sw_state")),
                        self.timeout * 3)  # fmt: skip
@@ -159,10 +179,60 @@ class Check:
             return False, "rolled back, but no telemetry after it"
         return True, "FAILED: %s" % why
 
+    def fw_rollback(self):
+        sim = self.sim
+        try:
+            with open(self.firmware, "rb") as f:
+                image = f.read()
+        except (OSError, TypeError) as e:
+            return False, "no firmware image to update to (--firmware): %s" % e
+        old = (self.rows("current_fw_version") or ["?"])[-1]
+        # the moment the board resets into the image, tbsim stops answering it: polling
+        # tbsim for UPDATING would be too late for an image that boots in a second
+        said = "%s %s installed: resetting into it" % (FW, VERSION)
+        hook = [said, lambda: sim.call(sim.faults.configure, {"out": {"loss": 1.0}})]
+        self.hooks.append(hook)
+        sim.assign_ota(self.did, sim.add_ota(FW, VERSION, image), "FIRMWARE")
+        try:
+            return self._fw_trial(len(image), old)
+        finally:
+            if hook in self.hooks:
+                self.hooks.remove(hook)
+            sim.call(sim.faults.configure, {"out": {"loss": 0.0}})
+            sim.assign_ota(self.did, None, "FIRMWARE")  # the board stays on its own image
+
+    def _fw_trial(self, size, old):
+        sim = self.sim
+        seconds = self.timeout + size // 4096  # a download of at least 4 KB/s
+
+        def state(*wanted):
+            return (lambda s: s[-1] if s and s[-1] in wanted else None)(self.rows("fw_state"))
+
+        if not until(lambda: state("UPDATING", "FAILED"), seconds):
+            return False, "not installed within %d s: %s" % (
+                seconds, ", ".join(self.rows("fw_state")) or "no fw_state at all")  # fmt: skip
+        if state("FAILED"):
+            return False, "refused: %s" % (self.rows("fw_error") or [""])[-1]
+        seconds = SELF_TEST_S + 2 * self.timeout  # the trial, a reset, a boot
+        if not until(lambda: state("FAILED", "UPDATED"), seconds):
+            return False, "no rollback within %d s (the self-test never reset the board)" % seconds
+        why = (self.rows("fw_error") or [""])[-1]
+        if state("UPDATED") or "rolled back" not in why:
+            return False, "the image on trial was kept without an answer from tbsim: %s" % why
+        sim.call(sim.faults.configure, {"out": {"loss": 0.0}})
+        n = self.sent()
+        if not until(lambda: self.sent() > n, self.timeout):
+            return False, "rolled back, but no telemetry once tbsim answered again"
+        back = (self.rows("current_fw_version") or ["?"])[-1]
+        if back != old:
+            return False, "rolled back, but running firmware %s, not %s" % (back, old)
+        return True, "FAILED: %s" % why
+
 
 def run(port, ssid="", password="", host=None, pin=26, coap_port=5683, resume=False,
-        timeout=60, log=print):  # fmt: skip
-    """The checks on the board at port -> [(check, ok, detail)], one per CHECKS entry."""
+        timeout=60, log=print, firmware=None):  # fmt: skip
+    """The checks on the board at port -> [(check, ok, detail)], one per CHECKS entry;
+    firmware: the image file the fw-rollback check updates to."""
     from tools.link import Link, TransportError
     from tools.tbsim import TbSim
 
@@ -188,10 +258,10 @@ def run(port, ssid="", password="", host=None, pin=26, coap_port=5683, resume=Fa
         except (deploy.DeployError, TransportError, OSError) as e:
             results.append(("deploy", False, str(e)))
         else:
-            threading.Thread(target=_echo, args=(link, log), daemon=True).start()
-            c = Check(sim, dev["id"], link, timeout)
+            c = Check(sim, dev["id"], link, timeout, firmware)
+            threading.Thread(target=_echo, args=(link, log, c.heard), daemon=True).start()
             for name in CHECKS[1:]:
-                ok, detail = getattr(c, name)()
+                ok, detail = getattr(c, name.replace("-", "_"))()
                 results.append((name, ok, detail))
                 if not ok:
                     break
@@ -208,10 +278,11 @@ def run(port, ssid="", password="", host=None, pin=26, coap_port=5683, resume=Fa
         data.cleanup()
 
 
-def _echo(link, log):
+def _echo(link, log, heard):
     try:
         for line in link.lines(24 * 3600):
             log("board| " + line)
+            heard(line)
     except Exception:  # the port closed under us at the end
         pass
 
@@ -231,13 +302,17 @@ def main(argv=None):
     ap.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
     ap.add_argument("--ssid", default="", help="Wi-Fi network name")
     ap.add_argument("--password", default="", help="Wi-Fi password")
+    ap.add_argument(
+        "--firmware", required=True, help="a MicroPython image the board boots (make flash's)"
+    )
     ap.add_argument("--pin", type=int, default=26, help="a free output pin for the GPIO check")
     ap.add_argument("--host", help="this host's address as the board reaches it (default: LAN)")
     ap.add_argument("--coap-port", type=int, default=5683, help="tbsim's CoAP port")
     ap.add_argument("--timeout", type=int, default=60, help="seconds each check may take")
     ap.add_argument("--resume", action="store_true", help="no soft reset on connect (unix port)")
     a = ap.parse_args(argv)
-    results = run(a.port, a.ssid, a.password, a.host, a.pin, a.coap_port, a.resume, a.timeout)
+    results = run(a.port, a.ssid, a.password, a.host, a.pin, a.coap_port, a.resume, a.timeout,
+                  firmware=a.firmware)  # fmt: skip
     print(table(results), flush=True)
     return 0 if all(r[1] for r in results) else 1
 

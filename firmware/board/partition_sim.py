@@ -78,17 +78,27 @@ def boot(root=None, size=None):
     for s in (slot, 1 - slot):  # the bootloader falls back to any loadable image
         if _first_byte("ota_%d" % s) == MAGIC:
             _running = s
+            with open(_root + "/running", "w") as f:  # what a soft reset goes on running
+                f.write("ota_%d" % s)
             return "ota_%d" % s
     raise OSError("no bootable app")
 
 
-def power_on(root, booted=None):
+def power_on(root, booted=None, soft=False):
     # -> the slot running. The first use in a process (booted None) is a power-on: a flash that
     # is not there yet is made as a serial flash leaves it, then the bootloader runs. Later uses
     # pass what that returned: the same boot, for this module loaded again after it was let go.
+    # soft: the process is a soft reset, which no bootloader sees (ports/esp32/main.c loops
+    # back to soft_reset:): the slot the last boot chose runs on, its trial too.
     global _root, _running
     if _running is not None:  # still loaded: booted already
         return "ota_%d" % _running
+    if booted is None and soft:
+        try:
+            with open(root + "/running") as f:
+                booted = f.read()
+        except OSError:  # never booted: this is one
+            pass
     if booted is not None:
         _root, _running = root, int(booted[-1])
         return booted

@@ -20,7 +20,10 @@
 #   rtc.bin        the RTC memory (memory()): read back unless the reset cause is power_on
 #   ota_0.bin, ota_1.bin, otadata.bin   the app partitions and otadata (partition_sim.py),
 #                  created on first use as a serial flash leaves them; every process start is a
-#                  boot: the bootloader's slot choice and rollback run then
+#                  boot: the bootloader's slot choice and rollback run then, except after a
+#                  soft reset (reset_cause soft_reset), which goes on with the slot in running
+#   running        written at each boot: the app partition the bootloader chose (RAM on a
+#                  real board: a supervisor removes it at a power on or a hard reset)
 # Files are replaced whole (temp file, then rename), so a reader never sees half of one; other
 # processes should write the files the board reads the same way.
 # reset() and deepsleep() end the process with these statuses (any other status is a crash):
@@ -51,7 +54,8 @@ class Board(Base):
     @property
     def partition(self):
         ps = flash()
-        self._booted = ps.power_on(self.root, self._booted)
+        soft = self._booted is None and self.reset_cause() == "soft_reset"
+        self._booted = ps.power_on(self.root, self._booted, soft)
         return ps.Partition
 
     def _load(self, name):

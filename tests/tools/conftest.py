@@ -28,14 +28,15 @@ def deployed(tmp_path_factory, mpy_dir):
 
 @pytest.fixture
 def unix_board(tmp_path, request):
-    """unix_board(name="board", deployed=False) starts one, its filesystem empty or with the
-    firmware deployed already; all are stopped at teardown."""
+    """unix_board(name="board", deployed=False, boot=False) starts one, its filesystem empty or
+    with the firmware deployed already, boot: running boot.py and main.py at power on; all
+    are stopped at teardown."""
     boards = []
 
-    def start(name="board", deployed=False):
+    def start(name="board", deployed=False, boot=False):
         if deployed:
             shutil.copytree(request.getfixturevalue("deployed"), tmp_path / name)
-        b = UnixBoard(tmp_path / name)
+        b = UnixBoard(tmp_path / name, boot=boot)
         boards.append(b)
         return b
 

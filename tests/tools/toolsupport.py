@@ -2,6 +2,7 @@
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.e2e.conftest import until, write_json
@@ -9,31 +10,28 @@ from tests.mpenv import MICROPYTHON, micropython_env
 from tests.mpenv import ROOT as REPO
 
 TOKEN = "TOOLS_DEVICE_TOKEN_01"
+HERE = Path(__file__).resolve().parent
 
 
 class UnixBoard:
-    """The unix port on a pty: `port` is the path mpremote (and our tools) open; `root` is its
-    filesystem (its current directory). With restarts=True it comes back after a reset as an
-    ESP32 does (board.reset() ends the unix port with status 3): booting boot.py and main.py
-    (tools/simboot.py), with reset_cause hard_reset, on the same pty."""
+    """The unix port on a pty, as an ESP32 runs MicroPython (tests/tools/ptyboard.py): boot.py
+    on every soft reset (Ctrl-D, mpremote entering the raw REPL), main.py too when the reset
+    came from the friendly REPL. `port` is the path mpremote (and our tools) open; `root` is
+    its filesystem (its current directory). With boot=True power on runs boot.py and main.py,
+    else the board starts at the REPL (a board whose firmware stopped). With restarts=True it
+    comes back after a reset as an ESP32 does (board.reset() ends the unix port with status
+    3), with reset_cause hard_reset, booting boot.py and main.py; without, it stays off."""
 
-    def __init__(self, root, restarts=False):
+    def __init__(self, root, restarts=False, boot=False):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = str(self.root.parent / (self.root.name + ".tty"))
         env = dict(os.environ, MICROPYPATH="lib:.frozen")  # sys.path as on an ESP32: '', lib
-        run = str(MICROPYTHON)
-        if restarts:
-            script = self.root.parent / (self.root.name + ".sh")
-            script.write_text(
-                "%s\nwhile [ $? -eq 3 ]; do\n  echo hard_reset > reset_cause\n"
-                "  MICROPYPATH=.:lib:.frozen %s %s boot.py main.py\ndone\n"
-                % (run, run, REPO / "tools" / "simboot.py")
-            )
-            run = "sh %s" % script
+        status = self.root.parent / (self.root.name + ".status")
+        run = "%s %s %s %d %d %s" % (sys.executable, HERE / "ptyboard.py", MICROPYTHON,
+                                     restarts, boot, status)  # fmt: skip
         self.proc = subprocess.Popen(
-            ["socat", "PTY,link=%s,raw,echo=0" % self.port,
-             "EXEC:%s,pty,raw,echo=0,stderr" % run],
+            ["socat", "PTY,link=%s,raw,echo=0" % self.port, "EXEC:%s" % run],
             cwd=self.root, env=env, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
