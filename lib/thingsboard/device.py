@@ -355,10 +355,11 @@ class Device:
 
     def recall_rpcs(self, kept):
         # rpcs() of an earlier run: repeats of them are duplicates again. One that was running
-        # when that run ended (a power cut) does not run again: its reply says so
+        # when that run ended (a power cut) does not run again: its reply says so. One with a
+        # reply had finished (the journal is not written again as the reply goes out)
         now = core.ticks()
         for rpc_id, crc, reply, state in kept[-_RPC_MEMORY:]:
-            if state == _SERVING:
+            if state == _SERVING and reply is None:
                 reply = self.payload.rpc_reply({"error": "interrupted by a reset, not run again"})
             if state < _CONFIRMED:
                 state = _UNSENT
