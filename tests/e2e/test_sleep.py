@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.device.otaimage import image
-from tests.e2e.conftest import TOKEN, make_config, rows, until
+from tests.e2e.conftest import TOKEN, make_config, rows, start_sim, until
 from tests.e2e.test_updates import OLD, current, states, wait_state
 
 COUNTING = Path(__file__).with_name("counting_main.py")
@@ -177,6 +177,27 @@ def test_a_power_cut_after_an_rpc_ran_does_not_run_it_again(sim, dev, device_roo
     asleep(fw)
     assert fw.grep(RAN) == []  # answered, not run again
     assert fw.grep("I app: reporting to")  # this was a boot (power on), not a wake
+
+
+def test_after_a_server_restart_a_new_rpc_with_an_old_id_runs(
+    sim, dev, tbsim_dir, device_root, firmware
+):
+    # ThingsBoard numbers RPCs from 0 again after a restart: the board's journal of earlier
+    # wakes must not take a new RPC with an old id (and the same method and params) for a
+    # repeat of the old one
+    did = dev["id"]
+    fw = boot(firmware, device_root, sleep_config(sim))
+    asleep(fw)
+    assert sim.rpc(did, "setGpio", GPIO, timeout=20) == GPIO  # id 0
+    port = sim.coap_port
+    sim.stop()
+    sim2 = start_sim(tbsim_dir, coap_port=port)
+    try:
+        at = asleep(fw, fw.mark())
+        assert sim2.rpc(did, "setGpio", GPIO, timeout=20) == GPIO  # id 0 again
+        assert fw.grep(RAN, after=at) == [RAN + "setGpio"]
+    finally:
+        sim2.stop()
 
 
 def test_a_firmware_update_assigned_while_asleep_completes_and_the_board_sleeps_again(
