@@ -50,8 +50,10 @@ SECONDS ?= 0
 COAP_PORT ?= 5683
 HTTP_PORT ?= 8080
 DATA ?= data
-run: setup ## tbsim and a simulated device; Ctrl-C stops [SECONDS= COAP_PORT= HTTP_PORT= DATA=]
-	@$(PY) -m tools.run --seconds $(SECONDS) --coap-port $(COAP_PORT) --http-port $(HTTP_PORT) --data $(DATA)
+# SLEEP=1: the device deep-sleeps between wakes (docs/sleep.md)
+SLEEP ?=
+run: setup ## tbsim and a simulated device; Ctrl-C stops [SECONDS= COAP_PORT= HTTP_PORT= DATA= SLEEP=1]
+	@$(PY) -m tools.run --seconds $(SECONDS) --coap-port $(COAP_PORT) --http-port $(HTTP_PORT) --data $(DATA) $(if $(SLEEP),--sleep)
 
 test: setup lint twin ## every test (about 7 minutes)
 	$(PY) -m pytest -q tests

@@ -27,14 +27,19 @@ _STAY_S = 600  # stayAwake RPC without a number of seconds
 
 
 def kept(board):
-    # what the last wake left in the RTC memory: {"port", "mid", "said"}; a port is chosen at
-    # the first wake after power on
+    # what the last wake left in the RTC memory: {"port", "mid", "said"}. The port and message
+    # IDs go on only after a deep sleep: a run that ended otherwise (a reset into an update, a
+    # crash) used IDs it never saved, which the server would take for duplicates. So a new
+    # port then, as at the first wake after power on
     try:
         k = json.loads(board.memory() or b"{}")
     except ValueError:
         k = {}
-    if not k.get("port"):
-        k["port"] = 49152 + random.getrandbits(14)
+    if not k.get("port") or board.reset_cause() != "deepsleep":
+        old = k["port"] = k.get("port")
+        k.pop("mid", None)
+        while k["port"] == old:
+            k["port"] = 49152 + random.getrandbits(14)
         save(board, k)
     return k
 

@@ -71,6 +71,23 @@ def test_make_run_firmware_and_server_talk(tmp_path):
     assert p.stderr == ""
 
 
+def test_make_run_sleep_the_board_takes_an_rpc_sent_while_it_slept(tmp_path):
+    # make run SLEEP=1: the device deep-sleeps between wakes 10 s apart; the operator sends
+    # its RPC once the board has ended its subscriptions, and the next wake runs and answers it
+    p = run(tmp_path, "--sleep", "--seconds", "16")
+    out = p.stdout
+    assert p.returncode == 0 and p.stderr == "", out + p.stderr
+    lines = out.splitlines()
+    sent = lines.index("operator: the board sleeps; rpc setGpio sent, waiting for its next wake")
+    got = lines.index("operator: rpc setGpio -> {'pin': 26, 'value': 1}")
+    # in between, the board slept and woke again
+    assert "I app: firmware coapboard 0.1.0 on unix-sim" in lines[sent:got], out
+    assert re.search(r"^I sleep: awake \d+ ms \(CoAP \d+ ms\), sleeping \d+ ms$", out, re.M)
+    assert "simdevice: deep sleep for " in out
+    assert "telemetry interval now" not in out  # the awake board's operator did not run
+    assert "run: stored telemetry {" in out and "'wake_reason': [{" in out
+
+
 def test_ports_in_use_are_named(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))

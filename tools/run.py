@@ -5,7 +5,11 @@ so every path shows up in the log. The first line is the URL of tbsim's page, wh
 can be watched and driven. Ctrl-C or SIGTERM (or --seconds) ends the device first, then tbsim,
 and prints what tbsim stored.
 
-Usage: python -m tools.run [--seconds N] [--coap-port P] [--http-port P] [--data DIR]
+With --sleep the device is a battery-powered one (power mode "sleep", docs/sleep.md): it wakes
+every 10 s, reports and deep-sleeps; the operator waits until it sleeps and sends it an RPC,
+which the next wake runs and answers.
+
+Usage: python -m tools.run [--seconds N] [--coap-port P] [--http-port P] [--data DIR] [--sleep]
 """
 
 import argparse
@@ -22,6 +26,7 @@ from tools.tbsim.events import EventLog
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "demo-device"
+SLEEP_INTERVAL_S = 10  # --sleep: a wake every 10 s
 
 
 def sample_config(port, token):
@@ -69,6 +74,30 @@ def operator(sim, did, stop):
             raise
 
 
+def sleep_operator(sim, did, stop):
+    # --sleep: a command for a board that sleeps most of the time. tbsim sees the board's RPC
+    # subscription come at a wake and go as it falls asleep; then an RPC is sent, with a
+    # timeout longer than the sleep, and the next wake runs and answers it
+    def subscribed():
+        return sim.call(lambda: sim.registry.get(did, "rpc") is not None)
+
+    try:
+        for want in (True, False):  # a wake, then its end
+            while subscribed() != want:
+                if stop.wait(0.05):
+                    return
+        params = {"pin": 26, "value": 1}
+        print("operator: the board sleeps; rpc setGpio sent, waiting for its next wake")
+        try:
+            reply = sim.rpc(did, "setGpio", params, timeout=2 * SLEEP_INTERVAL_S)
+        except RpcTimeout:
+            reply = "no reply within %d s" % (2 * SLEEP_INTERVAL_S)
+        print("operator: rpc setGpio ->", reply, flush=True)
+    except Exception:
+        if not stop.is_set():
+            raise
+
+
 def interrupt(signum, frame):
     # SIGTERM (e.g. from make, itself terminated) ends the run as Ctrl-C does
     raise KeyboardInterrupt
@@ -90,6 +119,7 @@ def main():
     ap.add_argument("--coap-port", type=int, default=5683)
     ap.add_argument("--http-port", type=int, default=8080)
     ap.add_argument("--data", type=Path, default=ROOT / "data")
+    ap.add_argument("--sleep", action="store_true", help="the device deep-sleeps between wakes")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, interrupt)
     sim = proc = dev = None
@@ -114,7 +144,11 @@ def main():
         dev = device(sim)
         board = a.data / "device"
         board.mkdir(parents=True, exist_ok=True)
-        (board / "config.json").write_text(json.dumps(sample_config(sim.coap_port, dev["token"])))
+        cfg = sample_config(sim.coap_port, dev["token"])
+        if a.sleep:
+            cfg["telemetry"]["interval_s"] = SLEEP_INTERVAL_S
+            cfg["power"] = {"mode": "sleep"}
+        (board / "config.json").write_text(json.dumps(cfg))
         print(
             "run: device %s in %s, admin API on http://127.0.0.1:%d" % (NAME, board, sim.http_port)
         )
@@ -125,7 +159,8 @@ def main():
             env=dict(os.environ),
             start_new_session=True,
         )
-        threading.Thread(target=operator, args=(sim, dev["id"], stop), daemon=True).start()
+        job = sleep_operator if a.sleep else operator
+        threading.Thread(target=job, args=(sim, dev["id"], stop), daemon=True).start()
         status = proc.wait(a.seconds or None)
     except subprocess.TimeoutExpired:
         pass

@@ -355,14 +355,17 @@ class Device:
 
     def recall_rpcs(self, kept):
         # rpcs() of an earlier run: repeats of them are duplicates again. One that was running
-        # when that run ended (a power cut) does not run again: its reply says so
+        # when that run ended (a power cut) does not run again: its reply says so. One with a
+        # reply had finished (the journal is not written again as the reply goes out). One whose
+        # reply the server took is not recalled: the server sends it no more, and a new RPC with
+        # its id and body (ids start from 0 again when ThingsBoard restarts) must run
         now = core.ticks()
         for rpc_id, crc, reply, state in kept[-_RPC_MEMORY:]:
-            if state == _SERVING:
+            if state >= _CONFIRMED:
+                continue
+            if state == _SERVING and reply is None:
                 reply = self.payload.rpc_reply({"error": "interrupted by a reset, not run again"})
-            if state < _CONFIRMED:
-                state = _UNSENT
-            self._rpc_seen.append([rpc_id, crc, now, reply, state])
+            self._rpc_seen.append([rpc_id, crc, now, reply, _UNSENT])
 
     def rpc_busy(self):
         # an RPC is running or its reply is on its way
