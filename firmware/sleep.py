@@ -26,11 +26,21 @@ STAY_KEY = "stay_awake"  # shared attribute: true keeps the board awake (mainten
 _STAY_S = 600  # stayAwake RPC without a number of seconds
 
 
+_kept = None  # read once per boot: boot's connect and the wake share it
+
+
 def kept(board):
     # what the last wake left in the RTC memory: {"port", "mid", "said"}. The port and message
     # IDs go on only after a deep sleep: a run that ended otherwise (a reset into an update, a
     # crash) used IDs it never saved, which the server would take for duplicates. So a new
     # port then, as at the first wake after power on
+    global _kept
+    if _kept is None:
+        _kept = _read(board)
+    return _kept
+
+
+def _read(board):
     try:
         k = json.loads(board.memory() or b"{}")
     except ValueError:
