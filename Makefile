@@ -124,6 +124,7 @@ bench: setup twin ## the benchmarks (docs/benchmarks.md)
 	$(PY) bench/twin_heap.py
 	$(PY) bench/page_latency.py
 	$(PY) bench/uplink.py
+	$(PY) bench/wake.py
 
 lint: venv ## ruff check and format check
 	.venv/bin/ruff check -q . && .venv/bin/ruff format --check -q .
