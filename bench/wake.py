@@ -207,7 +207,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="bench/wake.py", description="What a deep-sleep wake costs.")
     ap.add_argument("--quick", action="store_true", help="3 wakes a case instead of 8")
     ap.add_argument("--wakes", type=int, help="wakes counted per case and RTT")
-    ap.add_argument("--listen-ms", type=int, default=300, help="power.listen_ms (default 300)")
+    ap.add_argument("--listen-ms", type=int, default=100, help="power.listen_ms (default 100)")
     a = ap.parse_args(argv)
     wakes = a.wakes or (3 if a.quick else 8)
     stamp_datagrams()

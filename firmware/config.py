@@ -160,7 +160,7 @@ SCHEMA = {
         {
             "mode": (_one("awake", "sleep"), "awake"),
             "awake_max_s": (_int(1, 3600), 30),
-            "listen_ms": (_int(0, 10000), 300),
+            "listen_ms": (_int(0, 10000), 100),
             "keep_awake": ([_one(*KEEP_AWAKE)], list(KEEP_AWAKE)),
         },
         {},

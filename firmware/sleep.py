@@ -54,6 +54,13 @@ def _read(board):
     return k
 
 
+async def _wait(event, ms):
+    try:
+        await asyncio.wait_for_ms(event.wait(), max(0, ms))
+    except asyncio.TimeoutError:
+        pass
+
+
 def save(board, k):
     board.memory(json.dumps(k).encode())
 
@@ -93,8 +100,12 @@ class Wake:
         end = ticks_add(self.woke, limit)
         d.start()  # both subscriptions, together
         sending = asyncio.create_task(app.telemetry.once(limit))
-        await self._until(end, d.subscribed)
-        await asyncio.sleep_ms(self.power["listen_ms"])  # the RPCs the server kept
+        await _wait(d.ready, ticks_diff(end, core.ticks()))
+        # a kept RPC comes once the RPC subscription's confirmation is ACKed: a round trip
+        # after it (as long as the subscriptions took), then listen_ms. ThingsBoard sends one
+        # kept RPC a subscription at once: the wait ends when it comes
+        rtt = ticks_diff(core.ticks(), self.began)
+        await _wait(d.rpc_came, rtt + self.power["listen_ms"])
         await self._until(end, lambda: not self._busy(False))
         await self._until(None, lambda: not self._busy(True))
         try:
@@ -125,10 +136,7 @@ class Wake:
 
     async def _end(self, d):
         # the subscriptions end, what must survive is kept, the board sleeps
-        try:
-            await d.unsubscribe(3000)
-        except Exception as e:  # the server ends them itself when a notification goes unanswered
-            log.warning("subscriptions not ended:", repr(e))
+        d.unsubscribe()
         app = self.app
         k = self.kept
         k["mid"] = d.client.mid

@@ -146,6 +146,7 @@ class Board(Base):
         machine.reset()
 
     def deepsleep(self, ms):
+        time.sleep_ms(20)  # what was just sent leaves the Wi-Fi driver's queue
         self._wlan.active(False)  # the radio off first: it draws the most
         machine.deepsleep(ms)
 

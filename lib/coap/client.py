@@ -304,14 +304,15 @@ class Observation(Exchange):
         else:
             Exchange._acked(self)
 
-    def cancel(self):
+    def cancel(self, con=True):
         # Deregister with Observe=1 on the same token. Done once the request is ACKed or
-        # answered (ThingsBoard only ACKs it).
+        # answered (ThingsBoard only ACKs it). con=False: a NON nobody waits for (a board going
+        # to sleep; if it is lost the server ends the relation at its next unanswered notification)
         self.client._remove(self)
         self.active = False
         self._renewing = False
         self.options[0] = (OBSERVE, 1)
-        self._send_new(GET, self.options, b"", True, None)
+        self._send_new(GET, self.options, b"", con, None)
         self.options[0] = (OBSERVE, 0)
         self._ack_only = True
         return self

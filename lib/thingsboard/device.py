@@ -64,6 +64,8 @@ class Device:
         #  reply or None, _SERVING ...]
         self._rpc_seen = []
         self.on_rpc_change = None  # called with rpcs() when one changes (a journal on flash)
+        self.ready = asyncio.Event()  # set once every observation is registered
+        self.rpc_came = asyncio.Event()  # set by each RPC notification
         self._subs = []  # the observations to keep alive
         self._rpc_obs = None
         self._wake = asyncio.Event()
@@ -163,24 +165,14 @@ class Device:
         self._renew_all = True
         self._wake.set()
 
-    def subscribed(self):
-        return all(obs.active for obs in self._subs)
-
-    async def unsubscribe(self, ms):
-        # end the observations with the server, together, within ms (a board going to sleep:
-        # the server must not send it anything meanwhile); then stop
-        if self._keeper:
-            self._keeper.cancel()
-            self._keeper = None
-
-        async def end(obs):
-            await obs.cancel()
-
-        ends = [end(obs) for obs in self._subs if obs.active]
-        try:
-            await asyncio.wait_for_ms(asyncio.gather(*ends), ms)
-        finally:
-            self.stop()
+    def unsubscribe(self):
+        # end the observations with the server and stop (a board going to sleep: the server
+        # must not send it anything meanwhile). Nothing is waited for: ThingsBoard only ACKs a
+        # deregistration, and only after 500 ms, so they go as NON
+        for obs in self._subs:
+            if obs.active:
+                obs.cancel(False)
+        self.stop()
 
     def stop(self):
         if self._keeper:
@@ -240,6 +232,8 @@ class Device:
                 due.append(self._subscribe(obs))
             # together: one round trip for both, what a board awake for a moment needs
             failed = not all(await asyncio.gather(*due))
+            if not failed:
+                self.ready.set()
             if failed:
                 wait = backoff.next()
                 self._wake.clear()  # the failures set it: they must not cut the wait short
@@ -304,6 +298,7 @@ class Device:
         except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: an id of 1e400
             self.log("bad rpc notification dropped:", raw[:60])
             return
+        self.rpc_came.set()
         crc = crc32(raw)
         now = core.ticks()
         for seen in self._rpc_seen:

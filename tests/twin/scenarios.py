@@ -346,7 +346,7 @@ def sleep_wakes(rig, heap_k, wakes):
     did = rig.device_id()
     cfg = make_config(sim)
     cfg["telemetry"]["interval_s"] = 2
-    cfg["power"] = {"mode": "sleep", "awake_max_s": 10, "listen_ms": 300}
+    cfg["power"] = {"mode": "sleep", "awake_max_s": 10, "listen_ms": 100}
     dev = rig.boot(heap_k, cfg)
     at = 0
     for i in range(wakes):
