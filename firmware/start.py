@@ -51,9 +51,14 @@ async def boot(board):
     for u in updates:
         u.begin()
     log.info("firmware %s %s on %s" % (tuple(updates[0].current) + (board.name,)))
+    kept = {}
+    if cfg["power"]["mode"] == "sleep":  # the port, IDs and Wi-Fi channel of the last wake
+        from .sleep import kept as sleep_kept
+
+        kept = sleep_kept(board)
     wifi = cfg["wifi"]
     if wifi["ssid"]:
-        await board.connect(wifi["ssid"], wifi["password"], wifi["ifconfig"])
+        await board.connect(wifi["ssid"], wifi["password"], wifi["ifconfig"], kept.get("ch"))
     await board.sync_time()
     server = cfg["server"]
     ctx = None
@@ -71,11 +76,6 @@ async def boot(board):
         else:  # telemetry goes out unstamped until NTP answers
             asyncio.create_task(board.keep_time())
     payload = _payload(board, server)
-    kept = {}
-    if cfg["power"]["mode"] == "sleep" and ctx is None:  # the port and IDs of the last wake
-        from .sleep import kept as sleep_kept
-
-        kept = sleep_kept(board)
     try:
         client = await _connect(server, ctx, kept)
     except ValueError as e:  # a server this board cannot reach at all
@@ -89,30 +89,29 @@ async def boot(board):
 
 async def _connect(server, ctx=None, kept=None):
     # a host name that does not resolve (yet): say so and try again, never crash. kept: a
-    # sleeping board's {"port", "mid"} (sleep.py)
+    # sleeping board's {"port", "mid"} (sleep.py), for plain CoAP
     from coap.client import connect
 
     kept = kept or {}
-    port = kept.get("port")
+    local = kept.get("port")
     backoff = Backoff(2000, 60000)
     coap_log = logs.Log("coap").warning  # what the client drops, and why (bad datagrams, no RAM)
+    host, port = server["host"], server["port"]
     while True:
         try:
             if ctx is not None:  # coaps
                 from coap.dtls import connect as dtls_connect
 
                 dtls_log = logs.Log("dtls").info
-                host, port = server["host"], server["port"]
                 return dtls_connect(host, port, ctx, None, dtls_log, log=coap_log)
-            return connect(server["host"], server["port"], port, log=coap_log, mid=kept.get("mid"))
+            return connect(host, port, local, log=coap_log, mid=kept.get("mid"))
         except OSError as e:
-            if port:  # the kept port may be taken: any port then
-                port = None
+            if local:  # the kept port may be taken: any port then
+                local = None
                 continue
             delay = backoff.next()
             log.error(
-                "server %s: DNS lookup failed (%s), retry in %d s"
-                % (server["host"], e, delay // 1000)
+                "server %s: DNS lookup failed (%s), retry in %d s" % (host, e, delay // 1000)
             )
             await asyncio.sleep_ms(delay)
 

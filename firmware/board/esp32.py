@@ -98,22 +98,25 @@ class Board(Base):
     def isconnected(self):
         return self._wlan.isconnected()
 
-    async def _join(self, ssid, password, ifconfig=None):
+    async def _join(self, ssid, password, ifconfig=None, channel=None):
         w = self._wlan
         w.active(True)
         if w.isconnected():
             return True
         if ifconfig:  # a static address: no DHCP round trips
             w.ifconfig(tuple(ifconfig))
+        if channel:  # where the scan starts (network_wlan.c: cfg.sta.channel)
+            w.config(channel=channel)
         try:
             w.connect(ssid, password)
         except OSError as e:  # e.g. a connect still in progress: start over next attempt
             self.log.warning("wifi:", e)
             w.disconnect()
             return False
-        for _ in range(JOIN_MS // 200):
-            await asyncio.sleep_ms(200)
+        for _ in range(JOIN_MS // 20):  # often: a sleeping board's every ms awake counts
+            await asyncio.sleep_ms(20)
             if w.isconnected():
+                self.channel = w.config("channel")
                 return True
         w.disconnect()
         return False

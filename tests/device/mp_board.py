@@ -290,6 +290,15 @@ class FakeMachine:
     def deepsleep(ms):
         FakeMachine.calls.append(("deepsleep", ms))
 
+    rtc_memory = b""
+
+    class RTC:
+        # memory([data]): up to 2 KB kept across deep sleep (ports/esp32/machine_rtc.c:60)
+        def memory(self, data=None):
+            if data is None:
+                return FakeMachine.rtc_memory
+            FakeMachine.rtc_memory = bytes(data)
+
 
 class FakeWLAN:
     # network.WLAN(STA_IF): active, connect, isconnected, ifconfig, config("mac")
@@ -298,6 +307,7 @@ class FakeWLAN:
 
     def __init__(self, iface):
         self.calls = []
+        self.start_channel = self.channel = None
 
     def active(self, on):
         self.calls.append(("active", on))
@@ -307,15 +317,23 @@ class FakeWLAN:
 
     def connect(self, ssid, password):
         self.calls.append("connect")
+        self.channel = self.start_channel or 6  # the scan finds the network on channel 6
 
     def disconnect(self):
         self.calls.append("disconnect")
 
-    def ifconfig(self):
+    def ifconfig(self, static=None):
+        if static is not None:
+            self.calls.append(("ifconfig", static))
+            return None
         return ("192.168.1.7", "255.255.255.0", "192.168.1.1", "192.168.1.1")
 
-    def config(self, key):
-        return {"mac": b"\x24\x0a\xc4\x01\x02\xfe"}[key]
+    def config(self, key=None, channel=None):
+        # STA: channel= is where the scan starts; config("channel") the channel joined
+        if channel is not None:
+            self.start_channel = channel
+            return None
+        return {"mac": b"\x24\x0a\xc4\x01\x02\xfe", "channel": self.channel}[key]
 
 
 class FakeNetwork:
@@ -406,12 +424,31 @@ def test_esp32_join_gives_each_attempt_its_time_then_backs_off():
     b = esp32_board()
     b._wlan.refusals = 2
     asyncio.run(b.connect("workshop", "pw"))
-    # two attempts of JOIN_MS, waits of 1000 and 2000 ms, then joined at the first poll (200)
+    # two attempts of JOIN_MS, waits of 1000 and 2000 ms, then joined at the first poll (20)
     t = clock.now()
-    assert 2 * 20000 + 3000 + 200 <= t < 2 * 20000 + 3000 + 300, t
+    assert 2 * 20000 + 3000 + 20 <= t < 2 * 20000 + 3000 + 100, t
     calls = [c for c in b._wlan.calls if c in ("connect", "disconnect")]
     assert calls == ["connect", "disconnect", "connect", "disconnect", "connect"]
     assert b.log.lines[-1] == "network up, ip 192.168.1.7"
+
+
+def test_esp32_rejoin_after_deep_sleep_static_address_and_channel_then_radio_off():
+    fakes.install()
+    b = esp32_board()
+    static = ["192.168.1.50", "255.255.255.0", "192.168.1.1", "192.168.1.1"]
+    asyncio.run(b.connect("workshop", "pw", static, 11))
+    w = b._wlan
+    assert ("ifconfig", tuple(static)) in w.calls  # set before connect: no DHCP
+    assert w.start_channel == 11 and b.channel == 11  # kept for the next wake
+    b.deepsleep(1000)
+    assert w.calls[-1] == ("active", False) and FakeMachine.calls[-1] == ("deepsleep", 1000)
+
+
+def test_esp32_memory_is_the_rtc_memory():
+    fakes.install()
+    b = esp32_board()
+    b.memory(b'{"port": 50000}')
+    assert b.memory() == b'{"port": 50000}' == FakeMachine.rtc_memory
 
 
 def test_esp32_identity_time_power_and_sensors():
