@@ -210,7 +210,7 @@ class Updates:
             values = {"ts": self._ts, "values": values}
         for _ in range(5):  # the update goes on even if a report cannot be sent
             try:
-                await self.device.send_telemetry(values, 10000)
+                await self.device.send_telemetry(values)  # one message ID for its exchange
                 return
             except Exception as e:
                 self.log.warning("state %s not reported:" % state, e)
