@@ -558,6 +558,30 @@ MUTANTS = [
         [TBSIM + "test_tbsim_reply_styles.py::test_duplicate_before_ack_of_response_resends_it"],
     ),
     Mutant(
+        "sleep-recall-forgets-rpcs",
+        "lib/thingsboard/device.py",
+        "self._rpc_seen.append([rpc_id, crc, now, reply, _UNSENT])",
+        "pass",
+        [TBDEV + "test_rpcs_recalled_after_a_power_cut_are_answered_never_run_again"],
+    ),
+    Mutant(
+        "sleep-journal-not-written",
+        "firmware/sleep.py",
+        "d.on_rpc_change = self._write_journal",
+        "pass",
+        ["tests/e2e/test_sleep.py::test_a_power_cut_after_an_rpc_ran_does_not_run_it_again"],
+    ),
+    Mutant(
+        "sleep-ids-go-on-after-a-reset",
+        "firmware/sleep.py",
+        'if not k.get("port") or board.reset_cause() != "deepsleep":',
+        'if not k.get("port"):',
+        [
+            "tests/e2e/test_sleep.py::"
+            "test_a_firmware_update_assigned_while_asleep_completes_and_the_board_sleeps_again"
+        ],
+    ),
+    Mutant(
         "tbsim-crc32-big-endian",
         "tools/tbsim/ota.py",
         '.to_bytes(4, "little").hex()\n    if algorithm == "MURMUR3_32"',
