@@ -20,13 +20,6 @@ def sim(clocked_sim):
     return clocked_sim
 
 
-@pytest.fixture
-def udp(sim):
-    u = Udp(sim)
-    yield u
-    u.close()
-
-
 def profile(sim, **client):
     conf = {"type": "COAP", "clientSettings": client}
     body = {"name": "ps-%s" % client["powerMode"], "profileData": {"transportConfiguration": conf}}
