@@ -30,10 +30,10 @@ _kept = None  # read once per boot: boot's connect and the wake share it
 
 
 def kept(board):
-    # what the last wake left in the RTC memory: {"port", "mid", "said", "ch"} (ch: the Wi-Fi
-    # channel). The port and message IDs go on only after a deep sleep: a run that ended
-    # otherwise (a reset into an update, a crash) used IDs it never saved, which the server
-    # would take for duplicates. So a new port then, as at the first wake after power on
+    # what the last wake left in the RTC memory: {"port", "mid", "said", "ap"} (ap: the Wi-Fi
+    # access point, the board's). The port and message IDs go on only after a deep sleep: a run
+    # that ended otherwise (a reset into an update, a crash) used IDs it never saved, which the
+    # server would take for duplicates. So a new port then, as at the first wake after power on
     global _kept
     if _kept is None:
         _kept = _read(board)
@@ -140,7 +140,6 @@ class Wake:
         app = self.app
         k = self.kept
         k["mid"] = d.client.mid
-        k["ch"] = app.board.channel
         k["said"] = app.interval_said()
         save(app.board, k)
         now = core.ticks()

@@ -52,13 +52,14 @@ async def boot(board):
         u.begin()
     log.info("firmware %s %s on %s" % (tuple(updates[0].current) + (board.name,)))
     kept = {}
-    if cfg["power"]["mode"] == "sleep":  # the port, IDs and Wi-Fi channel of the last wake
+    if cfg["power"]["mode"] == "sleep":  # the port, IDs and access point of the last wake
         from .sleep import kept as sleep_kept
 
         kept = sleep_kept(board)
     wifi = cfg["wifi"]
     if wifi["ssid"]:
-        await board.connect(wifi["ssid"], wifi["password"], wifi["ifconfig"], kept.get("ch"))
+        ap = kept.setdefault("ap", {}) if kept else None  # sleep.py keeps it
+        await board.connect(wifi["ssid"], wifi["password"], wifi["ifconfig"], ap)
     await board.sync_time()
     server = cfg["server"]
     ctx = None

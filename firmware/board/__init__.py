@@ -18,10 +18,10 @@
 #   raw_temperature() -> int   the classic ESP32's uncalibrated value, or None on other chips
 #   dht(pin, kind) -> .measure() .temperature() .humidity()     kind "dht11" or "dht22"
 #   ds18b20(pin) -> .convert(); wait .wait_ms (await it); .read() -> [(rom_hex, °C), ...]
-#   async connect(ssid, password, ifconfig=None, channel=None)  returns once joined; retries
-#                              with exponential backoff; ifconfig: a static [ip, mask, gw, dns];
-#                              channel: where the last join found the network (scanned first)
-#   channel                    the Wi-Fi channel joined, or None
+#   async connect(ssid, password, ifconfig=None, ap=None)  returns once joined; retries with
+#                              exponential backoff; ifconfig: a static [ip, mask, gw, dns]; ap:
+#                              a dict the board keeps the joined access point in ({} after a
+#                              power on: learnt once; then joined directly) or None
 #   isconnected() -> bool; ip() -> str; mac() -> "aa:bb:..."; unique_id() -> hex str
 #   async sync_time()          one NTP attempt; a failure is logged, never raised
 #   async keep_time()          NTP again with backoff until the clock is right
@@ -68,19 +68,18 @@ def soft_reset():
 
 
 class Base:
-    # What both boards share. A board provides _join(ssid, password, ifconfig, channel) -> bool
+    # What both boards share. A board provides _join(ssid, password, ifconfig, ap) -> bool
     # (awaitable).
     backoff_ms = 1000  # first wait after a failed join; doubles up to backoff_max_ms
     backoff_max_ms = 60000
     chip = None  # a board that is no particular chip (the unix simulation's default)
-    channel = None
 
     def __init__(self):
         self.log = Log("board")
 
-    async def connect(self, ssid, password, ifconfig=None, channel=None):
+    async def connect(self, ssid, password, ifconfig=None, ap=None):
         delay = self.backoff_ms
-        while not await self._join(ssid, password, ifconfig, channel):
+        while not await self._join(ssid, password, ifconfig, ap):
             self.log.warning("network %s not joined, retry in %d ms" % (ssid, delay))
             await asyncio.sleep_ms(delay)
             delay = min(delay * 2, self.backoff_max_ms)

@@ -98,17 +98,19 @@ class Board(Base):
     def isconnected(self):
         return self._wlan.isconnected()
 
-    async def _join(self, ssid, password, ifconfig=None, channel=None):
+    async def _join(self, ssid, password, ifconfig=None, ap=None):
         w = self._wlan
         w.active(True)
         if w.isconnected():
             return True
         if ifconfig:  # a static address: no DHCP round trips
             w.ifconfig(tuple(ifconfig))
-        if channel:  # where the scan starts (network_wlan.c: cfg.sta.channel)
-            w.config(channel=channel)
+        bssid = None
+        if ap:  # the access point of the last join: its channel first, and that one only
+            w.config(channel=ap["ch"])  # where the scan starts (network_wlan.c: cfg.sta.channel)
+            bssid = binascii.unhexlify(ap["bssid"])
         try:
-            w.connect(ssid, password)
+            w.connect(ssid, password, bssid=bssid)
         except OSError as e:  # e.g. a connect still in progress: start over next attempt
             self.log.warning("wifi:", e)
             w.disconnect()
@@ -116,10 +118,22 @@ class Board(Base):
         for _ in range(JOIN_MS // 20):  # often: a sleeping board's every ms awake counts
             await asyncio.sleep_ms(20)
             if w.isconnected():
-                self.channel = w.config("channel")
+                if ap is not None and not ap:
+                    self._learn(w, ssid, ap)
                 return True
         w.disconnect()
+        if ap:
+            ap.clear()  # the access point may have changed: any one next time
         return False
+
+    def _learn(self, w, ssid, ap):
+        # which access point was joined: the channel says, and a scan of it (once, after a
+        # power on) gives its BSSID, which MicroPython does not report otherwise
+        ch = w.config("channel")
+        seen = [n for n in w.scan() if n[0] == ssid.encode() and n[2] == ch]
+        if seen:
+            best = max(seen, key=lambda n: n[3])  # the strongest: the one joined
+            ap.update(ch=ch, bssid=binascii.hexlify(best[1]).decode())
 
     def ip(self):
         return self._wlan.ifconfig()[0]

@@ -123,7 +123,7 @@ class Board(Base):
     def isconnected(self):
         return self._load("network.json").get("up", True)
 
-    async def _join(self, ssid, password, ifconfig=None, channel=None):
+    async def _join(self, ssid, password, ifconfig=None, ap=None):
         return self.isconnected()
 
     def ip(self):

@@ -315,9 +315,19 @@ class FakeWLAN:
     def isconnected(self):
         return self.calls.count("connect") > self.refusals
 
-    def connect(self, ssid, password):
+    def connect(self, ssid, password, bssid=None):
         self.calls.append("connect")
-        self.channel = self.start_channel or 6  # the scan finds the network on channel 6
+        self.bssid = bssid
+        self.channel = 6  # where the network is
+
+    def scan(self):
+        # (ssid, bssid, channel, RSSI, security, hidden): the network's two access points
+        return [
+            (b"workshop", b"\x0a\x0b\x0c\x0d\x0e\x01", 6, -71, 3, False),
+            (b"workshop", b"\x0a\x0b\x0c\x0d\x0e\x02", 6, -48, 3, False),
+            (b"workshop", b"\x0a\x0b\x0c\x0d\x0e\x03", 11, -40, 3, False),
+            (b"neighbour", b"\x0a\x0b\x0c\x0d\x0e\x04", 6, -30, 3, False),
+        ]
 
     def disconnect(self):
         self.calls.append("disconnect")
@@ -432,16 +442,31 @@ def test_esp32_join_gives_each_attempt_its_time_then_backs_off():
     assert b.log.lines[-1] == "network up, ip 192.168.1.7"
 
 
-def test_esp32_rejoin_after_deep_sleep_static_address_and_channel_then_radio_off():
+def test_esp32_rejoin_after_deep_sleep_static_address_and_access_point_then_radio_off():
     fakes.install()
-    b = esp32_board()
     static = ["192.168.1.50", "255.255.255.0", "192.168.1.1", "192.168.1.1"]
-    asyncio.run(b.connect("workshop", "pw", static, 11))
+    ap = {}  # after a power on: the join learns the access point, once
+    b = esp32_board()
+    asyncio.run(b.connect("workshop", "pw", static, ap))
     w = b._wlan
     assert ("ifconfig", tuple(static)) in w.calls  # set before connect: no DHCP
-    assert w.start_channel == 11 and b.channel == 11  # kept for the next wake
+    assert w.bssid is None and ap == {"ch": 6, "bssid": "0a0b0c0d0e02"}  # the strongest on 6
+    b = esp32_board()  # the next wake: that access point directly, its channel scanned first
+    asyncio.run(b.connect("workshop", "pw", static, ap))
+    w = b._wlan
+    assert w.start_channel == 6 and w.bssid == b"\x0a\x0b\x0c\x0d\x0e\x02"
     b.deepsleep(1000)
     assert w.calls[-1] == ("active", False) and FakeMachine.calls[-1] == ("deepsleep", 1000)
+
+
+def test_esp32_an_access_point_that_is_gone_is_forgotten():
+    clock = fakes.install()
+    b = esp32_board()
+    b._wlan.refusals = 1
+    ap = {"ch": 1, "bssid": "0a0b0c0d0e09"}
+    asyncio.run(b.connect("workshop", "pw", None, ap))
+    assert b._wlan.bssid is None and ap == {"ch": 6, "bssid": "0a0b0c0d0e02"}
+    assert clock.now() >= 20000
 
 
 def test_esp32_memory_is_the_rtc_memory():
