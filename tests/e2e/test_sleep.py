@@ -247,3 +247,24 @@ def test_loss_during_wakes_readings_stored_once_rpc_run_once(sim, dev, device_ro
     readings = rows(sim, did, "wake_reason")
     assert len(readings) == len(fw.grep(STARTED)) >= 8, (readings, fw.output())
     assert [r for _, r in readings].count("power_on") == 1
+
+
+def test_the_stay_awake_attribute_keeps_the_board_up_until_it_is_cleared(
+    sim, dev, device_root, firmware
+):
+    # a technician's maintenance: set while the board sleeps, it holds the next wake past
+    # awake_max_s (5 s), RPCs answered at once; cleared, the board sleeps again
+    did = dev["id"]
+    fw = boot(firmware, device_root, sleep_config(sim))
+    at = asleep(fw)
+    sim.set_shared(did, {"stay_awake": True})
+    fw.wait_line(STARTED, 30, at)
+    up = fw.mark()
+    start = time.monotonic()
+    answered = 0
+    while time.monotonic() - start < 8:  # past awake_max_s: each RPC answered within 2 s
+        assert sim.rpc(did, "getGpioStatus", timeout=2) is not None
+        answered += 1
+    assert not fw.grep(ASLEEP, up) and answered >= 4
+    sim.set_shared(did, {"stay_awake": False})
+    asleep(fw, up, timeout=15)
