@@ -3,12 +3,21 @@
 # schemas (a schema file made by tools/protoschema); everything else ThingsBoard's fixed
 # messages (tbproto). Imported only in protobuf mode, so JSON devices never load it.
 import json
+import sys
 
 from protobuf.message import Schema
 from protobuf.wire import LEN, ProtoError, put_key, put_len
 
-from .tbproto import SCHEMA as _TB
-
+# ThingsBoard's messages a running device reads and writes; tbproto also has provisioning's
+_RUNNING = (
+    "tb.AttributeUpdateNotificationMsg",
+    "tb.GetAttributeResponseMsg",
+    "tb.TsKvProto",
+    "tb.KeyValueProto",
+    "tb.RpcRequest",
+    "tb.ToServerRpcResponseMsg",
+    "tb.ClaimDevice",
+)
 ROLES = ("telemetry", "attributes", "rpc_request", "rpc_response")
 _VALUE = {
     "BOOLEAN_V": "bool_v",
@@ -39,7 +48,7 @@ class ProtoPayload:
             if desc.get(role) not in desc["messages"]:
                 raise ValueError("the schema description has no %s message" % role)
         self.schema = Schema(desc)
-        self.tb = Schema(_TB)
+        self.tb = _thingsboard(_RUNNING)
         self.roots = {role: desc[role] for role in ROLES}
         self.log = log or (lambda *a: None)
         self._dropped = set()  # keys already reported as not sent
@@ -114,7 +123,7 @@ class ProtoPayload:
         }
         if creds:
             msg["credentialsDataProto"] = creds
-        return self.tb.encode("tb.ProvisionDeviceRequestMsg", msg)
+        return _thingsboard().encode("tb.ProvisionDeviceRequestMsg", msg)
 
     def _lenient(self, name, obj, what):
         # field by field (a message is the concatenation of its fields): a key the schema
@@ -178,7 +187,7 @@ class ProtoPayload:
 
     def provision_response(self, raw):
         try:
-            d = self.tb.decode("tb.ProvisionDeviceResponseMsg", raw)
+            d = _thingsboard().decode("tb.ProvisionDeviceResponseMsg", raw)
         except ProtoError:
             return {}
         # proto3 leaves out the zero values: UNKNOWN, ACCESS_TOKEN, ""
@@ -186,6 +195,24 @@ class ProtoPayload:
         d.setdefault("credentialsType", "ACCESS_TOKEN")
         d.setdefault("credentialsValue", "")
         return d
+
+
+def _thingsboard(names=None):
+    # a Schema of tbproto's messages (names: only those, with the enums they use). tbproto is
+    # not kept: its table holds 5 KB of RAM, and provisioning's part of it is needed once
+    from . import tbproto
+
+    del sys.modules[tbproto.__name__]
+    delattr(sys.modules[__name__.rpartition(".")[0]], "tbproto")
+    desc = tbproto.SCHEMA
+    if names:
+        messages = {name: desc["messages"][name] for name in names}
+        types = [f[2] for fields in messages.values() for f in fields]
+        desc = {
+            "messages": messages,
+            "enums": {t: desc["enums"][t] for t in types if t in desc["enums"]},
+        }
+    return Schema(desc)
 
 
 def _values(tskvs):
