@@ -86,6 +86,9 @@ class Exchange:
         self._limit = None  # the caller's timeout (ms)
         self._tries = 0
         self._ack_only = False
+        # called with the exchange as its response arrives, in the reader's turn: what is
+        # done with it there (and release()) is done before the next datagram is read
+        self.on_response = None
 
     # --- starting a request
 
@@ -227,6 +230,8 @@ class Exchange:
         self.state = _DONE
         c._remove(self)
         self._wake()
+        if self.on_response:
+            self.on_response(self)
 
     def _fail(self, error):
         self.error = error
@@ -246,6 +251,12 @@ class Exchange:
             self.client._remove(self)
 
     # --- the response
+
+    def release(self):
+        # let the response's datagram go now, not at the next request; payload() is empty
+        v = self.view
+        v.buf = b""
+        v.n = v.pay = 0
 
     def payload(self):
         v = self.view
