@@ -409,7 +409,7 @@ class Client:
         self._mid = random.getrandbits(16)
         self._active = []
         self._seen = [-1] * _SEEN  # (mid << 2 | reply type) of recent CON/NON from the peer
-        self._seen_crc = [0] * _SEEN  # and the CRC-32 of each
+        self._seen_crc = [0] * _SEEN  # and the low 30 bits of the CRC-32 of each
         self._seen_i = 0
         self._reader = None
         self.stats = {"tx": 0, "rx": 0, "retransmit": 0, "dup": 0, "bad": 0}
@@ -555,7 +555,7 @@ class Client:
         # CON or NON from the peer. A duplicate is the same datagram again: same MID and same
         # bytes (ThingsBoard picks notification MIDs at random, so a MID alone can repeat)
         seen = self._seen
-        crc = crc32(data)
+        crc = crc32(data) & 0x3FFFFFFF  # a small int: 32 bits would be an object on the heap
         for i in range(_SEEN):
             e = seen[i]
             if e >> 2 == mid and self._seen_crc[i] == crc:
