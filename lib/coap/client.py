@@ -4,7 +4,8 @@
 #
 # Zero allocation on the request path: an Exchange owns a request buffer that grows to the
 # largest request it has sent and is reused; a response is read in place in the datagram the
-# socket returned, which the exchange keeps until its next request, so nothing is copied.
+# socket returned, which the exchange keeps until its next request (or release()), so nothing
+# is copied.
 # An Exchange is its own awaitable: `await ex.request(...)` returns ex with code set.
 
 import asyncio
@@ -65,7 +66,8 @@ class ResponseError(Exception):
 
 class Exchange:
     # One request at a time with its response; reusable. After `await`, read code,
-    # payload(), option(), uint(): they stay valid until the next request on this exchange.
+    # payload(), option(), uint(): they stay valid until the next request on this exchange
+    # or release().
 
     def __init__(self, client):
         self.client = client
