@@ -5,7 +5,7 @@
 import json
 import sys
 
-from protobuf.message import Schema
+from protobuf.message import NAME, Schema, find
 from protobuf.wire import LEN, ProtoError, put_key, put_len
 
 # ThingsBoard's messages a running device reads and writes; tbproto also has provisioning's
@@ -61,11 +61,11 @@ class ProtoPayload:
         if not isinstance(data, dict):
             raise ProtoError("telemetry: a protobuf message carries one object, not a list")
         root = self.roots["telemetry"]
-        fields = self.schema.fields(root)[1]
+        names = [f[NAME] for f in self.schema.fields(root)]
         stamped = "ts" in data and "values" in data
-        if stamped and not ("ts" in fields and "values" in fields):
+        if stamped and not ("ts" in names and "values" in names):
             data = data["values"]  # the schema has no place for it: the server's time is used
-        elif not stamped and "values" in fields and data and not set(data) & set(fields):
+        elif not stamped and "values" in names and data and not set(data) & set(names):
             data = {"values": data}  # a ts/values schema, no clock yet
         return self._lenient(root, data, "telemetry")
 
@@ -90,12 +90,10 @@ class ProtoPayload:
         if isinstance(reply, (bytes, bytearray, memoryview)):
             return reply
         root = self.roots["rpc_response"]
-        fields = self.schema.fields(root)[0]
-        names = [f[1] for f in fields.values()]
-        if isinstance(reply, dict) and all(k in names for k in reply):
+        fields = self.schema.fields(root)
+        if isinstance(reply, dict) and all(find(fields, NAME, k) for k in reply):
             return self._lenient(root, reply, "rpc reply")
-        for number in sorted(fields):  # as JSON text in the first string field ("payload")
-            f = fields[number]
+        for f in fields:  # as JSON text in the first string field ("payload")
             if f[2] == "string" and not f[3] & 1:
                 return self.schema.encode(root, {f[1]: json.dumps(reply)})
         return self._lenient(root, reply if isinstance(reply, dict) else {}, "rpc reply")
@@ -128,7 +126,7 @@ class ProtoPayload:
     def _lenient(self, name, obj, what):
         # field by field (a message is the concatenation of its fields): a key the schema
         # lacks, or a value it cannot take, is left out and reported once
-        _, by_name, fields = self.schema.fields(name)
+        fields = self.schema.fields(name)
         out = bytearray()
         known = 0
         for f in fields:
@@ -150,7 +148,7 @@ class ProtoPayload:
                 self._drop(what, f[1], e)
         if known < len(obj):
             for k in obj:
-                if k not in by_name:
+                if find(fields, NAME, k) is None:
                     self._drop(what, k, "not in the %s schema" % what)
         return out
 
