@@ -98,31 +98,6 @@ class ProtoPayload:
                 return self.schema.encode(root, {f[1]: json.dumps(reply)})
         return self._lenient(root, reply if isinstance(reply, dict) else {}, "rpc reply")
 
-    def provision_request(self, req):
-        ctype = req.get("credentialsType") or "ACCESS_TOKEN"
-        creds = {}
-        if req.get("token"):
-            creds["validateDeviceTokenRequestMsg"] = {"token": req["token"]}
-        if req.get("hash"):
-            creds["validateDeviceX509CertRequestMsg"] = {"hash": req["hash"]}
-        if req.get("clientId") or req.get("username") or req.get("password"):
-            creds["validateBasicMqttCredRequestMsg"] = {
-                "clientId": req.get("clientId") or "",
-                "userName": req.get("username") or "",
-                "password": req.get("password") or "",
-            }
-        msg = {
-            "deviceName": req.get("deviceName") or "",
-            "credentialsType": ctype,
-            "provisionDeviceCredentialsMsg": {
-                "provisionDeviceKey": req["provisionDeviceKey"],
-                "provisionDeviceSecret": req["provisionDeviceSecret"],
-            },
-        }
-        if creds:
-            msg["credentialsDataProto"] = creds
-        return _thingsboard().encode("tb.ProvisionDeviceRequestMsg", msg)
-
     def _lenient(self, name, obj, what):
         # field by field (a message is the concatenation of its fields): a key the schema
         # lacks, or a value it cannot take, is left out and reported once
@@ -183,16 +158,17 @@ class ProtoPayload:
             "shared": _values(d.get("sharedAttributeList", ())),
         }
 
+    # --- provisioning: once, at first boot, so its code is loaded only then
+
+    def provision_request(self, req):
+        from .protoprovision import request
+
+        return request(_thingsboard(), req)
+
     def provision_response(self, raw):
-        try:
-            d = _thingsboard().decode("tb.ProvisionDeviceResponseMsg", raw)
-        except ProtoError:
-            return {}
-        # proto3 leaves out the zero values: UNKNOWN, ACCESS_TOKEN, ""
-        d.setdefault("status", "UNKNOWN")
-        d.setdefault("credentialsType", "ACCESS_TOKEN")
-        d.setdefault("credentialsValue", "")
-        return d
+        from .protoprovision import response
+
+        return response(_thingsboard(), raw)
 
 
 def _thingsboard(names=None):
