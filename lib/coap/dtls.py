@@ -49,27 +49,38 @@ def _reason(e):
     return " ".join(str(a) for a in e.args) or repr(e)
 
 
+# what _Link asks recv for: recv allocates that much first, so no more than a datagram can hold.
+# A handshake flight comes in datagrams up to a path MTU; once the session is up, a record holds
+# at most one CoAP datagram (coap.client's 1152 bytes) and its protection (at most 93 bytes:
+# header, explicit IV, a SHA-384 MAC and CBC padding)
+_HANDSHAKE = 2048
+_RECORD = 1280
+
+
 class _Link(io.IOBase):
-    # The UDP socket as mbedTLS's transport. Closing a DTLS session closes its transport: this
-    # one stays open for the next session.
+    # The UDP socket as mbedTLS's transport, one datagram per read. Closing a DTLS session
+    # closes its transport: this one stays open for the next session.
     def __init__(self, sock):
         self.sock = sock
-        self.closed = False  # a 0-byte datagram came: on an ESP32 the socket reads nothing more
+        self.size = _HANDSHAKE
+        self.no_ram = False  # the last read could not allocate: DtlsSocket.recv raises it
+        self.closed = False  # recv gave b"": on an ESP32 the socket reads nothing more
 
     def readinto(self, buf):
-        # mbedTLS offers its whole input buffer (16 KB, outside the GC heap): what is queued
-        # goes straight into it, so a record costs the heap nothing. A stream read takes the
-        # datagrams waiting one after another; mbedTLS reads a datagram's records one by one,
-        # so several in a row are just more records. Nothing may raise here: an exception
-        # would unwind through mbedTLS and leave its session state broken
+        # mbedTLS offers its whole input buffer (16 KB) each time. Nothing may raise here: an
+        # exception would unwind through mbedTLS and leave its session state broken
         try:
-            n = self.sock.readinto(buf)
-        except OSError as e:  # EAGAIN is None already on the unix port, not on an ESP32
+            data = self.sock.recv(min(len(buf), self.size))
+        except OSError as e:
             return None if e.errno in (EAGAIN, ETIMEDOUT) else -e.errno
-        if n == 0:  # a 0-byte datagram: the socket is closed now (DtlsSocket.recv)
+        except MemoryError:  # recv allocates first: the datagram stays queued
+            self.no_ram = True
+            return None
+        if not data:  # a 0-byte datagram: the socket is closed now (DtlsSocket.recv)
             self.closed = True
             return None
-        return n  # None: nothing waiting
+        buf[: len(data)] = data
+        return len(data)
 
     def write(self, buf):
         try:
@@ -152,6 +163,9 @@ class DtlsSocket(io.IOBase):
             return None
         if self._link.closed:  # as a closed UDP socket says it: the Client opens a new one
             return b""
+        if self._link.no_ram:  # the reader's to handle, as on a plain socket
+            self._link.no_ram = False
+            raise MemoryError("DTLS read")
         if data is None:  # nothing for us (maybe the handshake moved on)
             if not self.up:
                 self._flush()
@@ -218,6 +232,7 @@ class DtlsSocket(io.IOBase):
 
     def _established(self, sent):
         self.up = True
+        self._link.size = _RECORD
         self.error = None
         self._backoff = 0
         self._quiet = None
@@ -249,6 +264,7 @@ class DtlsSocket(io.IOBase):
                 pass
         self._ss = None
         self.up = False
+        self._link.size = _HANDSHAKE
         self._quiet = None
         self._queue = []
 

@@ -235,22 +235,6 @@ class Esp32UdpSocket(FakeSocket):
             self.peer_closed = True
         return data
 
-    def readinto(self, buf):
-        # a stream read (py/stream.c mp_stream_read_exactly): datagram after datagram into buf
-        # until it is full or none waits, each cut to the room left; allocates nothing. None:
-        # nothing waiting; 0: the socket is closed (or a 0-byte datagram came first)
-        n = 0
-        while n < len(buf) and not self.peer_closed and self.readable():
-            data = FakeSocket.recv(self, len(buf) - n)
-            if not data:
-                self.peer_closed = True
-                break
-            buf[n : n + len(data)] = data
-            n += len(data)
-        if n or self.peer_closed:
-            return n
-        return None
-
 
 class DtlsContext:
     # ssl.SSLContext(PROTOCOL_DTLS_CLIENT) as extmod/modtls_mbedtls.c makes it, far enough for
