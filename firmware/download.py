@@ -3,8 +3,9 @@
 # bytes in order to a sink (lib/ota's Writer). Imported only while a download runs.
 #
 # Each request has its own exchange and its own task: an exchange retransmits only while a
-# task awaits it. A chunk goes to the sink at its offset as soon as it arrives, so at most
-# `window` datagrams are in RAM, and only while they are in flight.
+# task awaits it. A chunk goes to the sink at its offset as it arrives, in the client reader's
+# turn (the exchange's on_response), and its datagram goes with it: however the tasks take
+# turns, one chunk at a time is in RAM, whatever the window.
 import asyncio
 
 from coap.client import CoapTimeout, Reset
@@ -37,6 +38,7 @@ class Download:
         self._window = max(1, min(window, self._left))
         self._done = asyncio.Event()
         self._error = None
+        self._landed = set()  # chunks written as they arrived, their tasks not told yet
         self.retried = 0
 
     async def run(self):
@@ -44,10 +46,8 @@ class Download:
             return
         client = self.device.client
         if not self._next:  # the first chunk alone: an image that is no app goes no further
-            ex = client.exchange()
-            await self._fetch(ex, 0)
+            await self._fetch(client.exchange(), 0)
             self._next = 1
-            self._write(ex, 0)
             if not self._left:
                 return
         tasks = [asyncio.create_task(self._worker(client.exchange())) for _ in range(self._window)]
@@ -65,15 +65,19 @@ class Download:
                 c = self._next
                 self._next += 1
                 await self._fetch(ex, c)
-                self._write(ex, c)
         except Exception as e:
-            if self._error is None:
-                self._error = e
-            self._done.set()
+            self._fail(e)
+
+    def _fail(self, e):
+        if self._error is None:
+            self._error = e
+        self._done.set()
 
     async def _fetch(self, ex, c):
+        # chunk c, retried; once this returns it is in the sink
         p = self.pkg
         tries = 0
+        ex.on_response = lambda ex: self._arrived(ex, c)
         while True:
             try:
                 await self.device.request_chunk(
@@ -85,15 +89,33 @@ class Download:
                 if tries > self.retries:
                     raise DownloadError("chunk %d: %s, %d tries" % (c, e, tries), True) from None
                 self.retried += 1
+        if c in self._landed:
+            self._landed.remove(c)
+            return
+        if self._error:  # the sink refused it
+            raise self._error
         check(ex, CONTENT)  # 4.00: the assignment changed; 4.04: removed
-        want = min(self.size, p["size"] - c * self.size)
         got = len(ex.payload())
-        if got != want:
-            raise DownloadError("chunk %d has %d bytes, expected %d" % (c, got, want))
+        raise DownloadError("chunk %d has %d bytes, expected %d" % (c, got, self._want(c)))
 
-    def _write(self, ex, c):
+    def _want(self, c):
+        return min(self.size, self.pkg["size"] - c * self.size)
+
+    def _arrived(self, ex, c):
+        # the answer to chunk c, in the reader's turn: a right one goes to the sink now and
+        # lets its datagram go; anything else waits for _fetch to say what is wrong
+        if ex.code != CONTENT or len(ex.payload()) != self._want(c):
+            return
+        try:
+            self._write(ex.payload(), c)
+            self._landed.add(c)
+        except Exception as e:  # the sink's refusal ends the download, not the reader
+            self._fail(e)
+        ex.release()
+
+    def _write(self, data, c):
         before = self.sink.flashed
-        self.sink.write(ex.payload(), c * self.size)
+        self.sink.write(data, c * self.size)
         if self.sink.flashed != before:
             self.saved(self.sink.flashed)
         self._left -= 1

@@ -7,7 +7,7 @@ import os
 
 from thingsboard.backoff import Backoff
 
-from . import slots as slots_mod
+from . import use
 
 _SAVE_EVERY = 16384  # progress reaches flash at least every this many bytes
 
@@ -46,14 +46,14 @@ async def _fetch(u, pkg):
 
     from .download import Download
 
-    slots = slots_mod.of(u.kind, u.board)
+    # where the image goes: the slots' code is in RAM only while that is read
+    label, target, magic = use("firmware.slots", lambda m: _where(m.of(u.kind, u.board)))
     prog = u._load("ota_progress.json")
-    label = slots.next()
     offset = 0
     if prog.get("kind") == u.kind and prog.get("pkg") == pkg and prog.get("slot") == label:
         offset = prog["flashed"]
     # refuses a package that cannot fit (or cannot be verified) before writing anything
-    sink = Writer(slots.target(), size, checksum, algorithm, offset, slots.magic)
+    sink = Writer(target, size, checksum, algorithm, offset, magic)
     prog = {"kind": u.kind, "pkg": pkg, "slot": label, "flashed": offset}
     u.log.info(
         "%s %s %s: %d bytes%s"
@@ -96,6 +96,11 @@ async def _fetch(u, pkg):
     await u._report("UPDATING")
     u.log.info("%s %s installed: resetting into it" % (title, version))
     u.board.reset()
+
+
+def _where(slots):
+    # -> (the slot's label, what the image is written to, the magic its first byte must be)
+    return slots.next(), slots.target(), slots.magic
 
 
 def _forget_progress(u):

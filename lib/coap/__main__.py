@@ -6,7 +6,8 @@ import sys
 
 from .block import download, upload
 from .client import CoapTimeout, ResponseError, connect
-from .codec import CONTENT_FORMAT, DELETE, FETCH, GET, OBSERVE, POST, PUT, code_str
+from .codec import GET, OBSERVE, POST, code_str
+from .codes import CONTENT_FORMAT, DELETE, FETCH, PUT
 from .uri import parse_uri
 
 METHODS = {"get": GET, "post": POST, "put": PUT, "delete": DELETE, "fetch": FETCH}

@@ -2,7 +2,8 @@
 # a sink block by block (never held whole in RAM); Block1 uploads split a large payload.
 
 from .client import ResponseError
-from .codec import BLOCK1, BLOCK2, CONTINUE, ETAG, GET, REQUEST_ENTITY_TOO_LARGE, SIZE1
+from .codec import GET
+from .codes import BLOCK1, BLOCK2, CONTINUE, ETAG, REQUEST_ENTITY_TOO_LARGE, SIZE1
 
 
 def szx(size):

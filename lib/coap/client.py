@@ -4,7 +4,8 @@
 #
 # Zero allocation on the request path: an Exchange owns a request buffer that grows to the
 # largest request it has sent and is reused; a response is read in place in the datagram the
-# socket returned, which the exchange keeps until its next request, so nothing is copied.
+# socket returned, which the exchange keeps until its next request (or release()), so nothing
+# is copied.
 # An Exchange is its own awaitable: `await ex.request(...)` returns ex with code set.
 
 import asyncio
@@ -65,7 +66,8 @@ class ResponseError(Exception):
 
 class Exchange:
     # One request at a time with its response; reusable. After `await`, read code,
-    # payload(), option(), uint(): they stay valid until the next request on this exchange.
+    # payload(), option(), uint(): they stay valid until the next request on this exchange
+    # or release().
 
     def __init__(self, client):
         self.client = client
@@ -86,6 +88,9 @@ class Exchange:
         self._limit = None  # the caller's timeout (ms)
         self._tries = 0
         self._ack_only = False
+        # called with the exchange as its response arrives, in the reader's turn: what is
+        # done with it there (and release()) is done before the next datagram is read
+        self.on_response = None
 
     # --- starting a request
 
@@ -227,6 +232,8 @@ class Exchange:
         self.state = _DONE
         c._remove(self)
         self._wake()
+        if self.on_response:
+            self.on_response(self)
 
     def _fail(self, error):
         self.error = error
@@ -246,6 +253,12 @@ class Exchange:
             self.client._remove(self)
 
     # --- the response
+
+    def release(self):
+        # let the response's datagram go now, not at the next request; payload() is empty
+        v = self.view
+        v.buf = b""
+        v.n = v.pay = 0
 
     def payload(self):
         v = self.view
@@ -402,7 +415,7 @@ class Client:
         self._mid = random.getrandbits(16) if mid is None else mid & 0xFFFF
         self._active = []
         self._seen = [-1] * _SEEN  # (mid << 2 | reply type) of recent CON/NON from the peer
-        self._seen_crc = [0] * _SEEN  # and the CRC-32 of each
+        self._seen_crc = [0] * _SEEN  # and the low 30 bits of the CRC-32 of each
         self._seen_i = 0
         self._reader = None
         self.stats = {"tx": 0, "rx": 0, "retransmit": 0, "dup": 0, "bad": 0}
@@ -553,7 +566,7 @@ class Client:
         # CON or NON from the peer. A duplicate is the same datagram again: same MID and same
         # bytes (ThingsBoard picks notification MIDs at random, so a MID alone can repeat)
         seen = self._seen
-        crc = crc32(data)
+        crc = crc32(data) & 0x3FFFFFFF  # a small int: 32 bits would be an object on the heap
         for i in range(_SEEN):
             e = seen[i]
             if e >> 2 == mid and self._seen_crc[i] == crc:

@@ -30,6 +30,7 @@ from .wire import (
 )
 
 REPEATED, PACKED, PRESENCE = 1, 2, 4
+NUMBER, NAME = 0, 1  # a field's entries: [number, name, type, flags]
 _M64 = (1 << 64) - 1
 # scalar type -> (wire type, struct format for fixed types, low, high) for integers
 _INTS = {
@@ -52,19 +53,18 @@ class Schema:
     def __init__(self, desc):
         self.messages = desc.get("messages", {})
         self.enums = desc.get("enums", {})
-        self._index = {}  # message name -> ({number: field}, {name: field}, [fields by number])
+        self._sorted = {}  # message name -> its fields by number (found by find(): few)
         self._names = {}  # enum name -> {number: NAME}
 
     def fields(self, name):
-        idx = self._index.get(name)
-        if idx is None:
+        # the message's fields in number order
+        fields = self._sorted.get(name)
+        if fields is None:
             fields = self.messages.get(name)
             if fields is None:
                 raise ProtoError("no message %s in the schema" % name)
-            fields = sorted(fields)
-            by_number = {f[0]: f for f in fields}
-            idx = self._index[name] = (by_number, {f[1]: f for f in fields}, fields)
-        return idx
+            fields = self._sorted[name] = sorted(fields)
+        return fields
 
     # --- encoding
 
@@ -82,11 +82,11 @@ class Schema:
     def _message(self, buf, name, obj):
         if not isinstance(obj, dict):
             raise ProtoError("%s: expected a dict, got %s" % (name, type(obj).__name__))
-        by_name = self.fields(name)[1]
+        fields = self.fields(name)
         for k in obj:
-            if k not in by_name:
+            if find(fields, NAME, k) is None:
                 raise ProtoError("%s has no field %s" % (name, k))
-        for field in self.fields(name)[2]:
+        for field in fields:
             value = obj.get(field[1])
             if value is not None:
                 self._field(buf, field, value)
@@ -185,12 +185,12 @@ class Schema:
     def decode(self, name, data, _depth=0):
         if _depth > 32:
             raise ProtoError("messages nested too deep")
-        by_number = self.fields(name)[0]
+        fields = self.fields(name)
         out = {}
         i, end = 0, len(data)
         while i < end:
             number, wtype, i = key(data, i)
-            field = by_number.get(number)
+            field = find(fields, NUMBER, number)
             if field is None:
                 i = skip(data, i, number, wtype)
                 continue
@@ -272,6 +272,14 @@ class Schema:
             return raw.decode(), i
         except UnicodeError:
             raise ProtoError("invalid UTF-8 in a string") from None
+
+
+def find(fields, at, value):
+    # the field whose entry `at` (NUMBER, NAME) is value, or None
+    for f in fields:
+        if f[at] == value:
+            return f
+    return None
 
 
 def _merge(old, new):

@@ -3,12 +3,21 @@
 # schemas (a schema file made by tools/protoschema); everything else ThingsBoard's fixed
 # messages (tbproto). Imported only in protobuf mode, so JSON devices never load it.
 import json
+import sys
 
-from protobuf.message import Schema
+from protobuf.message import NAME, Schema, find
 from protobuf.wire import LEN, ProtoError, put_key, put_len
 
-from .tbproto import SCHEMA as _TB
-
+# ThingsBoard's messages a running device reads and writes; tbproto also has provisioning's
+_RUNNING = (
+    "tb.AttributeUpdateNotificationMsg",
+    "tb.GetAttributeResponseMsg",
+    "tb.TsKvProto",
+    "tb.KeyValueProto",
+    "tb.RpcRequest",
+    "tb.ToServerRpcResponseMsg",
+    "tb.ClaimDevice",
+)
 ROLES = ("telemetry", "attributes", "rpc_request", "rpc_response")
 _VALUE = {
     "BOOLEAN_V": "bool_v",
@@ -39,7 +48,7 @@ class ProtoPayload:
             if desc.get(role) not in desc["messages"]:
                 raise ValueError("the schema description has no %s message" % role)
         self.schema = Schema(desc)
-        self.tb = Schema(_TB)
+        self.tb = _thingsboard(_RUNNING)
         self.roots = {role: desc[role] for role in ROLES}
         self.log = log or (lambda *a: None)
         self._dropped = set()  # keys already reported as not sent
@@ -52,11 +61,11 @@ class ProtoPayload:
         if not isinstance(data, dict):
             raise ProtoError("telemetry: a protobuf message carries one object, not a list")
         root = self.roots["telemetry"]
-        fields = self.schema.fields(root)[1]
+        names = [f[NAME] for f in self.schema.fields(root)]
         stamped = "ts" in data and "values" in data
-        if stamped and not ("ts" in fields and "values" in fields):
+        if stamped and not ("ts" in names and "values" in names):
             data = data["values"]  # the schema has no place for it: the server's time is used
-        elif not stamped and "values" in fields and data and not set(data) & set(fields):
+        elif not stamped and "values" in names and data and not set(data) & set(names):
             data = {"values": data}  # a ts/values schema, no clock yet
         return self._lenient(root, data, "telemetry")
 
@@ -81,45 +90,18 @@ class ProtoPayload:
         if isinstance(reply, (bytes, bytearray, memoryview)):
             return reply
         root = self.roots["rpc_response"]
-        fields = self.schema.fields(root)[0]
-        names = [f[1] for f in fields.values()]
-        if isinstance(reply, dict) and all(k in names for k in reply):
+        fields = self.schema.fields(root)
+        if isinstance(reply, dict) and all(find(fields, NAME, k) for k in reply):
             return self._lenient(root, reply, "rpc reply")
-        for number in sorted(fields):  # as JSON text in the first string field ("payload")
-            f = fields[number]
+        for f in fields:  # as JSON text in the first string field ("payload")
             if f[2] == "string" and not f[3] & 1:
                 return self.schema.encode(root, {f[1]: json.dumps(reply)})
         return self._lenient(root, reply if isinstance(reply, dict) else {}, "rpc reply")
 
-    def provision_request(self, req):
-        ctype = req.get("credentialsType") or "ACCESS_TOKEN"
-        creds = {}
-        if req.get("token"):
-            creds["validateDeviceTokenRequestMsg"] = {"token": req["token"]}
-        if req.get("hash"):
-            creds["validateDeviceX509CertRequestMsg"] = {"hash": req["hash"]}
-        if req.get("clientId") or req.get("username") or req.get("password"):
-            creds["validateBasicMqttCredRequestMsg"] = {
-                "clientId": req.get("clientId") or "",
-                "userName": req.get("username") or "",
-                "password": req.get("password") or "",
-            }
-        msg = {
-            "deviceName": req.get("deviceName") or "",
-            "credentialsType": ctype,
-            "provisionDeviceCredentialsMsg": {
-                "provisionDeviceKey": req["provisionDeviceKey"],
-                "provisionDeviceSecret": req["provisionDeviceSecret"],
-            },
-        }
-        if creds:
-            msg["credentialsDataProto"] = creds
-        return self.tb.encode("tb.ProvisionDeviceRequestMsg", msg)
-
     def _lenient(self, name, obj, what):
         # field by field (a message is the concatenation of its fields): a key the schema
         # lacks, or a value it cannot take, is left out and reported once
-        _, by_name, fields = self.schema.fields(name)
+        fields = self.schema.fields(name)
         out = bytearray()
         known = 0
         for f in fields:
@@ -141,7 +123,7 @@ class ProtoPayload:
                 self._drop(what, f[1], e)
         if known < len(obj):
             for k in obj:
-                if k not in by_name:
+                if find(fields, NAME, k) is None:
                     self._drop(what, k, "not in the %s schema" % what)
         return out
 
@@ -176,16 +158,35 @@ class ProtoPayload:
             "shared": _values(d.get("sharedAttributeList", ())),
         }
 
+    # --- provisioning: once, at first boot, so its code is loaded only then
+
+    def provision_request(self, req):
+        from .protoprovision import request
+
+        return request(_thingsboard(), req)
+
     def provision_response(self, raw):
-        try:
-            d = self.tb.decode("tb.ProvisionDeviceResponseMsg", raw)
-        except ProtoError:
-            return {}
-        # proto3 leaves out the zero values: UNKNOWN, ACCESS_TOKEN, ""
-        d.setdefault("status", "UNKNOWN")
-        d.setdefault("credentialsType", "ACCESS_TOKEN")
-        d.setdefault("credentialsValue", "")
-        return d
+        from .protoprovision import response
+
+        return response(_thingsboard(), raw)
+
+
+def _thingsboard(names=None):
+    # a Schema of tbproto's messages (names: only those, with the enums they use). tbproto is
+    # not kept: its table holds 5 KB of RAM, and provisioning's part of it is needed once
+    from . import tbproto
+
+    del sys.modules[tbproto.__name__]
+    delattr(sys.modules[__name__.rpartition(".")[0]], "tbproto")
+    desc = tbproto.SCHEMA
+    if names:
+        messages = {name: desc["messages"][name] for name in names}
+        types = [f[2] for fields in messages.values() for f in fields]
+        desc = {
+            "messages": messages,
+            "enums": {t: desc["enums"][t] for t in types if t in desc["enums"]},
+        }
+    return Schema(desc)
 
 
 def _values(tskvs):

@@ -81,6 +81,28 @@ async def test_piggybacked_response():
     assert req.payload == b'{"t":1}'
 
 
+async def test_on_response_runs_in_the_readers_turn_and_release_lets_the_datagram_go():
+    # a download writes its chunk there and releases it: no datagram waits in RAM for the
+    # task that awaits it
+    def peer(sock, m):
+        reply(sock, ACK, CONTENT, m.mid, m.token, payload=b"chunk")
+
+    _, sock, client = setup(peer)
+    ex = client.exchange()
+    seen = []
+    resumed = []
+
+    def arrived(e):
+        seen.append((e.code, bytes(e.payload()), len(resumed)))
+        e.release()
+
+    ex.on_response = arrived
+    await ex.request(GET, PATH)
+    resumed.append(1)
+    assert seen == [(CONTENT, b"chunk", 0)]  # before the awaiting task ran on
+    assert ex.code == CONTENT and bytes(ex.payload()) == b""
+
+
 async def test_a_receive_out_of_memory_leaves_the_reader_running():
     # recv allocates before it reads: the datagram stays queued and is read once memory is back
     def peer(sock, m):

@@ -23,14 +23,20 @@ DATA = bytes(random.getrandbits(8) for _ in range(10000))
 
 
 class FakeEx:
-    # an exchange whose answer comes after a random number of scheduler rounds
+    # an exchange whose answer comes after a random number of scheduler rounds, handed to
+    # on_response as it comes, as coap.client's reader does
     def __init__(self, server):
         self.server = server
         self.code = 0
         self.body = b""
+        self.on_response = None
 
     def payload(self):
         return memoryview(self.body)
+
+    def release(self):
+        self.server.released += 1
+        self.body = b""
 
 
 class Server:
@@ -43,6 +49,7 @@ class Server:
         self.answered = []  # chunks in the order their answers came
         self.inflight = 0
         self.peak = 0
+        self.released = 0  # answers let go as they came
         self.client = self
 
     def exchange(self):
@@ -63,6 +70,8 @@ class Server:
             if chunk == self.bad_len:
                 ex.body = ex.body[:-1]
             self.answered.append(chunk)
+            if ex.on_response:
+                ex.on_response(ex)
             return ex
         finally:
             self.inflight -= 1
@@ -115,6 +124,7 @@ def test_each_answer_is_written_at_its_offset_at_once():
         assert s.peak <= window and (s.peak > 1) == (window > 1), (window, s.peak)
         # written in the order the answers came, not held back for the ones before
         assert d.sink.order == [c * size for c in s.answered]
+        assert s.released == n  # each datagram let go as its chunk was written
         shuffled += s.answered != sorted(s.answered)
         assert saved == [4096, 8192]
     assert shuffled  # the fake server did answer out of order
@@ -156,3 +166,25 @@ def test_resume_starts_at_the_sinks_offset():
     s = Server()
     d, _ = run(s, Sink(received=len(DATA)), size=1000)
     assert s.requests == []  # everything was there: nothing to ask for
+
+
+class Refusing(Sink):
+    # a sink that refuses the piece at `bad`, as a Writer refuses an image that is no app
+    def __init__(self, bad):
+        super().__init__()
+        self.bad = bad
+
+    def write(self, data, at):
+        if at == self.bad:
+            raise ValueError("refused at %d" % at)
+        Sink.write(self, data, at)
+
+
+def test_a_chunk_the_sink_refuses_ends_the_download_with_its_reason():
+    for bad in (0, 3000):  # the first chunk (asked alone), one from the window
+        try:
+            run(Server(), Refusing(bad))
+        except ValueError as e:
+            assert str(e) == "refused at %d" % bad, str(e)
+        else:
+            raise AssertionError("no error")
