@@ -17,7 +17,7 @@ def forget(before):
 def drop(*names):
     # let these modules go: their RAM goes back to the heap once nothing else holds them
     for name in names:
-        del sys.modules[name]
+        sys.modules.pop(name, None)  # maybe gone already: an update's forget() takes all it saw
         parent, _, child = name.rpartition(".")
         p = sys.modules.get(parent)
         if p is not None and hasattr(p, child):

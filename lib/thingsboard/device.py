@@ -19,6 +19,7 @@ from .backoff import Backoff
 from .errors import check, error
 
 _RPC_MEMORY = 8  # recent server RPCs remembered for de-duplication
+_FREE = 2  # idle exchanges kept for reuse: telemetry and an RPC reply
 # what every request from a device gets while the server refuses it, all of them held meanwhile:
 # code -> (first wait ms, longest, log line)
 _HOLDS = {
@@ -54,7 +55,7 @@ class Device:
         self._attributes = base + [(URI_PATH, b"attributes")]
         self._rpc = base + [(URI_PATH, b"rpc")]
         self._base = base
-        self._free = []  # idle exchanges, reused
+        self._free = []  # idle exchanges, reused; at most _FREE kept (a burst's go)
         self._attr_callbacks = []  # (key or None for all keys, callback)
         self._rpc_handler = None
         # recent RPCs: the same id and notification again within rpc_repeat_ms is ThingsBoard
@@ -92,7 +93,8 @@ class Device:
             return parse(ex.payload()) if parse else ex.code
         finally:
             ex.abandon()  # a request that raised before it was awaited (MemoryError) is over
-            self._free.append(ex)
+            if len(self._free) < _FREE:
+                self._free.append(ex)
 
     async def send_telemetry(self, data, timeout=None):
         # data: {"k": v}, [{...}, ...] or {"ts": ms, "values": {...}} (or its JSON text)
