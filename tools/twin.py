@@ -34,6 +34,24 @@ SIM_FLASH = REPO / "firmware" / "board" / "partition_sim.py"
 # (the PyPI unix build has neither). mbedTLS allocates from the C heap on this build, as from
 # ESP-IDF's heap on a board: the GC heap holds only what MicroPython's own objects need.
 FLAGS = ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0"]
+# The ESP32's socket.recv(n) reads into an n-byte buffer that becomes the bytes object, cut to
+# what came (ports/esp32/modsocket.c:678-688, mp_obj_new_bytes_from_vstr); the unix port's
+# reads into a scratch buffer and copies (ports/unix/modsocket.c:293-297), so it needs n plus a
+# datagram's size at once. The twin reads as the board does.
+_UNIX_RECV = """    byte *buf = m_new(byte, sz);
+    ssize_t out_sz;
+    MP_HAL_RETRY_SYSCALL(out_sz, recv(self->fd, buf, sz, flags), mp_raise_OSError(err));
+    mp_obj_t ret = mp_obj_new_str_of_type(&mp_type_bytes, buf, out_sz);
+    m_del(char, buf, sz);
+    return ret;
+"""
+_BOARD_RECV = """    vstr_t vstr;  /* coapboard twin: as ports/esp32/modsocket.c reads */
+    vstr_init_len(&vstr, sz);
+    ssize_t out_sz;
+    MP_HAL_RETRY_SYSCALL(out_sz, recv(self->fd, vstr.buf, sz, flags), mp_raise_OSError(err));
+    vstr.len = out_sz;
+    return mp_obj_new_bytes_from_vstr(&vstr);
+"""
 
 
 class TwinError(Exception):
@@ -116,13 +134,14 @@ def build(frozen=False):
     """Build what is missing; -> the twin's micropython (the frozen one with frozen=True)."""
     src, digest = _tree(source())
     # the build is redone when the archive or how it is built changes
-    recipe = hashlib.sha256((digest + repr(FLAGS)).encode()).hexdigest()
+    recipe = hashlib.sha256((digest + repr(FLAGS) + _BOARD_RECV).encode()).hexdigest()
     stamp = OUT / "build.sha256"
     current = stamp.is_file() and stamp.read_text() == recipe
     with open(OUT / "build.log", "ab") as log:
         if not (current and MPY_CROSS.is_file()):
             print("twin: building MicroPython %s, 32-bit" % VERSION, flush=True)
             shutil.rmtree(src / "ports/unix/build-std32", ignore_errors=True)
+            _recv_as_the_board(src / "ports/unix/modsocket.c")
             (OUT / "sim.sha256").unlink(missing_ok=True)
             _make(["-C", str(src / "mpy-cross")], log)
             _install(src / "mpy-cross/build/mpy-cross", MPY_CROSS)
@@ -150,6 +169,15 @@ def build(frozen=False):
 
 
 _STANDARD = "$(PORT_DIR)/variants/standard/manifest.py"  # asyncio, ssl, ...
+
+
+def _recv_as_the_board(path):
+    text = path.read_text()
+    if _BOARD_RECV in text:
+        return
+    if _UNIX_RECV not in text:
+        raise TwinError("%s: socket_recv is not the one the twin knows how to change" % path)
+    path.write_text(text.replace(_UNIX_RECV, _BOARD_RECV))
 
 
 def _port(src, build_name, name, inputs, manifest, exe, log, standard=True):
