@@ -223,7 +223,9 @@ def diagnose(lines, cfg):
                     "that provisioning is enabled there"
                 )
             return False, "provisioning refused (%s): %s" % (why, fix)
-        elif re.search(r"no ACK after \d+ transmissions|no response within", line):
+        elif re.search(r"no ACK after \d+ transmissions|no response within|ECONNREFUSED", line):
+            # CoAP gave up (a message keeps trying for about 93 s), or the host said at once
+            # that nothing listens on that port (ICMP port unreachable)
             return False, (
                 "server unreachable: no CoAP answer from %s: check the server address and port, "
                 "that ThingsBoard's CoAP transport is enabled, and that udp/%s is open"
@@ -240,7 +242,7 @@ def diagnose(lines, cfg):
 
 
 def provision_one(
-    cfg, port, resume=False, timeout=90, config_only=False, build=deploy.BUILD, log=print
+    cfg, port, resume=False, timeout=120, config_only=False, build=deploy.BUILD, log=print
 ):
     """Deploy cfg (and the firmware) to the board on port, start it, watch it.
     -> (ok, message)."""
@@ -336,7 +338,8 @@ def main(argv=None):
     ap.add_argument("--row", help="with --csv: the name of the device to provision")
     ap.add_argument("--batch", action="store_true", help="with --csv: every row, one by one")
     ap.add_argument("--template", help="config.json to start from: sensors, gpio, ...")
-    ap.add_argument("--timeout", type=float, default=90, help="seconds to wait for a report")
+    # a server that drops everything shows when CoAP gives up on a message: about 93 s
+    ap.add_argument("--timeout", type=float, default=120, help="seconds to wait for a report")
     ap.add_argument("--config-only", action="store_true", help="deploy only config.json")
     ap.add_argument("--dry-run", action="store_true", help="check and print the config(s) only")
     ap.add_argument("--no-prompt", action="store_true", help="batch: do not wait for Enter")
