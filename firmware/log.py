@@ -16,7 +16,9 @@ class Log:
 
     def _out(self, level, tag, args):
         if level >= _level:
-            print(tag, self.name + ":", *args)
+            # one write: the unix port writes each print argument on its own, and a line cut
+            # by another process's output on the same console is lost to whoever reads it
+            print(" ".join([tag, self.name + ":"] + [str(a) for a in args]))
 
     def debug(self, *args):
         self._out(10, "D", args)
