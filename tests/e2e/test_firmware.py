@@ -535,7 +535,7 @@ def test_coaps_file_problems_name_their_key(sim, dev, device_root, firmware):
 
 @pytest.mark.parametrize(
     "payload, interval, loss, stored",
-    [("json", 1, 0.3, 20), ("json", 0.5, 0.5, 30), ("protobuf", 1, 0.3, 20)],
+    [("json", 1, 0.3, 12), ("json", 0.5, 0.5, 16), ("protobuf", 1, 0.3, 12)],
     indirect=["payload"],
 )
 def test_loss_both_ways_every_reading_stored_once_in_fewer_messages(
