@@ -18,6 +18,8 @@ import random
 from asyncio import core
 from time import ticks_add, ticks_diff
 
+from thingsboard.backoff import within
+
 from . import log as logs
 
 log = logs.Log("sleep")
@@ -52,13 +54,6 @@ def _read(board):
             k["port"] = 49152 + random.getrandbits(14)
         save(board, k)
     return k
-
-
-async def _wait(event, ms):
-    try:
-        await asyncio.wait_for_ms(event.wait(), max(0, ms))
-    except asyncio.TimeoutError:
-        pass
 
 
 def save(board, k):
@@ -100,18 +95,15 @@ class Wake:
         end = ticks_add(self.woke, limit)
         d.start()  # both subscriptions, together
         sending = asyncio.create_task(app.telemetry.once(limit))
-        await _wait(d.ready, ticks_diff(end, core.ticks()))
+        await within(d.ready.wait(), ticks_diff(end, core.ticks()))
         # a kept RPC comes once the RPC subscription's confirmation is ACKed: a round trip
         # after it (as long as the subscriptions took), then listen_ms. ThingsBoard sends one
         # kept RPC a subscription at once: the wait ends when it comes
         rtt = ticks_diff(core.ticks(), self.began)
-        await _wait(d.rpc_came, rtt + self.power["listen_ms"])
+        await within(d.rpc_came.wait(), rtt + self.power["listen_ms"])
         await self._until(end, lambda: not self._busy(False))
         await self._until(None, lambda: not self._busy(True))
-        try:
-            await asyncio.wait_for_ms(sending, max(0, ticks_diff(end, core.ticks())))
-        except asyncio.TimeoutError:
-            pass
+        await within(sending, ticks_diff(end, core.ticks()))
         await self._end(d)
 
     async def _until(self, end, done):

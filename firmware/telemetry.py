@@ -11,7 +11,7 @@ from asyncio import core
 from time import ticks_add, ticks_diff
 
 from coap.client import CoapTimeout, Reset, ResponseError
-from thingsboard.backoff import Backoff
+from thingsboard.backoff import Backoff, within
 
 from . import drop
 from . import sensors as sensors_mod
@@ -96,10 +96,7 @@ class Telemetry:
         self._go.set()
         # wait for the answer while this interval lasts (at least a second); the exchange
         # goes on after that and the next readings go to the spool
-        try:
-            await asyncio.wait_for_ms(self._done.wait(), max(self.interval, 1000))
-        except asyncio.TimeoutError:
-            pass
+        await within(self._done.wait(), max(self.interval, 1000))
 
     def _open(self):
         if self.spool is None:
@@ -125,10 +122,7 @@ class Telemetry:
             wait = 0 if self._resume is None else ticks_diff(self._resume, core.ticks())
             if wait > 0:
                 self._go.clear()
-                try:  # kick() ends the wait
-                    await asyncio.wait_for_ms(self._go.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+                await within(self._go.wait(), wait)  # kick() ends the wait
                 continue
             try:
                 await self._next()
@@ -216,10 +210,7 @@ class Telemetry:
         # nothing is left to send. What is left waits on flash for the next wake.
         sender = asyncio.create_task(self._sender())
         try:
-            await asyncio.wait_for_ms(self._read_and_send(), ms)
-            return True
-        except asyncio.TimeoutError:
-            return False
+            return await within(self._read_and_send(), ms)
         finally:
             sender.cancel()
             if self._body is not None:  # on flash after the younger ones: it has its own time
@@ -242,9 +233,6 @@ class Telemetry:
                     self.log.error("telemetry cycle failed:", repr(e))
                 wait = self.interval - ticks_diff(core.ticks(), start)
                 if wait > 0 and not self._wake.is_set():
-                    try:
-                        await asyncio.wait_for_ms(self._wake.wait(), wait)
-                    except asyncio.TimeoutError:
-                        pass
+                    await within(self._wake.wait(), wait)
         finally:
             sender.cancel()

@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 
-from thingsboard.backoff import Backoff
+from thingsboard.backoff import Backoff, within
 
 from . import forget, loaded, use
 from . import log as logs
@@ -124,9 +124,7 @@ class Updates:
     async def _self_test(self):
         ms = self.opts["self_test_s"] * 1000
         self.log.info("new %s on trial: the server has %d s to answer" % (self.kind, ms // 1000))
-        try:
-            await asyncio.wait_for_ms(self.acked.wait(), ms)
-        except asyncio.TimeoutError:
+        if not await within(self.acked.wait(), ms):
             st, mine = self._state()
             if "trying" in mine:
                 why = "self-test failed: no telemetry acknowledged within %d s" % (ms // 1000)

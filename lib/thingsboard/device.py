@@ -15,7 +15,7 @@ from coap.client import CoapTimeout, Observation, Reset
 from coap.codec import CONTENT, CREATED, GET, NOT_FOUND, POST, URI_PATH, URI_QUERY
 
 from . import jsonpayload
-from .backoff import Backoff
+from .backoff import Backoff, within
 from .errors import check, error
 
 _RPC_MEMORY = 8  # recent server RPCs remembered for de-duplication
@@ -241,10 +241,7 @@ class Device:
                 self._wake.clear()  # the failures set it: they must not cut the wait short
             else:
                 backoff.reset()
-            try:
-                await asyncio.wait_for_ms(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
+            await within(self._wake.wait(), wait)
 
     async def _subscribe(self, obs):
         if self._held():
