@@ -2,9 +2,9 @@
 # unix port (tools.simdevice) against tbsim in this process on loopback:
 #   1. telemetry requests per stored reading with 0, 10 and 30 % loss both ways, a reading a
 #      second, and 50 % at two readings a second, for SECONDS: requests are what tbsim's
-#      telemetry handler processed (a CoAP retransmission of the same message ID is answered
-#      from tbsim's cache and not counted, as ThingsBoard de-duplicates it; a message sent
-#      again with a new ID is counted);
+#      telemetry handler processed (sim.telemetry_posts; a CoAP retransmission of the same
+#      message ID is answered from tbsim's cache and not counted, as ThingsBoard
+#      de-duplicates it; a message sent again with a new ID is counted);
 #   2. the drain of a backlog: READINGS readings left in the spool by an earlier outage, from
 #      the boot to tbsim holding them all;
 #   3. datagrams a minute from a device the server refuses: a token it does not know (4.01),
@@ -23,18 +23,6 @@ sys.path.insert(0, str(ROOT))
 
 from firmware.spool import Spool  # noqa: E402
 from tests.e2e.conftest import SEQ, TOKEN, Firmware, make_config, rows, start_sim  # noqa: E402
-from tools.tbsim.resources import Resources  # noqa: E402
-
-posts = {"n": 0}
-_post = Resources.post_telemetry
-
-
-async def counted(self, ex, dev, segs):
-    posts["n"] += 1
-    return await _post(self, ex, dev, segs)
-
-
-Resources.post_telemetry = counted  # every telemetry request tbsim processes
 
 
 def device(work, sim, cfg):
@@ -55,13 +43,13 @@ def loss(seconds, p, interval=1):
         _, fw = device(work, sim, cfg)
         try:
             fw.wait_line("I app: reporting to", timeout=60)
-            posts["n"] = 0
+            posts0 = sim.telemetry_posts(did)
             stored0 = len(rows(sim, did))
             time.sleep(seconds)  # a benchmark's measuring time, not a test's wait
             stored = len(rows(sim, did)) - stored0
             values = [v for _, v in rows(sim, did)]
             twice = len(values) - len(set(values))
-            return posts["n"], stored, twice
+            return sim.telemetry_posts(did) - posts0, stored, twice
         finally:
             fw.stop()
             sim.stop()
@@ -84,12 +72,11 @@ def backlog(readings):
         try:
             start = time.monotonic()
             fw.wait_line("I app: firmware", timeout=60)
-            posts["n"] = 0
             while sum(1 for _, v in rows(sim, did) if v < 0) < readings:
                 if time.monotonic() - start > 600:
-                    return None, posts["n"]
+                    return None, sim.telemetry_posts(did)
                 time.sleep(0.05)
-            return time.monotonic() - start, posts["n"]
+            return time.monotonic() - start, sim.telemetry_posts(did)
         finally:
             fw.stop()
             sim.stop()

@@ -174,3 +174,13 @@ def test_claim_stores_secret_and_duration(sim, device):
 def test_well_known_core(sim):
     code, payload, opt = aiocoap_request(sim, aiocoap.GET, "/.well-known/core")
     assert code == "2.05" and b"</api>" in payload and opt.content_format == 40
+
+
+def test_telemetry_posts_count_messages_not_retransmissions(sim, udp, device):
+    # what the rule engine gets: a retransmission of a message ID is answered from the cache
+    req = udp.request(codec.POST, "/api/v1/TOKEN_ONE/telemetry", b'{"t": 1}')
+    udp.send(req)  # no answer yet: the same message again
+    assert udp.response(req).code == codec.CREATED
+    req = udp.request(codec.POST, "/api/v1/TOKEN_ONE/telemetry", b'{"t": 2}')  # a new ID
+    assert udp.response(req).code == codec.CREATED
+    assert sim.telemetry_posts(device["id"]) == 2

@@ -35,6 +35,9 @@ class Resources:
         self.obs = registry
         self.log = log
         self.sync_timeout = sync_timeout
+        # device id -> telemetry messages processed (what ThingsBoard's rule engine gets; a
+        # retransmission answered from the exchange cache is not one)
+        self.telemetry_posts = {}
 
     async def handle(self, ex):
         msg = ex.msg
@@ -112,6 +115,7 @@ class Resources:
             self.get(ex, token, feature)
 
     async def post_telemetry(self, ex, dev, segs):
+        self.telemetry_posts[dev["id"]] = self.telemetry_posts.get(dev["id"], 0) + 1
         fmt = self.core.proto_format(dev)
         try:
             entries = (fmt or jsonrules).telemetry(ex.msg.payload)

@@ -83,7 +83,9 @@ class TbSim:
         )
         self.core.limits = self.limits
         self.core.restore()
-        resources = Resources(self.core, self.registry, self.log, self.sync_timeout)
+        self.resources = resources = Resources(
+            self.core, self.registry, self.log, self.sync_timeout
+        )
         self.transport.handler = resources.handle
         await self.loop.create_datagram_endpoint(
             lambda: self.transport, local_addr=(self.host, self.coap_port)
@@ -189,6 +191,10 @@ class TbSim:
         # blocks until the device answers (two-way), delivery (one-way) or RpcTimeout
         coro = self.core.server_rpc
         return self.call(coro, device_id, method, params, timeout, oneway, timeout=timeout + 5)
+
+    def telemetry_posts(self, device_id):
+        # telemetry messages processed for the device (retransmissions are not)
+        return self.call(lambda: self.resources.telemetry_posts.get(device_id, 0))
 
     def telemetry(self, device_id, keys=None):
         def latest():
