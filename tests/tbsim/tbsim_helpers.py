@@ -97,6 +97,19 @@ class Udp:
     def rst(self, msg):
         self.send(Message(codec.RST, codec.EMPTY, msg.mid))
 
+    def distinct(self, count, timeout=2.0):
+        # the next `count` messages that are not empty ACKs, retransmissions skipped, CON ones
+        # ACKed
+        seen, out = set(), []
+        while len(out) < count:
+            m = self.recv(timeout)
+            if m.type == codec.CON:
+                self.ack(m)
+            if m.code != codec.EMPTY and (m.type, m.mid) not in seen:
+                seen.add((m.type, m.mid))
+                out.append(m)
+        return out
+
     def response(self, req, timeout=2.0):
         # the reply to req: skips an empty ACK, ACKs a separate CON response
         while True:

@@ -178,9 +178,10 @@ def test_well_known_core(sim):
 
 def test_telemetry_posts_count_messages_not_retransmissions(sim, udp, device):
     # what the rule engine gets: a retransmission of a message ID is answered from the cache
-    req = udp.request(codec.POST, "/api/v1/TOKEN_ONE/telemetry", b'{"t": 1}')
-    udp.send(req)  # no answer yet: the same message again
+    req = udp.request(codec.POST, "/api/v1/TOKEN_ONE/telemetry", b'{"t": 1}', token=b"t1")
+    udp.send(req)  # no answer yet: the same message again (answered again from the cache)
     assert udp.response(req).code == codec.CREATED
-    req = udp.request(codec.POST, "/api/v1/TOKEN_ONE/telemetry", b'{"t": 2}')  # a new ID
+    # a new message ID; its own token, so the first one's second answer is not taken for it
+    req = udp.request(codec.POST, "/api/v1/TOKEN_ONE/telemetry", b'{"t": 2}', token=b"t2")
     assert udp.response(req).code == codec.CREATED
     assert sim.telemetry_posts(device["id"]) == 2

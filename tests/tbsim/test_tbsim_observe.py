@@ -27,19 +27,6 @@ def relations(sim):
     return sim.call(lambda: sorted((r.kind, r.token) for r in sim.registry.relations.values()))
 
 
-def notes(udp, count, timeout=2.0):
-    # the next `count` distinct notifications (retransmissions skipped), each ACKed
-    seen, out = set(), []
-    while len(out) < count:
-        m = udp.recv(timeout)
-        if m.type == codec.CON:
-            udp.ack(m)
-        if m.mid not in seen:
-            seen.add(m.mid)
-            out.append(m)
-    return out
-
-
 def test_attribute_subscription_snapshot_updates_and_deletes(sim, udp, device):
     sim.set_shared(device["id"], {"sharedStr": "value", "sharedLong": 72, "sharedDbl": 41.0})
     req, first = subscribe(udp, "attributes", b"ob1")
@@ -53,7 +40,7 @@ def test_attribute_subscription_snapshot_updates_and_deletes(sim, udp, device):
         lambda: sim.set_shared(device["id"], {"k": {"nested": [1]}}),
     ):
         change()
-        got += notes(udp, 1)  # ACKed before the next change, so none is replaced
+        got += udp.distinct(1)  # ACKed before the next change, so none is replaced
     assert [m.payload for m in got] == [
         b'{"sharedLong":73,"sharedDbl":42.0}',
         b'{"deleted":["sharedStr","never-set"]}',
@@ -69,7 +56,7 @@ def test_empty_snapshot_and_random_mids(sim, udp, device):
     assert first.payload == b"{}"
     for i in range(6):
         sim.set_shared(device["id"], {"i": i})
-        (m,) = notes(udp, 1)
+        (m,) = udp.distinct(1)
         assert m.payload == b'{"i":%d}' % i
         mids = getattr(udp, "mids", []) + [m.mid]
         udp.mids = mids
@@ -180,7 +167,7 @@ def test_deleting_the_device_sends_2_02_on_every_relation(sim, udp, device):
     subscribe(udp, "attributes", b"at")
     subscribe(udp, "rpc", b"rp")
     assert http(sim, "DELETE", "/api/device/" + device["id"])[0] == 200
-    got = notes(udp, 2)
+    got = udp.distinct(2)
     assert sorted((m.code, m.token, m.uint(codec.OBSERVE)) for m in got) == [
         (codec.DELETED, b"at", 0),
         (codec.DELETED, b"rp", 0),
@@ -202,7 +189,7 @@ def test_rpc_subscription_and_two_way_rpc(sim, udp, device):
             "/api/rpc/twoway/" + device["id"],
             {"method": "setGpio", "params": {"pin": 26, "value": 1}},
         )
-        (m,) = notes(udp, 1)
+        (m,) = udp.distinct(1)
         assert m.uint(codec.OBSERVE) == rpc_id + 1
         assert json.loads(m.payload) == {
             "id": rpc_id,
@@ -239,12 +226,12 @@ def pending_rpcs(sim, udp, device):
     assert (valid.code, valid.token) == (codec.VALID, req.token)
     assert udp.nothing(0.2)  # RPCs wait behind the un-ACKed 2.03
     udp.ack(valid)
-    (m,) = notes(udp, 1)
+    (m,) = udp.distinct(1)
     assert json.loads(m.payload)["id"] == 1  # only the newest of the queued ones
     assert udp.nothing(0.3)
     # re-subscribe with a new token: 2.02 on the old one, then pending RPCs again
     udp.request(codec.GET, T + "/rpc", token=b"r2", opts=[(codec.OBSERVE, 0)])
-    got = notes(udp, 3)
+    got = udp.distinct(3)
     assert [(m.token, m.code) for m in got] == [
         (b"r1", codec.DELETED),
         (b"r2", codec.VALID),
@@ -254,7 +241,7 @@ def pending_rpcs(sim, udp, device):
     udp.response(udp.request(codec.POST, T + "/rpc/1", b'{"r":"b"}'))
     assert second.result(5) == {"r": "b"}
     udp.request(codec.GET, T + "/rpc", token=b"r3", opts=[(codec.OBSERVE, 0)])
-    got = notes(udp, 3)
+    got = udp.distinct(3)
     assert json.loads(got[2].payload) == {"id": 0, "method": "a", "params": None}
     udp.response(udp.request(codec.POST, T + "/rpc/0", b'{"r":"a"}'))
     assert first.result(5) == {"r": "a"}
@@ -328,5 +315,5 @@ def test_cancelled_relation_stops_retransmitting(sim, udp, device):
     assert all(m.token == b"a1" for m in late) and len(late) <= sim.params.max_retransmit
     assert relations(sim) == [("attributes", b"a2")]
     sim.set_shared(device["id"], {"x": 2})
-    (m,) = notes(udp, 1)
+    (m,) = udp.distinct(1)
     assert (m.token, m.payload) == (b"a2", b'{"x":2}')

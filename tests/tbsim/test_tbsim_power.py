@@ -46,19 +46,6 @@ def subscribe(udp, feature, token, mtype=codec.CON):
     return udp.response(req)
 
 
-def collect(udp, count, timeout=2.0):
-    # the next `count` distinct messages that are not empty ACKs, CON ones ACKed
-    seen, out = set(), []
-    while len(out) < count:
-        m = udp.recv(timeout)
-        if m.type == codec.CON:
-            udp.ack(m)
-        if m.code != codec.EMPTY and (m.type, m.mid) not in seen:
-            seen.add((m.type, m.mid))
-            out.append(m)
-    return out
-
-
 def acked(sim, did):
     # the server has seen the ACK of every CON notification to the device, so the clock can
     # move without racing the uplink that ACK is
@@ -89,7 +76,7 @@ def test_psm_holds_rpcs_until_the_next_uplink(sim, udp, clock):
     acked(sim, did)
     clock.t += 4000  # still awake: sent at once
     rid = rpc(sim, did, "oneway", persistent=True, params={"n": 1})[1]["rpcId"]
-    (m,) = collect(udp, 1)
+    (m,) = udp.distinct(1)
     assert json.loads(m.payload) == {"id": 0, "method": "m", "params": {"n": 1}}
     assert status_of(sim, rid) == "DELIVERED"
     acked(sim, did)
@@ -98,7 +85,7 @@ def test_psm_holds_rpcs_until_the_next_uplink(sim, udp, clock):
     assert udp.nothing(0.3)
     assert status_of(sim, rid) == "QUEUED"
     req = telemetry(udp)
-    reply, note = collect(udp, 2)  # the request is handled first, then the pending RPCs
+    reply, note = udp.distinct(2)  # the request is handled first, then the pending RPCs
     assert (reply.token, reply.code) == (req.token, codec.CREATED)
     assert (note.token, note.uint(codec.OBSERVE)) == (b"rp", 2)  # the existing relation
     assert json.loads(note.payload)["id"] == 1 and udp.nothing(0.2)
@@ -135,13 +122,13 @@ def test_edrx_allows_one_downlink_outside_the_window_per_uplink(sim, udp, clock)
     subscribe(udp, "rpc", b"rp", mtype=codec.NON)  # NON: no ACK, so no uplink
     clock.t += 2001
     first = rpc(sim, did, "oneway", persistent=True, method="a")[1]["rpcId"]
-    (m,) = collect(udp, 1)
+    (m,) = udp.distinct(1)
     assert json.loads(m.payload)["method"] == "a" and m.type == codec.NON
     assert status_of(sim, first) == "DELIVERED"
     second = rpc(sim, did, "oneway", persistent=True, method="b")[1]["rpcId"]
     assert udp.nothing(0.3) and status_of(sim, second) == "QUEUED"
     telemetry(udp, mtype=codec.NON)
-    got = collect(udp, 2)
+    got = udp.distinct(2)
     assert [json.loads(m.payload)["method"] for m in got if m.token == b"rp"] == ["b"]
     assert status_of(sim, second) == "DELIVERED"
 
@@ -152,7 +139,7 @@ def test_drx_and_no_mode_always_take_downlinks(sim, udp, clock):
     acked(sim, did)
     clock.t += 10**7
     rid = rpc(sim, did, "oneway", persistent=True)[1]["rpcId"]
-    collect(udp, 1)
+    udp.distinct(1)
     assert status_of(sim, rid) == "DELIVERED"
 
 
@@ -166,7 +153,7 @@ def test_attribute_updates_while_asleep_go_out_merged_on_wake(sim, udp, clock):
     sim.delete_shared(did, ["b"])
     assert udp.nothing(0.3)
     telemetry(udp)
-    (note,) = [m for m in collect(udp, 2) if m.token == b"at"]
+    (note,) = [m for m in udp.distinct(2) if m.token == b"at"]
     assert json.loads(note.payload) == {"a": 1, "deleted": ["b"]}
     assert note.uint(codec.OBSERVE) == 1 and udp.nothing(0.2)
     # a third update merged in loses the deletes queued before it, as in ThingsBoard
@@ -176,7 +163,7 @@ def test_attribute_updates_while_asleep_go_out_merged_on_wake(sim, udp, clock):
     sim.delete_shared(did, ["gone"])
     sim.set_shared(did, {"a": 2, "c": 3})
     telemetry(udp)
-    (note,) = [m for m in collect(udp, 2) if m.token == b"at"]
+    (note,) = [m for m in udp.distinct(2) if m.token == b"at"]
     assert json.loads(note.payload) == {"a": 2, "c": 3}
 
 
@@ -219,7 +206,7 @@ def test_lightweight_rpcs_to_a_sleeping_device(sim, udp, clock):
     fut = pool.submit(rpc, sim, did, "twoway", method="kept", timeout=60000)
     assert udp.nothing(0.3) and not fut.done()
     telemetry(udp)
-    (note,) = [m for m in collect(udp, 2) if m.token == b"rp"]
+    (note,) = [m for m in udp.distinct(2) if m.token == b"rp"]
     assert json.loads(note.payload) == {"id": 1, "method": "kept", "params": None}
     udp.response(udp.request(codec.POST, T + "/rpc/1", b'{"ok":1}', token=b"an"))
     assert fut.result(5) == (200, {"ok": 1})
