@@ -88,12 +88,11 @@ async def boot(board):
     return client, cfg, updates, payload
 
 
-async def _connect(server, ctx=None, kept=None):
+async def _connect(server, ctx, kept):
     # a host name that does not resolve (yet): say so and try again, never crash. kept: a
-    # sleeping board's {"port", "mid"} (sleep.py), for plain CoAP
+    # sleeping board's {"port", "mid"} (sleep.py), for plain CoAP; {} otherwise
     from coap.client import connect
 
-    kept = kept or {}
     local = kept.get("port")
     backoff = Backoff(2000, 60000)
     coap_log = logs.Log("coap").warning  # what the client drops, and why (bad datagrams, no RAM)
