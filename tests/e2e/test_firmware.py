@@ -563,9 +563,11 @@ def test_loss_both_ways_every_reading_stored_once_in_fewer_messages(
         return r if top >= stored + 3 and len({v for _, v in r}) == top + 1 else None
 
     try:
-        r = until(whole, 200, "every reading stored")
+        until(whole, 200, "every reading stored")
     except AssertionError as e:
         raise AssertionError("%s\nstored: %s\n%s" % (e, rows(sim, did), fw.tail(60))) from None
+    processed = sim.telemetry_posts(did)  # then the readings: each one counted is in them
+    r = rows(sim, did)
     by_value = {}
     for ts, v in r:
         by_value.setdefault(v, set()).add(ts)
@@ -577,7 +579,6 @@ def test_loss_both_ways_every_reading_stored_once_in_fewer_messages(
         # update reports at boot, and a message sent again after its exchange ended unanswered
         # (no ACK, or no response after one)
         bound += 2 + len(fw.grep("telemetry not delivered")) + len(fw.grep("not reported"))
-    processed = sim.telemetry_posts(did)
     assert processed <= bound, (processed, readings)
     msgs = messages(sim, did)
     for ts, _ in r:

@@ -35,7 +35,7 @@ class Resources:
         self.obs = registry
         self.log = log
         self.sync_timeout = sync_timeout
-        # device id -> telemetry messages processed (what ThingsBoard's rule engine gets; a
+        # device id -> telemetry messages stored (what ThingsBoard's rule engine gets; a
         # retransmission answered from the exchange cache is not one)
         self.telemetry_posts = {}
 
@@ -115,7 +115,6 @@ class Resources:
             self.get(ex, token, feature)
 
     async def post_telemetry(self, ex, dev, segs):
-        self.telemetry_posts[dev["id"]] = self.telemetry_posts.get(dev["id"], 0) + 1
         fmt = self.core.proto_format(dev)
         try:
             entries = (fmt or jsonrules).telemetry(ex.msg.payload)
@@ -123,6 +122,7 @@ class Resources:
             ex.respond(codec.BAD_REQUEST, explicit=False)
             return
         self.store.add_telemetry(dev["id"], entries)
+        self.telemetry_posts[dev["id"]] = self.telemetry_posts.get(dev["id"], 0) + 1
         ex.respond(codec.CREATED)
 
     async def post_attributes(self, ex, dev, segs):

@@ -193,7 +193,7 @@ class TbSim:
         return self.call(coro, device_id, method, params, timeout, oneway, timeout=timeout + 5)
 
     def telemetry_posts(self, device_id):
-        # telemetry messages processed for the device (retransmissions are not)
+        # telemetry messages stored for the device (retransmissions are not processed again)
         return self.call(lambda: self.resources.telemetry_posts.get(device_id, 0))
 
     def telemetry(self, device_id, keys=None):
