@@ -16,9 +16,9 @@ class Log:
 
     def _out(self, level, tag, args):
         if level >= _level:
-            # one write: the unix port writes each print argument on its own, and a line cut
-            # by another process's output on the same console is lost to whoever reads it
-            print(" ".join([tag, self.name + ":"] + [str(a) for a in args]))
+            # one write, newline included: print writes each argument and its end on their
+            # own, and a line cut by another process's output on the same console is lost
+            print(" ".join([tag, self.name + ":"] + [str(a) for a in args]) + "\n", end="")
 
     def debug(self, *args):
         self._out(10, "D", args)

@@ -38,6 +38,11 @@ EXIT_RESET = 3  # reset(): restart at once, reset cause "hard_reset"
 EXIT_DEEPSLEEP = 4  # deepsleep(ms): restart after the ms in sleep.json, cause "deepsleep"
 
 
+def _say(line):
+    # one write, as log.py does: print writes the newline on its own
+    print(line + "\n", end="")
+
+
 class Board(Base):
     name = "unix-sim"
 
@@ -89,7 +94,7 @@ class Board(Base):
 
     def signal_error(self, pin=LED_PIN, invert=False):
         self.led(pin, invert).value(1)  # a real board blinks it; lit is enough to see here
-        print("board: error signalled on the LED (pin %d)" % pin)
+        _say("board: error signalled on the LED (pin %d)" % pin)
 
     # --- sensors
 
@@ -147,12 +152,12 @@ class Board(Base):
     # --- power
 
     def reset(self):
-        print("board: reset")
+        _say("board: reset")
         sys.exit(EXIT_RESET)
 
     def deepsleep(self, ms):
         self._save("sleep.json", {"ms": ms})
-        print("board: deep sleep for %d ms" % ms)
+        _say("board: deep sleep for %d ms" % ms)
         sys.exit(EXIT_DEEPSLEEP)
 
     def memory(self, data=None):
