@@ -38,7 +38,7 @@ class Lines:
     # what the firmware logs, captured: logs print through firmware.log's own print
     def __enter__(self):
         self.lines = []
-        logs.print = lambda *a: self.lines.append(" ".join(str(x) for x in a))
+        logs.print = lambda line, end: self.lines.append(line.rstrip("\n"))
         return self
 
     def __exit__(self, *exc):
