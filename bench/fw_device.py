@@ -1,6 +1,6 @@
 # fw_device.py: the firmware benchmark driver on MicroPython: bench/fw_run.py runs it on the
-# unix port, tests/twin and bench/twin_heap.py on the ESP32 twin (compiled to .mpy, like the
-# firmware, so it costs the heap no source). It boots the real firmware through
+# unix port, tests/twin and bench/twin_heap.py on the ESP32 twin (frozen into it, so the heap
+# holds the firmware's code and none of the driver's). It boots the real firmware through
 # firmware.app.main(board), unchanged, with one difference made from outside: app.App is
 # swapped for a subclass that, after the real constructor, counts the RPCs it serves and, with
 # CYCLES > 0, sets the telemetry interval to 0 ms (set_interval refuses < 1 s) and wraps
@@ -17,8 +17,8 @@
 #   micropython -m fw_device imports
 #       gc.mem_alloc() retained by each import (fw_imports.py, a module of its own: a run does
 #       not carry its code).
-# As main.py of a simulated board (bench/fw_main.py; python -m tools.simdevice ROOT --main
-# bench/fw_main.py --path <this module's folder>): the same run, after boot.py, with
+# As main.py of a simulated board on the twin (bench/fw_main.py; python -m tools.simdevice ROOT
+# --twin K --main bench/fw_main.py): the same run, after boot.py, with
 # ROOT/fw_device.json's {"cycles", "warm", "rpcs", "every"} (tests/twin/scenarios.py).
 import gc
 import sys

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.twin import scenarios as S  # noqa: E402
-from tools import twin  # noqa: E402
+from tools import simdevice, twin  # noqa: E402
 
 LO, HI = 32, 256  # K: the bisect's bounds
 
@@ -106,9 +106,8 @@ def smallest(payload, run, verbose):
 
 def imports():
     # fw_device's imports mode on the twin, the firmware as .mpy: (rows, later rows, figures)
-    mpy = twin.OUT / "mpy"
-    path = "%s:%s:%s:.frozen" % (S.DRIVER, mpy, mpy / "lib")
     with tempfile.TemporaryDirectory() as work:
+        path = simdevice.mount(Path(work), twin.OUT / "mpy")  # the driver is frozen in
         p = subprocess.run(
             [str(twin.MICROPYTHON), "-m", "fw_device", "imports"],
             env={"MICROPYPATH": path, "PATH": "/usr/bin:/bin"},

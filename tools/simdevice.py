@@ -6,9 +6,10 @@ Any other status (0: stopped, 1: crashed) ends the supervisor with that status. 
 SIGTERM end the firmware and then the supervisor (status 130, 143), without a traceback.
 
 With --twin K it runs as on a board instead: on the ESP32 twin (tools/twin.py, 32-bit) with a
-K KB heap, lib/ and firmware/ as the .mpy files `make deploy` ships (build/twin/mpy). With
---frozen as well, on the frozen twin: lib/ and firmware/ come from its image, frozen by
-firmware/manifest.py as in a custom board image; boot.py and main.py are still files.
+K KB heap, lib/ and firmware/ as the .mpy files `make deploy` ships (build/twin/mpy, linked
+into ROOT where a board keeps them). With --frozen as well, on the frozen twin: lib/ and
+firmware/ come from its image, frozen by firmware/manifest.py as in a custom board image;
+boot.py and main.py are still files.
 --path DIR puts DIR first on the module path: modules of a --main script's own (a benchmark
 driver, bench/fw_main.py).
 
@@ -32,7 +33,7 @@ MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
 HOST = ([str(MICROPYTHON)], "%s:%s:.frozen" % (REPO, REPO / "lib"))
 
 
-def twin(heap_k, frozen=False):
+def twin(root, heap_k, frozen=False):
     """The runtime of a board-shaped run: (argv, MICROPYPATH) for the ESP32 twin with a heap of
     heap_k KB and the firmware as .mpy (built when missing or older than its source), or with
     frozen=True the frozen twin, whose image holds the firmware (built when it changed)."""
@@ -44,7 +45,22 @@ def twin(heap_k, frozen=False):
         return argv, ".frozen"
     out = twin.OUT / "mpy"
     deploy.build(out=out, cross=twin.MPY_CROSS)
-    return argv, "%s:%s:.frozen" % (out, out / "lib")
+    return argv, mount(root, out)
+
+
+def mount(root, out):
+    """Link the .mpy tree out's firmware/ and lib/ into root, where a board keeps them, so that
+    a module's file name (__file__, an interned string) is as long as on the board and costs
+    the heap what it costs there; -> the MICROPYPATH that finds them, run from root."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("firmware", "lib"):
+        link = root / name
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(out / name)
+    # the ESP32 port's sys.path is "", ".frozen", "/lib"; "." for "": the unix port gives the
+    # first entry to the script's folder
+    return ".:.frozen:lib"
 
 
 def run_once(root, script, runtime=HOST):
@@ -104,7 +120,7 @@ def main(argv=None):
         ap.error("--frozen needs --twin K")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        exe, path = twin(a.twin, a.frozen) if a.twin else HOST
+        exe, path = twin(a.root, a.twin, a.frozen) if a.twin else HOST
         runtime = exe, ":".join([str(d.resolve()) for d in a.path] + [path])
         return supervise(a.root.resolve(), a.main.resolve(), a.max_restarts, a.time_scale, runtime)
     except KeyboardInterrupt:

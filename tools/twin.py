@@ -29,7 +29,14 @@ RELEASE = "https://micropython.org/resources/source/micropython-%s.tar.xz" % VER
 MICROPYTHON = OUT / "micropython"
 MPY_CROSS = OUT / "mpy-cross"
 FROZEN = OUT / "micropython-frozen"
-SIM_FLASH = REPO / "firmware" / "board" / "partition_sim.py"
+# frozen into the twin, so that they cost the heap nothing: the simulated flash stands in for
+# the ESP32's Partition, which is C in its image; the benchmark driver that runs the gates'
+# telemetry cycles in main.py's place (bench/fw_device.py) is not on a board at all
+SIM_FROZEN = [
+    REPO / "firmware" / "board" / "partition_sim.py",
+    REPO / "bench" / "fw_device.py",
+    REPO / "bench" / "fw_imports.py",
+]
 # as MicroPython's CI builds "unix 32-bit"; libffi and berkeley-db are not in the trimmed source
 # (the PyPI unix build has neither). mbedTLS allocates from the C heap on this build, as from
 # ESP-IDF's heap on a board: the GC heap holds only what MicroPython's own objects need.
@@ -146,17 +153,10 @@ def build(frozen=False):
             _make(["-C", str(src / "mpy-cross")], log)
             _install(src / "mpy-cross/build/mpy-cross", MPY_CROSS)
             stamp.write_text(recipe)
-        # the simulated flash stands in for the ESP32's Partition, which is C in its image:
-        # frozen in, it costs the heap what that costs
-        _port(
-            src,
-            "build-std32",
-            "sim",
-            [SIM_FLASH],
-            "module(%r, base_path=%r)\n" % (SIM_FLASH.name, str(SIM_FLASH.parent)),
-            MICROPYTHON,
-            log,
+        frozen_in = "".join(
+            "module(%r, base_path=%r)\n" % (p.name, str(p.parent)) for p in SIM_FROZEN
         )
+        _port(src, "build-std32", "sim", SIM_FROZEN, frozen_in, MICROPYTHON, log)
         if frozen:
             # firmware/manifest.py includes the port's own manifest, by default the ESP32's
             # path: here the standard unix variant's (asyncio, ssl, ...), as its include option

@@ -6,8 +6,8 @@
 # soon as the device's output shows a MemoryError, a traceback or that it hears nothing more.
 #
 # The telemetry-cycle scenarios run bench/fw_device.py in main.py's place (bench/fw_main.py):
-# it runs the real firmware with a 0 ms interval and counts cycles and RPCs. It is compiled to
-# .mpy by the twin's mpy-cross, so it costs the heap no source, only its code (about 2.5 KB).
+# it runs the real firmware with a 0 ms interval and counts cycles and RPCs. It is frozen into
+# the twin (tools/twin.py), so the heap holds the firmware's code and data, none of the driver's.
 import json
 import os
 import signal
@@ -44,7 +44,6 @@ HEAP_COAPS_K = 104
 CYCLES, RPCS, IMAGE = 1000, 400, 1500000
 
 REPO = Path(__file__).resolve().parents[2]
-DRIVER = twin.OUT / "driver"  # fw_device.mpy, fw_imports.mpy
 FW_MAIN = REPO / "bench" / "fw_main.py"
 TROUBLE = ("MemoryError", "memory allocation failed", "Traceback", "Task exception", "E bench")
 DEAF = 3  # telemetry messages spooled in a row (deaf())
@@ -55,16 +54,10 @@ NAME = "twin-device"
 
 
 def prepare():
-    """The twin, the firmware's .mpy and the driver's (each built only when missing or older
-    than its source)."""
+    """The twin and the firmware's .mpy (each built only when missing or older than its
+    source)."""
     twin.build()
     deploy.build(out=twin.OUT / "mpy", cross=twin.MPY_CROSS)
-    for name in ("fw_device", "fw_imports"):
-        src, dst = REPO / "bench" / (name + ".py"), DRIVER / (name + ".mpy")
-        if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
-            DRIVER.mkdir(parents=True, exist_ok=True)
-            cmd = [str(twin.MPY_CROSS), "-o", str(dst), "-s", src.name, str(src)]
-            subprocess.run(cmd, check=True, capture_output=True)
 
 
 def trouble(line):
@@ -88,7 +81,7 @@ class Device(Firmware):
         if cycles:
             settings = {"cycles": cycles, "warm": cycles, "rpcs": rpcs, "every": 1}
             write_json(Path(root) / "fw_device.json", settings)
-            args += ["--main", str(FW_MAIN), "--path", str(DRIVER)]
+            args += ["--main", str(FW_MAIN)]
         super().__init__(root, *args)
 
     def wait(self, text, timeout=30.0, after=0):
