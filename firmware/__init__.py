@@ -20,7 +20,7 @@ def drop(*names):
         sys.modules.pop(name, None)  # maybe gone already: an update's forget() takes all it saw
         parent, _, child = name.rpartition(".")
         p = sys.modules.get(parent)
-        if p is not None and hasattr(p, child):
+        if p is not None and child in p.__dict__:  # hasattr: coap's __getattr__ would import it
             delattr(p, child)
     # collect now: the freed code leaves one large free block, which what comes next fills in
     # order, instead of a hole that scattered small objects later split up

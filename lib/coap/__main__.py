@@ -156,6 +156,7 @@ async def secure_client(host, port, a):
     # a DTLS session, established before the first request so that its failure is the error
     from .dtls import connect as dtls_connect
     from .dtlscontext import context
+    from .handshake import handshake
 
     t = a["tls"]
     if ("cert" in t) != ("key" in t):
@@ -171,7 +172,7 @@ async def secure_client(host, port, a):
     ctx = context(psk=psk, **files)
     client = dtls_connect(host, port, ctx, response_timeout=a["timeout"])
     try:
-        await client.sock.handshake(min(a["timeout"], 10000))
+        await handshake(client.sock, min(a["timeout"], 10000))
     except OSError:
         client.close()
         raise

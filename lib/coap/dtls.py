@@ -14,39 +14,17 @@
 #   it cannot read) is dropped and a full handshake starts on the next write;
 # - a failed handshake is logged with its reason and retried after a backoff (2 s doubling to
 #   60 s); writes in between are dropped, CoAP retransmission copes.
+# The handshake's own code is coap/handshake.py, in RAM only while no session is up.
 
-import asyncio
 import io
-import random
 import select
-from asyncio import core
 from errno import EAGAIN, ETIMEDOUT
-from time import ticks_add, ticks_diff, ticks_ms
+from time import ticks_diff, ticks_ms
 
-_QUEUE = 4  # datagrams kept while a handshake runs
-_BACKOFF_MAX = 60000
 _GET_FILENO = 10  # MP_STREAM_* ioctl requests
 _POLL = 3
 _CLOSE = 4
 PIN_MISMATCH = -0x3000  # MBEDTLS_ERR_X509_FATAL_ERROR: how a pinned check ends the handshake
-
-
-class DtlsError(OSError):
-    pass
-
-
-def _reason(e):
-    # why a handshake or session failed, in words (mbedTLS errors carry no secrets)
-    if isinstance(e, ValueError):  # certificate checks: mbedTLS's own explanation
-        return " ".join(str(e).split()) or "certificate refused"
-    code = e.args[0] if e.args else 0
-    if code == PIN_MISMATCH:
-        return "the server's certificate is not the pinned one"
-    if code == -0x7780:
-        return "the server refused the handshake (fatal alert: certificate, PSK or cipher)"
-    if code == -0x6800:
-        return "no answer from the server (handshake timeout)"
-    return " ".join(str(a) for a in e.args) or repr(e)
 
 
 # what _Link asks recv for: recv allocates that much first, so no more than a datagram can hold.
@@ -111,6 +89,7 @@ class DtlsSocket(io.IOBase):
         self._retry = None  # no new handshake before this tick
         self._backoff = 0
         self._poller = None
+        self._handshake = None  # coap/handshake.py while a handshake runs
 
     def _log(self, *args):
         if self.log:
@@ -123,7 +102,7 @@ class DtlsSocket(io.IOBase):
         if self.up and self._quiet is not None and ticks_diff(now, self._quiet) >= self.dead_ms:
             self._log("DTLS: no answer for %d s, new handshake" % (self.dead_ms // 1000))
             self._drop()
-        if self._ss is None and not self._start(now):
+        if self._ss is None and not self._hs().start(self, now):
             self.stats["dropped"] += 1  # waiting to retry the handshake
             return None
         if n is None:
@@ -134,10 +113,10 @@ class DtlsSocket(io.IOBase):
             self._fail(e)
             return None
         if r is None:  # still handshaking
-            self._keep(buf, n)
+            self._hs().keep(self, buf, n)
         else:
             if not self.up:
-                self._established(bytes(buf[:n]))
+                self._hs().established(self, bytes(buf[:n]))
             if self._quiet is None and not buf[0] & 0x30:  # a CON: expects an answer
                 self._quiet = now
         return r
@@ -168,7 +147,7 @@ class DtlsSocket(io.IOBase):
             raise MemoryError("DTLS read")
         if data is None:  # nothing for us (maybe the handshake moved on)
             if not self.up:
-                self._flush()
+                self._hs().flush(self)
             return None
         if not data:  # close_notify or a fatal alert: the server ended the session
             self._fail(None)
@@ -196,65 +175,23 @@ class DtlsSocket(io.IOBase):
 
     # --- sessions
 
-    def _start(self, now):
-        if self._retry is not None and ticks_diff(self._retry, now) > 0:
-            return False
-        self._retry = None
-        try:
-            self._ss = self.ctx.wrap_socket(
-                self._link, server_hostname=self.hostname, do_handshake_on_connect=False
-            )
-        except Exception as e:
-            self._fail(e)
-            return False
-        self.stats["handshakes"] += 1
-        return True
+    def _hs(self):
+        # coap/handshake.py, loaded while a handshake needs it (it lets itself go after)
+        if self._handshake is None:
+            from . import handshake
 
-    def _keep(self, buf, n):
-        data = bytes(buf[:n])
-        q = self._queue
-        if len(q) < _QUEUE and data not in q:
-            q.append(data)
-
-    def _flush(self):
-        # after handshake progress: send what was written meanwhile, once the session is up
-        q = self._queue
-        while q and self._ss is not None:
-            try:
-                if self._ss.write(q[0]) is None:
-                    return
-            except Exception as e:
-                self._fail(e)
-                return
-            sent = q.pop(0)
-            if not self.up:
-                self._established(sent)
-
-    def _established(self, sent):
-        self.up = True
-        self._link.size = _RECORD
-        self.error = None
-        self._backoff = 0
-        self._quiet = None
-        if sent in self._queue:  # it just went out
-            self._queue.remove(sent)
-        self._log("DTLS session up:", self._ss.cipher()[0])
-        self._flush()
+            self._handshake = handshake
+        return self._handshake
 
     def _fail(self, e):
         if self.up or e is None:
             if e is None:
                 self._log("DTLS session ended by the server")
             else:
-                self._log("DTLS session lost:", _reason(e))
+                self._log("DTLS session lost:", self._hs().reason(e))
             self._drop()  # a new handshake on the next write, at once
             return
-        self.error = _reason(e)
-        self.stats["failed"] += 1
-        self._backoff = min(self._backoff * 2, _BACKOFF_MAX) if self._backoff else 2000
-        self._retry = ticks_add(ticks_ms(), self._backoff)
-        self._log("DTLS handshake failed:", self.error)
-        self._drop()
+        self._hs().failed(self, e)
 
     def _drop(self):
         if self._ss is not None:
@@ -267,38 +204,6 @@ class DtlsSocket(io.IOBase):
         self._link.size = _HANDSHAKE
         self._quiet = None
         self._queue = []
-
-    # --- an explicit handshake (before a Client reads this socket)
-
-    async def handshake(self, timeout=10000):
-        # Establish a session now and check that the server answers a CoAP ping through it
-        # (with RST). Raises DtlsError with the reason when it cannot.
-        ping = bytearray(b"\x40\x00\x00\x00")
-        ping[2] = random.getrandbits(8)
-        ping[3] = random.getrandbits(8)
-        end = ticks_add(ticks_ms(), timeout)
-        self._retry = None  # asked for now: no backoff
-        self.error = None
-        while ticks_diff(end, ticks_ms()) > 0:
-            # starts the handshake or moves it on (the ping is kept until the session is up);
-            # once up, a ping again every round: a lost ping or answer is not the end
-            self.write(ping)
-            if self.error:
-                raise DtlsError(self.error)
-            try:
-                await asyncio.wait_for_ms(_readable(self), 200)  # 200 ms: mbedTLS's timers
-            except asyncio.TimeoutError:
-                continue
-            data = self.recv(64)
-            if self.error:
-                raise DtlsError(self.error)
-            if data and len(data) >= 4 and data[0] >> 4 == 7 and data[2:4] == ping[2:4]:
-                return
-        raise DtlsError(self.error or "no DTLS session within %d ms" % timeout)
-
-
-def _readable(s):
-    yield core._io_queue.queue_read(s)
 
 
 def connect(host, port=5684, ctx=None, hostname=None, dtls_log=None, **kw):

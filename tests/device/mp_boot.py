@@ -110,3 +110,13 @@ def test_a_soft_reset_neither_ends_nor_starts_a_trial():
     assert (st["run"], st["state"]) == ("a", "trying")  # the trial goes on
     st = run_boot(b, "power_on")  # a real boot, and still not confirmed: back it goes
     assert (st["run"], st["state"], st["aborted"]) == ("", "valid", "a")
+
+
+def test_a_module_let_go_stays_gone_even_when_its_package_loads_names_on_demand():
+    # coap's __getattr__ imports a submodule it is asked for: drop() must not ask
+    import coap
+
+    firmware.use("coap.uri", lambda m: m.uri_options)
+    assert "coap.uri" not in sys.modules and "uri" not in coap.__dict__
+    firmware.drop("coap.uri")  # again, as an update's forget() may
+    assert "coap.uri" not in sys.modules and "uri" not in coap.__dict__

@@ -168,6 +168,23 @@ async def test_an_empty_datagram_neither_deafens_nor_spins_the_client():
     assert fake.made[0].closed_reads <= 1 and len(fake.made) == 2, lines
 
 
+def test_the_handshake_code_is_in_ram_only_while_no_session_is_up():
+    import coap
+
+    def loaded():
+        return "coap.handshake" in sys.modules or "handshake" in coap.__dict__
+
+    log = []
+    s, udp = dtls_session()
+    s.log = lambda *a: log.append(" ".join(str(x) for x in a))
+    assert s.up and not loaded()
+    s._ss.broken = True  # mbedTLS fails the session: it is dropped, saying why
+    assert s.recv(1152) is None and not s.up
+    assert log == ["DTLS session lost: -27648"] and loaded()
+    assert s.write(b"\x40\x01\x00\x02") == 4  # a new handshake, done at once here
+    assert s.up and not loaded() and s.stats["handshakes"] == 2
+
+
 def test_a_coaps_socket_whose_udp_socket_is_closed_says_so_as_a_udp_socket_does():
     s, udp = dtls_session()
     udp.deliver(b"")

@@ -30,6 +30,7 @@ from coap import dtls
 from coap.block import download
 from coap.dtlscontext import context
 from coap.codec import GET
+from coap.handshake import handshake
 from coap.uri import uri_options
 
 
@@ -54,7 +55,7 @@ async def main():
     out = {"log": log, "got": []}
     try:
         if a.get("explicit"):
-            await c.sock.handshake(timeout)
+            await handshake(c.sock, timeout)
         c.start()
         ex = c.exchange()
         for i in range(a.get("n", 1)):
