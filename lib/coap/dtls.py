@@ -27,6 +27,12 @@ _CLOSE = 4
 PIN_MISMATCH = -0x3000  # MBEDTLS_ERR_X509_FATAL_ERROR: how a pinned check ends the handshake
 
 
+def pinned_check(pinned):
+    # an SSLContext's verify_callback that ends the handshake unless the server's own
+    # certificate (depth 0) is pinned (DER); made here, as it lives as long as the session
+    return lambda crt, depth: 0 if depth or bytes(crt) == pinned else PIN_MISMATCH
+
+
 # what _Link asks recv for: recv allocates that much first, so no more than a datagram can hold.
 # A handshake flight comes in datagrams up to a path MTU; once the session is up, a record holds
 # at most one CoAP datagram (coap.client's 1152 bytes) and its protection (at most 93 bytes:

@@ -5,7 +5,7 @@
 import ssl
 from binascii import a2b_base64
 
-from .dtls import PIN_MISMATCH
+from .dtls import pinned_check
 
 
 def der(data, what="certificate"):
@@ -44,6 +44,8 @@ def context(ca=None, pin=None, cert=None, key=None, psk=None):
     # or more certificates: it must be signed by one of them, be valid now and carry the host
     # name) or pin (the server must present exactly this certificate). psk: (identity, key)
     # bytes, instead of certificates. cert, key: the client certificate (X.509 device login).
+    # Returned is the context under ssl's Python wrapper, so that neither the wrapper's code
+    # nor this module's stays in RAM with the session.
     if psk is None and ca is None and pin is None:
         raise ValueError("coaps needs a CA, a pinned certificate or a PSK")
     ctx = ssl.SSLContext(ssl.PROTOCOL_DTLS_CLIENT)
@@ -54,20 +56,18 @@ def context(ca=None, pin=None, cert=None, key=None, psk=None):
         ctx.verify_mode = ssl.CERT_NONE  # nothing to verify: only PSK suites are offered
         c.psk_identity, c.psk_key = psk
         c.set_ciphers([s for s in c.get_ciphers() if "-PSK-" in s])
-        return ctx
+        return c
     if ca is not None:
         ctx.verify_mode = ssl.CERT_REQUIRED
         for item in der(ca, "CA certificate"):
             _load("ca", lambda d: ctx.load_verify_locations(cadata=d), item)
     else:
-        pinned = der(pin, "pinned certificate")[0]
-        # the chain is not checked (there may be no CA to check it with); the callback ends
-        # the handshake unless the server's own certificate (depth 0) is the pinned one
+        # the chain is not checked (there may be no CA to check it with)
         ctx.verify_mode = ssl.CERT_OPTIONAL
-        c.verify_callback = lambda crt, depth: 0 if depth or bytes(crt) == pinned else PIN_MISMATCH
+        c.verify_callback = pinned_check(der(pin, "pinned certificate")[0])
     if cert is not None:
         _load("cert", ctx.load_cert_chain, der(cert)[0], der(key, "key")[0])
-    return ctx
+    return c
 
 
 def _load(what, fn, *args):
