@@ -63,10 +63,14 @@ class Udp:
         self.sock.sendto(msg.encode(), self.addr)
         return msg
 
-    def request(self, code, path, payload=b"", mtype=codec.CON, token=b"tk", query=(), opts=()):
+    def request(self, code, path, payload=b"", mtype=codec.CON, token=None, query=(), opts=()):
+        # token None: one of its own (its message ID's), so response() never takes a late
+        # reply to an earlier request for this one's
         options = [(codec.URI_PATH, p) for p in path.strip("/").split("/") if p]
         options += [(codec.URI_QUERY, q) for q in query] + list(opts)
-        msg = Message(mtype, code, self.next_mid(), token, options, payload)
+        mid = self.next_mid()
+        token = mid.to_bytes(2, "big") if token is None else token
+        msg = Message(mtype, code, mid, token, options, payload)
         return self.send(msg)
 
     def recv(self, timeout=2.0):
