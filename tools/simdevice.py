@@ -10,11 +10,9 @@ K KB heap, lib/ and firmware/ as the .mpy files `make deploy` ships (build/twin/
 into ROOT where a board keeps them). With --frozen as well, on the frozen twin: lib/ and
 firmware/ come from its image, frozen by firmware/manifest.py as in a custom board image;
 boot.py and main.py are still files.
---path DIR puts DIR first on the module path: modules of a --main script's own (a benchmark
-driver, bench/fw_main.py).
 
 Usage: python -m tools.simdevice ROOT [--main main.py] [--max-restarts N] [--time-scale F]
-                                       [--twin K [--frozen]] [--path DIR]...
+                                       [--twin K [--frozen]]
 """
 
 import argparse
@@ -114,14 +112,12 @@ def main(argv=None):
     ap.add_argument("--time-scale", type=float, default=1.0, help="deep sleep lasts ms * this")
     ap.add_argument("--twin", type=int, metavar="K", help="run on the ESP32 twin, K KB of heap")
     ap.add_argument("--frozen", action="store_true", help="with --twin: the firmware frozen in")
-    ap.add_argument("--path", action="append", default=[], type=Path, metavar="DIR")
     a = ap.parse_args(argv)
     if a.frozen and not a.twin:
         ap.error("--frozen needs --twin K")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        exe, path = twin(a.root, a.twin, a.frozen) if a.twin else HOST
-        runtime = exe, ":".join([str(d.resolve()) for d in a.path] + [path])
+        runtime = twin(a.root, a.twin, a.frozen) if a.twin else HOST
         return supervise(a.root.resolve(), a.main.resolve(), a.max_restarts, a.time_scale, runtime)
     except KeyboardInterrupt:
         return 130
