@@ -55,7 +55,7 @@ SLEEP ?=
 run: setup ## tbsim and a simulated device; Ctrl-C stops [SECONDS= COAP_PORT= HTTP_PORT= DATA= SLEEP=1]
 	@$(PY) -m tools.run --seconds $(SECONDS) --coap-port $(COAP_PORT) --http-port $(HTTP_PORT) --data $(DATA) $(if $(SLEEP),--sleep)
 
-test: setup lint twin ## every test (about 7 minutes)
+test: setup lint twin ## every test (about 12 minutes)
 	$(PY) -m pytest -q tests
 
 # A real board (docs/blank-board.md): PORT=/dev/ttyUSB0 and
