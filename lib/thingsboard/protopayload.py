@@ -61,11 +61,12 @@ class ProtoPayload:
         if not isinstance(data, dict):
             raise ProtoError("telemetry: a protobuf message carries one object, not a list")
         root = self.roots["telemetry"]
-        names = [f[NAME] for f in self.schema.fields(root)]
+        fields = self.schema.fields(root)
+        values = find(fields, NAME, "values")
         stamped = "ts" in data and "values" in data
-        if stamped and not ("ts" in names and "values" in names):
+        if stamped and not (values and find(fields, NAME, "ts")):
             data = data["values"]  # the schema has no place for it: the server's time is used
-        elif not stamped and "values" in names and data and not set(data) & set(names):
+        elif not stamped and values and data and not any(find(fields, NAME, k) for k in data):
             data = {"values": data}  # a ts/values schema, no clock yet
         return self._lenient(root, data, "telemetry")
 
