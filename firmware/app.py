@@ -70,7 +70,7 @@ class App:
         self._interval_said = None  # (type, value) of the last telemetry_interval
         self.wake = None  # a sleeping board's wake (power mode "sleep")
 
-    async def run(self, woke=None):
+    async def run(self, woke):
         d = self.device
         d.subscribe_to_attribute(INTERVAL_KEY, self._interval_changed)
         d.set_server_side_rpc_request_handler(self.rpc)
@@ -82,7 +82,7 @@ class App:
 
             kept = sleep.kept(b)
             self._said(kept.get("said"))
-            self.wake = sleep.Wake(self, kept, core.ticks() if woke is None else woke)
+            self.wake = sleep.Wake(self, kept, woke)
             woken = b.reset_cause() == "deepsleep"
             self.telemetry.extra["wake_reason"] = b.reset_cause()
         else:

@@ -223,7 +223,6 @@ class Device:
         while True:
             self._wake.clear()
             wait = self.observe_refresh
-            failed = False
             renew_all, self._renew_all = self._renew_all, False
             due = []
             for obs in self._subs:
@@ -233,14 +232,12 @@ class Device:
                     continue
                 due.append(self._subscribe(obs))
             # together: one round trip for both, what a board awake for a moment needs
-            failed = not all(await asyncio.gather(*due))
-            if not failed:
+            if all(await asyncio.gather(*due)):
+                backoff.reset()
                 self.ready.set()
-            if failed:
+            else:
                 wait = backoff.next()
                 self._wake.clear()  # the failures set it: they must not cut the wait short
-            else:
-                backoff.reset()
             await within(self._wake.wait(), wait)
 
     async def _subscribe(self, obs):
