@@ -2,6 +2,8 @@
 # runs only now and then (the config schema at boot, the update slots, a download) is imported
 # for the job and forgotten after it: use(), or loaded() ... forget() around a longer job.
 import gc
+import json
+import os
 import sys
 
 
@@ -34,3 +36,10 @@ def use(name, job):
         return job(__import__(name, None, None, ("_",)))
     finally:
         forget(before)
+
+
+def save_json(path, value):
+    # the file replaced whole (a temporary one, renamed): a power cut leaves the old or the new
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f)
+    os.rename(path + ".tmp", path)

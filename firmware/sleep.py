@@ -13,7 +13,6 @@
 # relations and de-duplicates message IDs by address and port), the interval the server set.
 import asyncio
 import json
-import os
 import random
 from asyncio import core
 from time import ticks_add, ticks_diff
@@ -21,6 +20,7 @@ from time import ticks_add, ticks_diff
 from thingsboard.backoff import within
 
 from . import log as logs
+from . import save_json
 
 log = logs.Log("sleep")
 JOURNAL = "rpcs.json"  # the RPC journal, beside config.json
@@ -162,7 +162,4 @@ class Wake:
                     r[2] = bytes(r[2]).decode()
                 except UnicodeError:
                     r[2] = list(r[2])
-        tmp = self._journal + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(rpcs, f)
-        os.rename(tmp, self._journal)
+        save_json(self._journal, rpcs)

@@ -14,11 +14,10 @@
 # the assignment changes). ota_progress.json keeps a download's progress for resuming.
 import asyncio
 import json
-import os
 
 from thingsboard.backoff import Backoff, within
 
-from . import forget, loaded, use
+from . import forget, loaded, save_json, use
 from . import log as logs
 
 KEYS = ("title", "version", "size", "checksum", "checksum_algorithm")
@@ -67,10 +66,7 @@ class Updates:
             return {}
 
     def _save(self, name, value):
-        path = self._root + name
-        with open(path + ".tmp", "w") as f:
-            json.dump(value, f)
-        os.rename(path + ".tmp", path)
+        save_json(self._root + name, value)
 
     def _state(self):
         st = self._load("ota.json")

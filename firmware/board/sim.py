@@ -32,6 +32,7 @@ import json
 import os
 import sys
 
+from .. import save_json
 from . import LED_PIN, Base
 
 EXIT_RESET = 3  # reset(): restart at once, reset cause "hard_reset"
@@ -71,10 +72,7 @@ class Board(Base):
             return {}
 
     def _save(self, name, value):
-        path = self.path(name)
-        with open(path + ".tmp", "w") as f:
-            json.dump(value, f)
-        os.rename(path + ".tmp", path)
+        save_json(self.path(name), value)
 
     # --- pins
 
