@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import TOKEN, Firmware, make_config, start_sim  # noqa: E402
+from tests.e2e.conftest import TOKEN, Firmware, start_sim  # noqa: E402
+from tests.e2e.test_sleep import ASLEEP, sleep_config  # noqa: E402
 from tools.tbsim.faults import Direction  # noqa: E402
 from tools.tbsim.wire import Message, codec  # noqa: E402
 
@@ -39,7 +40,6 @@ INTERVAL_S = 3  # wake to wake on the simulation: room to change things while it
 TARGET_RTTS = 3  # "the CoAP part of a wake <= 3 round trips + 100 ms" at 50 ms RTT
 TARGET_SLACK_MS = 100
 WAKE_RE = re.compile(r"awake (\d+) ms \(CoAP (\d+) ms\), sleeping (\d+) ms")
-ASLEEP = "simdevice: deep sleep for"  # the supervisor's line: the firmware process is gone
 # after that line, how long to count what tbsim still sends (an ACK it defers 0.5 s) before
 # the next case's change; the board sleeps at least 1 s
 SETTLE_S = 0.8
@@ -112,9 +112,7 @@ def one_rtt(rtt_ms, wakes, listen_ms):
         half = rtt_ms / 2000.0
         sim.faults.configure({"in": {"delay": half}, "out": {"delay": half}})
         did = sim.create_device("bench", token=TOKEN)["id"]
-        power = {"mode": "sleep", "awake_max_s": 30, "listen_ms": listen_ms}
-        cfg = make_config(sim, power=power)
-        cfg["telemetry"]["interval_s"] = INTERVAL_S
+        cfg = sleep_config(sim, INTERVAL_S, awake_max_s=30, listen_ms=listen_ms)
         root = Path(work) / "device"
         root.mkdir()
         (root / "config.json").write_text(json.dumps(cfg))

@@ -7,16 +7,16 @@
 # an RPC handler runs, so "ran once" is counted, not inferred from replies.
 import json
 import re
-import threading
 import time
-import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.device.otaimage import image
 from tests.e2e.conftest import TOKEN, make_config, rows, start_sim, until
-from tests.e2e.test_updates import OLD, current, states, wait_state
+from tests.e2e.test_updates import OLD, current, ota_config, states, wait_state
+from tests.tbsim.tbsim_helpers import http
 
 COUNTING = Path(__file__).with_name("counting_main.py")
 RAN = "test: rpc ran "  # counting_main.py's line: an RPC handler ran
@@ -39,36 +39,28 @@ def boot(firmware, root, cfg):
     return firmware(root, cfg, "--main", str(COUNTING), "--time-scale", "0.5")
 
 
-def asleep(fw, after=0, timeout=30.0):
-    """Wait for the end of the first wake that ends at line `after` or later; -> the mark
-    after its "deep sleep" line: lines from there on are the next wakes'."""
-    fw.wait_line(ASLEEP, timeout, after)
-    return fw.mark()
+def asleep(fw, after=0, timeout=30.0, wakes=1):
+    """Wait for the end of the first `wakes` wakes that end at line `after` or later; -> the
+    mark after the last one's "deep sleep" line: lines from there on are the next wakes'."""
+    for _ in range(wakes):
+        fw.wait_line(ASLEEP, timeout, after)
+        after = fw.mark()
+    return after
 
 
 def registered(sim, did, kind):
     return sim.call(lambda: sim.registry.get(did, kind) is not None)
 
 
-def http(sim, method, path, body=None):
-    # tbsim's admin API, as a ThingsBoard user's script calls it
-    data = None if body is None else json.dumps(body).encode()
-    url = "http://127.0.0.1:%d%s" % (sim.http_port, path)
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
 def persistent_rpc(sim, did, method, params):
     # -> its rpcId, at once; tbsim keeps it until the device answers or a minute is over
     body = {"method": method, "params": params, "persistent": True}
     body["expirationTime"] = int(time.time() * 1000) + 60000
-    return http(sim, "POST", "/api/rpc/twoway/" + did, body)["rpcId"]
+    return http(sim, "POST", "/api/rpc/twoway/" + did, body)[1]["rpcId"]
 
 
 def rpc_entity(sim, rid):
-    return http(sim, "GET", "/api/rpc/persistent/" + rid)
+    return http(sim, "GET", "/api/rpc/persistent/" + rid)[1]
 
 
 def rpc_done(sim, rid, timeout=30.0):
@@ -87,7 +79,7 @@ def psm_dev(sim):
     client = {"powerMode": "PSM", "psmActivityTimer": 1000}
     transport = {"type": "COAP", "clientSettings": client}
     body = {"name": "psm", "profileData": {"transportConfiguration": transport}}
-    profile = http(sim, "POST", "/api/deviceProfile", body)["id"]["id"]
+    profile = http(sim, "POST", "/api/deviceProfile", body)[1]["id"]["id"]
     return sim.create_device("e2e-device", token=TOKEN, profile_id=profile)
 
 
@@ -98,15 +90,13 @@ def test_a_two_way_rpc_sent_while_asleep_runs_once_at_the_next_wake(
     fw = boot(firmware, device_root, sleep_config(sim))
     at = asleep(fw)
     # the caller waits longer than the board sleeps: it gets the reply of the next wake
-    got = {}
-    caller = threading.Thread(target=lambda: got.update(r=sim.rpc(did, "setGpio", GPIO, 20)))
-    caller.start()
-    until(lambda: sim.call(sim.store.rpcs, did), what="the RPC logged")
-    assert not registered(sim, did, "rpc")  # sent while the board slept
-    caller.join(25)
-    assert got == {"r": GPIO}
+    with ThreadPoolExecutor(1) as pool:
+        caller = pool.submit(sim.rpc, did, "setGpio", GPIO, 20)
+        until(lambda: sim.call(sim.store.rpcs, did), what="the RPC logged")
+        assert not registered(sim, did, "rpc")  # sent while the board slept
+        assert caller.result(25) == GPIO
     # it ran in a wake after it was sent, and neither that wake nor the next runs it again
-    asleep(fw, asleep(fw, at))
+    asleep(fw, at, wakes=2)
     assert fw.grep(RAN + "setGpio") == fw.grep(RAN + "setGpio", after=at) == [RAN + "setGpio"]
     assert fw.grep(STARTED, after=at)  # a later wake, not the one that was ending
 
@@ -122,7 +112,7 @@ def test_a_persistent_rpc_to_a_psm_device_is_served_at_the_next_wake(
     assert not registered(sim, did, "rpc")
     done = rpc_done(sim, rid)
     assert done["response"] == GPIO
-    asleep(fw, asleep(fw, at))  # the wake that served it, and one more
+    asleep(fw, at, wakes=2)  # the wake that served it, and one more
     assert fw.grep(RAN) == fw.grep(RAN, after=at) == [RAN + "setGpio"]
     assert rpc_entity(sim, rid)["status"] == "SUCCESSFUL"
 
@@ -137,9 +127,7 @@ def test_attribute_changes_while_asleep_the_last_one_applied_once(sim, dev, devi
     assert not registered(sim, did, "attributes")  # both said while the board slept
     fw.wait_line("telemetry interval now", after=at)
     # three more wakes: each gets telemetry_interval 4 again and says nothing about it
-    mark = at
-    for _ in range(4):
-        mark = asleep(fw, mark)
+    asleep(fw, at, wakes=4)
     assert fw.grep("telemetry interval now") == ["I app: telemetry interval now 4 s"]
     # from that wake on, a wake and its sleep make the 4 s the server set
     wakes = [WAKE.search(x) for x in fw.grep(WAKE.search, after=at)]
@@ -205,7 +193,7 @@ def test_a_firmware_update_assigned_while_asleep_completes_and_the_board_sleeps_
 ):
     did = dev["id"]
     cfg = sleep_config(sim)
-    cfg["ota"] = {"chunk_timeout_s": 2, "retries": 3, "self_test_s": 10}
+    cfg["ota"] = ota_config(sim)["ota"]
     fw = boot(firmware, device_root, cfg)
     until(lambda: current(sim, did) == OLD, what="boot report of the flashed firmware")
     at = asleep(fw)
@@ -219,8 +207,7 @@ def test_a_firmware_update_assigned_while_asleep_completes_and_the_board_sleeps_
     assert fw.grep("simdevice: reset, restart", after=at)
     # and it sleeps again, wake after wake, fetching nothing more
     fw.wait_line("confirmed", after=at)
-    mark = asleep(fw, asleep(fw, at))
-    asleep(fw, mark)
+    asleep(fw, at, wakes=3)
     assert len(fw.grep("downloading")) == 1
     assert states(sim, did)[-1] == "UPDATED"
 
@@ -231,16 +218,14 @@ def test_loss_during_wakes_readings_stored_once_rpc_run_once(sim, dev, device_ro
     fw = boot(firmware, device_root, sleep_config(sim))
     mark = asleep(fw, timeout=60)
     rid = persistent_rpc(sim, did, "setGpio", GPIO)  # sent while the board sleeps
-    for _ in range(4):  # four wakes in the loss, and the RPC answered
-        mark = asleep(fw, mark, timeout=120)
+    asleep(fw, mark, 120, wakes=4)  # four wakes in the loss, and the RPC answered
     assert rpc_done(sim, rid, timeout=120)["response"] == GPIO
     snap = sim.faults.snapshot()
     assert snap["in"]["counters"]["dropped"] > 0 and snap["out"]["counters"]["dropped"] > 0
     sim.faults.configure({"in": {"loss": 0.0}, "out": {"loss": 0.0}})
     # the wake under way, then two without loss, which send what the spool kept; the power
     # goes while the board sleeps
-    for _ in range(3):
-        mark = asleep(fw, fw.mark(), timeout=120)
+    asleep(fw, fw.mark(), 120, wakes=3)
     fw.stop()
     assert fw.grep(RAN) == [RAN + "setGpio"]  # once, whatever tbsim re-sent
     # one reading per wake (wake_reason is in each), every one stored, once
