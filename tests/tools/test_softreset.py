@@ -9,7 +9,7 @@ from toolsupport import TOKEN, device_config
 
 from tests.device.otaimage import image
 from tests.e2e.conftest import until, write_json
-from tests.e2e.test_updates import otadata, states
+from tests.e2e.test_updates import otadata, slot_state, states
 from tools import deploy
 from tools.link import Link
 
@@ -59,13 +59,12 @@ def test_ctrl_d_in_the_friendly_repl_runs_boot_then_main(unix_board, tmp_path):
     until(lambda: ran(board) == ["boot", "main"], what="power on")
     link = Link(board.port, resume=True)
     try:
-        link.t.exit_raw_repl()  # Ctrl-B: the friendly REPL
-        link.t.serial.write(b"\x04")
+        link.start("esp32")  # Ctrl-B to the friendly REPL, then Ctrl-D
         until(lambda: len(ran(board)) == 4, what="boot.py and main.py again")
         assert ran(board) == ["boot", "main", "boot", "main"]
         assert (board.root / "reset_cause").read_text() == "soft_reset"
     finally:
-        link.t.close()
+        link.close()
 
 
 def test_a_deploy_neither_abandons_nor_fails_updates_on_trial(
@@ -91,7 +90,7 @@ def test_a_deploy_neither_abandons_nor_fails_updates_on_trial(
     # the reset into both updates: the bootloader and boot.py start their trials
     board = unix_board(boot=True)
     at_the_repl(board)  # the firmware stopped: no Ctrl-C lands in it (ptyboard.py says why)
-    assert json.loads((root / "apps" / "slot.json").read_text())["state"] == "trying"
+    assert slot_state(root)["state"] == "trying"
     assert otadata(root) == [(1, 2), (2, 1)]  # ota_1 (seq 2) booted, pending verification
     link = Link(board.port)
     try:
@@ -102,23 +101,28 @@ def test_a_deploy_neither_abandons_nor_fails_updates_on_trial(
         assert copied == ["config.json"]
         link.start("esp32")  # the pty board resets as an ESP32 does: Ctrl-D, boot.py, main.py
     finally:
-        link.t.close()
+        link.close()
     kinds = ("fw", "sw")
     until(lambda: all(states(sim, did, k) for k in kinds), 60, "the trials' outcome")
     assert [states(sim, did, k) for k in kinds] == [["UPDATED"], ["UPDATED"]]
-    assert json.loads((root / "apps" / "slot.json").read_text()) == {
+    assert slot_state(root) == {
         "run": "a", "prev": "", "state": "valid"}  # fmt: skip
     assert otadata(root) == [(1, 2), (2, 2)]  # ota_1 (seq 2) valid
 
 
 def at_the_repl(board):
     # main.py has ended at the friendly REPL's prompt. The simulated bootloader runs when the
-    # flash is first used (an ESP32's ran before boot.py): use it now, in this boot
+    # flash is first used (an ESP32's ran before boot.py): use it now, in this boot. pyserial
+    # empties the input as it opens the port, so a prompt printed before then is gone: Enter
+    # asks for one; the command's prompt is the one after its echo
+    command = b"import firmware.board; firmware.board.get().partition"
     with serial.Serial(board.port, 115200, timeout=30) as s:
-        for typed in (b"", b"import firmware.board; firmware.board.get().partition\r"):
-            s.write(typed)
-            seen = s.read_until(b">>> ")
-            assert seen.endswith(b">>> "), seen
+        s.write(b"\r")
+        seen = s.read_until(b">>> ")
+        assert seen.endswith(b">>> "), seen
+        s.write(command + b"\r")
+        seen = s.read_until(command + b"\r\n") + s.read_until(b">>> ")
+        assert seen.endswith(b">>> "), seen
 
 
 def install_image(root, img):
