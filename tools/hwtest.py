@@ -96,14 +96,17 @@ class Check:
     def __init__(self, sim, did, link, timeout, firmware=None):
         self.sim, self.did, self.link, self.timeout = sim, did, link, timeout
         self.firmware = firmware  # the image file fw_rollback updates to
-        self.hooks = []  # [text, fn]: fn() at once on the first board log line with text
+        self.cut_at = None  # tbsim stops answering at the first board log line with this text
 
     def heard(self, line):
         # a line of the board's log (the echo thread)
-        for hook in list(self.hooks):
-            if hook[0] in line:
-                self.hooks.remove(hook)
-                hook[1]()
+        said = self.cut_at
+        if said is not None and said in line:
+            self.cut_at = None
+            self._answer(False)
+
+    def _answer(self, on):
+        self.sim.call(self.sim.faults.configure, {"out": {"loss": 0.0 if on else 1.0}})
 
     def attrs(self):
         return self.sim.attributes(self.did, "CLIENT_SCOPE")
@@ -112,9 +115,17 @@ class Check:
         hist = self.sim.call(self.sim.store.history, self.did, [key], 0, 1 << 62, 10000)
         return [r["value"] for r in reversed(hist.get(key, []))]
 
+    def last(self, key, default=""):
+        return (self.rows(key) or [default])[-1]
+
     def sent(self):
         # telemetry messages stored: each carries the chip temperature (raw on a classic ESP32)
         return max(len(self.rows("chip_temp")), len(self.rows("chip_temp_raw")))
+
+    def more_telemetry(self, n=1):
+        # n more telemetry messages stored within the timeout
+        first = self.sent()
+        return until(lambda: self.sent() >= first + n, self.timeout)
 
     def boot(self):
         a = until(
@@ -127,8 +138,7 @@ class Check:
             a.get("reset_cause"))  # fmt: skip
 
     def telemetry(self):
-        n = self.sent()
-        if not until(lambda: self.sent() >= n + 2, self.timeout):
+        if not self.more_telemetry(2):
             return False, "fewer than 2 telemetry messages within %d s" % self.timeout
         return True, "%d messages stored" % self.sent()
 
@@ -171,11 +181,10 @@ class Check:
                 self.timeout * 3,
                 ", ".join(self.rows("sw_state")) or "no sw_state at all",
             )
-        why = (self.rows("sw_error") or [""])[-1]
+        why = self.last("sw_error")
         if "rolled back" not in why:
             return False, "FAILED, but not rolled back: %s" % why
-        n = self.sent()
-        if not until(lambda: self.sent() > n, self.timeout):
+        if not self.more_telemetry():
             return False, "rolled back, but no telemetry after it"
         return True, "FAILED: %s" % why
 
@@ -186,23 +195,19 @@ class Check:
                 image = f.read()
         except (OSError, TypeError) as e:
             return False, "no firmware image to update to (--firmware): %s" % e
-        old = (self.rows("current_fw_version") or ["?"])[-1]
+        old = self.last("current_fw_version", "?")
         # the moment the board resets into the image, tbsim stops answering it: polling
         # tbsim for UPDATING would be too late for an image that boots in a second
-        said = "%s %s installed: resetting into it" % (FW, VERSION)
-        hook = [said, lambda: sim.call(sim.faults.configure, {"out": {"loss": 1.0}})]
-        self.hooks.append(hook)
+        self.cut_at = "%s %s installed: resetting into it" % (FW, VERSION)
         sim.assign_ota(self.did, sim.add_ota(FW, VERSION, image), "FIRMWARE")
         try:
             return self._fw_trial(len(image), old)
         finally:
-            if hook in self.hooks:
-                self.hooks.remove(hook)
-            sim.call(sim.faults.configure, {"out": {"loss": 0.0}})
+            self.cut_at = None
+            self._answer(True)
             sim.assign_ota(self.did, None, "FIRMWARE")  # the board stays on its own image
 
     def _fw_trial(self, size, old):
-        sim = self.sim
         seconds = self.timeout + size // 4096  # a download of at least 4 KB/s
 
         def state(*wanted):
@@ -212,18 +217,17 @@ class Check:
             return False, "not installed within %d s: %s" % (
                 seconds, ", ".join(self.rows("fw_state")) or "no fw_state at all")  # fmt: skip
         if state("FAILED"):
-            return False, "refused: %s" % (self.rows("fw_error") or [""])[-1]
+            return False, "refused: %s" % self.last("fw_error")
         seconds = SELF_TEST_S + 2 * self.timeout  # the trial, a reset, a boot
         if not until(lambda: state("FAILED", "UPDATED"), seconds):
             return False, "no rollback within %d s (the self-test never reset the board)" % seconds
-        why = (self.rows("fw_error") or [""])[-1]
+        why = self.last("fw_error")
         if state("UPDATED") or "rolled back" not in why:
             return False, "the image on trial was kept without an answer from tbsim: %s" % why
-        sim.call(sim.faults.configure, {"out": {"loss": 0.0}})
-        n = self.sent()
-        if not until(lambda: self.sent() > n, self.timeout):
+        self._answer(True)
+        if not self.more_telemetry():
             return False, "rolled back, but no telemetry once tbsim answered again"
-        back = (self.rows("current_fw_version") or ["?"])[-1]
+        back = self.last("current_fw_version", "?")
         if back != old:
             return False, "rolled back, but running firmware %s, not %s" % (back, old)
         return True, "FAILED: %s" % why
