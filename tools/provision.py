@@ -40,6 +40,9 @@ COLUMNS = (
 # the config of a board with no template: one sensor every ESP32 has
 TEMPLATE = {"sensors": [{"type": "chip_temp", "key": "chip_temp"}]}
 WIFI_TRIES = 3  # failed joins before "Wi-Fi not joined" is the verdict
+# how long to wait for a board's report: longer than one CoAP exchange (about 93 s, a message
+# ID kept until the server answers) after a slow Wi-Fi join
+TIMEOUT_S = 120
 
 
 class InputError(Exception):
@@ -242,7 +245,7 @@ def diagnose(lines, cfg):
 
 
 def provision_one(
-    cfg, port, resume=False, timeout=120, config_only=False, build=deploy.BUILD, log=print
+    cfg, port, resume=False, timeout=TIMEOUT_S, config_only=False, build=deploy.BUILD, log=print
 ):
     """Deploy cfg (and the firmware) to the board on port, start it, watch it.
     -> (ok, message)."""
@@ -339,7 +342,9 @@ def main(argv=None):
     ap.add_argument("--batch", action="store_true", help="with --csv: every row, one by one")
     ap.add_argument("--template", help="config.json to start from: sensors, gpio, ...")
     # a server that drops everything shows when CoAP gives up on a message: about 93 s
-    ap.add_argument("--timeout", type=float, default=120, help="seconds to wait for a report")
+    ap.add_argument(
+        "--timeout", type=float, default=TIMEOUT_S, help="seconds to wait for a report"
+    )
     ap.add_argument("--config-only", action="store_true", help="deploy only config.json")
     ap.add_argument("--dry-run", action="store_true", help="check and print the config(s) only")
     ap.add_argument("--no-prompt", action="store_true", help="batch: do not wait for Enter")

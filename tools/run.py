@@ -57,18 +57,23 @@ def device(sim):
     return dict(dev, token=sim.call(sim.store.credentials, dev["id"])["credentials_id"])
 
 
+def ask(sim, did, method, params, timeout):
+    # one RPC as a dashboard's button sends it, its reply (or why there is none) printed
+    try:
+        reply = sim.rpc(did, method, params, timeout=timeout)
+    except RpcTimeout:
+        reply = "no reply within %d s" % timeout
+    print("operator: rpc %s ->" % method, reply, flush=True)
+
+
 def operator(sim, did, stop):
     # what a ThingsBoard user would do from a dashboard
     if stop.wait(3):
         return
     try:
         sim.set_shared(did, {"telemetry_interval": 3})
-        for method, params in (("setGpio", {"pin": 26, "value": 1}), ("getGpioStatus", None)):
-            try:
-                reply = sim.rpc(did, method, params, timeout=20)
-            except RpcTimeout:
-                reply = "no reply within 20 s"
-            print("operator: rpc %s ->" % method, reply, flush=True)
+        ask(sim, did, "setGpio", {"pin": 26, "value": 1}, 20)
+        ask(sim, did, "getGpioStatus", None, 20)
     except Exception:
         if not stop.is_set():  # the run ending cancels what the operator waits for
             raise
@@ -86,13 +91,8 @@ def sleep_operator(sim, did, stop):
             while subscribed() != want:
                 if stop.wait(0.05):
                     return
-        params = {"pin": 26, "value": 1}
         print("operator: the board sleeps; rpc setGpio sent, waiting for its next wake")
-        try:
-            reply = sim.rpc(did, "setGpio", params, timeout=2 * SLEEP_INTERVAL_S)
-        except RpcTimeout:
-            reply = "no reply within %d s" % (2 * SLEEP_INTERVAL_S)
-        print("operator: rpc setGpio ->", reply, flush=True)
+        ask(sim, did, "setGpio", {"pin": 26, "value": 1}, 2 * SLEEP_INTERVAL_S)
     except Exception:
         if not stop.is_set():
             raise
