@@ -126,6 +126,16 @@ class Udp:
                 return m
 
 
+def subscribe(udp, feature, token, mtype=codec.CON):
+    # an observation of the TOKEN_ONE device's feature ("rpc", "attributes") on token ->
+    # (the request, its response)
+    opts = [(codec.OBSERVE, 0)]
+    req = udp.request(
+        codec.GET, "/api/v1/TOKEN_ONE/" + feature, mtype=mtype, token=token, opts=opts
+    )
+    return req, udp.response(req)
+
+
 @pytest.fixture
 def udp(sim):
     u = Udp(sim)

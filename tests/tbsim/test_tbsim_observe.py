@@ -7,20 +7,13 @@ import subprocess
 
 import aiocoap
 import pytest
-from tbsim_helpers import Udp, http, make_sim, until
+from tbsim_helpers import Udp, http, make_sim, subscribe, until
 
 from tools.tbsim import RpcTimeout
 from tools.tbsim.wire import codec
 
 T = "/api/v1/TOKEN_ONE"
 pool = concurrent.futures.ThreadPoolExecutor(4)
-
-
-def subscribe(udp, feature, token, mtype=codec.CON):
-    req = udp.request(
-        codec.GET, T + "/" + feature, mtype=mtype, token=token, opts=[(codec.OBSERVE, 0)]
-    )
-    return req, udp.response(req)
 
 
 def relations(sim):

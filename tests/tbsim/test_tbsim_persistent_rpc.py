@@ -5,7 +5,7 @@ import json
 import uuid
 
 import pytest
-from tbsim_helpers import NOW, Udp, http, make_sim, until
+from tbsim_helpers import NOW, Udp, http, make_sim, subscribe, until
 
 from tools.tbsim.wire import codec
 
@@ -30,11 +30,6 @@ def post(sim, did, way="twoway", **body):
 
 def entity(sim, rid):
     return http(sim, "GET", "/api/rpc/persistent/" + rid)[1]
-
-
-def subscribe(udp, token):
-    req = udp.request(codec.GET, T + "/rpc", token=token, opts=[(codec.OBSERVE, 0)])
-    return udp.response(req)
 
 
 def rpc_note(udp, token):
@@ -120,7 +115,7 @@ def test_unacked_deliveries_count_down_the_retries_to_failed(tmp_path, clock):
         did = sim.create_device("dev-1", token="TOKEN_ONE", profile_id=pid)["id"]
         rid = post(sim, did, retries=1, expirationTime=NOW + 60000)[1]["rpcId"]
         for token, status in ((b"r1", "TIMEOUT"), (b"r2", "FAILED")):
-            subscribe(udp, token)
+            subscribe(udp, "rpc", token)
             assert json.loads(rpc_note(udp, token).payload)["method"] == "setGpio"
             assert until(lambda: entity(sim, rid)["status"] == status)  # noqa: B023
         got = entity(sim, rid)
@@ -142,7 +137,7 @@ def test_delete_removes_it_everywhere(sim, did):
     assert sim.call(lambda: sim.core.pending.get(did)) == {}
     udp = Udp(sim)
     try:
-        subscribe(udp, b"r1")
+        subscribe(udp, "rpc", b"r1")
         assert udp.nothing(0.3)  # nothing pending to push
     finally:
         udp.close()
@@ -153,7 +148,7 @@ def test_queued_ones_come_back_after_a_restart(tmp_path, clock):
     did = sim.create_device("dev-1", token="TOKEN_ONE")["id"]
     udp = Udp(sim)
     try:
-        subscribe(udp, b"r1")
+        subscribe(udp, "rpc", b"r1")
         sent = post(sim, did, expirationTime=NOW + 60000, method="sent")[1]["rpcId"]
         udp.recv()  # SENT, never ACKed
         assert entity(sim, sent)["status"] == "SENT"
@@ -169,7 +164,7 @@ def test_queued_ones_come_back_after_a_restart(tmp_path, clock):
     try:
         assert entity(sim, stale)["status"] == "EXPIRED"
         assert entity(sim, sent)["status"] == "SENT"  # not taken back
-        subscribe(udp, b"r2")
+        subscribe(udp, "rpc", b"r2")
         note = rpc_note(udp, b"r2")
         assert json.loads(note.payload) == {"id": 0, "method": "queued", "params": None}
         udp.ack(note)

@@ -6,7 +6,7 @@ import concurrent.futures
 import json
 
 import pytest
-from tbsim_helpers import Udp, http, make_sim, until
+from tbsim_helpers import Udp, http, make_sim, subscribe, until
 
 from tools.tbsim import power
 from tools.tbsim.wire import codec
@@ -39,13 +39,6 @@ def device(sim, profile_id=None, transport=None):
     return dev["id"]["id"]
 
 
-def subscribe(udp, feature, token, mtype=codec.CON):
-    req = udp.request(
-        codec.GET, T + "/" + feature, mtype=mtype, token=token, opts=[(codec.OBSERVE, 0)]
-    )
-    return udp.response(req)
-
-
 def acked(sim, did):
     # the server has seen the ACK of every CON notification to the device, so the clock can
     # move without racing the uplink that ACK is
@@ -72,7 +65,7 @@ def status_of(sim, rid):
 def test_psm_holds_rpcs_until_the_next_uplink(sim, udp, clock):
     did = device(sim, profile(sim, powerMode="PSM", psmActivityTimer=5000))
     assert http(sim, "GET", "/api/tbsim/state")[1]["devices"][0]["powerMode"] == "PSM"
-    assert subscribe(udp, "rpc", b"rp").code == codec.VALID
+    assert subscribe(udp, "rpc", b"rp")[1].code == codec.VALID
     acked(sim, did)
     clock.t += 4000  # still awake: sent at once
     rid = rpc(sim, did, "oneway", persistent=True, params={"n": 1})[1]["rpcId"]
@@ -145,7 +138,7 @@ def test_drx_and_no_mode_always_take_downlinks(sim, udp, clock):
 
 def test_attribute_updates_while_asleep_go_out_merged_on_wake(sim, udp, clock):
     did = device(sim, profile(sim, powerMode="PSM", psmActivityTimer=5000))
-    first = subscribe(udp, "attributes", b"at")
+    first = subscribe(udp, "attributes", b"at")[1]
     assert first.uint(codec.OBSERVE) == 0
     acked(sim, did)
     clock.t += 5001
