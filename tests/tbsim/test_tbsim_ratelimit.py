@@ -59,8 +59,9 @@ def test_over_the_device_limit_the_server_answers_5_00_and_stores_nothing(tmp_pa
     try:
         dev = sim.create_device("limited", token="LIMITED")
         codes = []
-        for i in range(5):
-            req = udp.request(codec.POST, "/api/v1/LIMITED/telemetry", b'{"n": %d}' % i)
+        for i in range(5):  # each its own ts: two stored in the same ms would be one row
+            body = b'{"ts": %d, "values": {"n": %d}}' % (1000 + i, i)
+            req = udp.request(codec.POST, "/api/v1/LIMITED/telemetry", body)
             codes.append(udp.response(req).code)
         assert codes == [codec.CREATED] * 3 + [codec.INTERNAL_SERVER_ERROR] * 2
         stored = sim.call(lambda: sim.store.history(dev["id"], ["n"], 0, 2**62, 100, True))
