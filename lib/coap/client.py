@@ -500,7 +500,8 @@ class Client:
             # one datagram per wake-up: poll reports the next one at once, and reading on
             # to EAGAIN would cost an exception object every time
             sock = self.sock
-            yield core._io_queue.queue_read(sock)
+            if not getattr(sock, "pending", 0):  # coap.dtls: records already read
+                yield core._io_queue.queue_read(sock)
             if rx_once(sock) is None:  # out of memory: let the other tasks free some first
                 await asyncio.sleep_ms(50)
 

@@ -33,38 +33,35 @@ def pinned_check(pinned):
     return lambda crt, depth: 0 if depth or bytes(crt) == pinned else PIN_MISMATCH
 
 
-# what _Link asks recv for: recv allocates that much first, so no more than a datagram can hold.
-# A handshake flight comes in datagrams up to a path MTU; once the session is up, a record holds
-# at most one CoAP datagram (coap.client's 1152 bytes) and its protection (at most 93 bytes:
-# header, explicit IV, a SHA-384 MAC and CBC padding)
-_HANDSHAKE = 2048
-_RECORD = 1280
-
-
 class _Link(io.IOBase):
-    # The UDP socket as mbedTLS's transport, one datagram per read. Closing a DTLS session
-    # closes its transport: this one stays open for the next session.
+    # The UDP socket as mbedTLS's transport. mbedTLS offers its whole input buffer (16 KB, not
+    # the GC heap's) and reads go straight into it: no datagram is allocated, so a read cannot
+    # run out of memory. A stream read takes every datagram waiting, but each one holds whole
+    # records with their lengths, which DTLS allows in one datagram (RFC 6347 4.1.1): mbedTLS
+    # hands them out one per read, and `left` counts those it holds, as no socket will say so.
+    # Closing a DTLS session closes its transport: this one stays open for the next session.
     def __init__(self, sock):
         self.sock = sock
-        self.size = _HANDSHAKE
-        self.no_ram = False  # the last read could not allocate: DtlsSocket.recv raises it
-        self.closed = False  # recv gave b"": on an ESP32 the socket reads nothing more
+        self.left = 0  # records read that mbedTLS has not handed out yet (at most: some may
+        # not be application data, or be dropped)
+        self.closed = False  # a 0-byte datagram: on an ESP32 the socket reads nothing more
 
     def readinto(self, buf):
-        # mbedTLS offers its whole input buffer (16 KB) each time. Nothing may raise here: an
-        # exception would unwind through mbedTLS and leave its session state broken
+        # Nothing may raise here: an exception would unwind through mbedTLS and leave its
+        # session state broken
         try:
-            data = self.sock.recv(min(len(buf), self.size))
+            n = self.sock.readinto(buf)
         except OSError as e:
             return None if e.errno in (EAGAIN, ETIMEDOUT) else -e.errno
-        except MemoryError:  # recv allocates first: the datagram stays queued
-            self.no_ram = True
+        if not n:  # None: nothing waiting; 0: a 0-byte datagram, the socket is closed now
+            self.closed = n == 0
             return None
-        if not data:  # a 0-byte datagram: the socket is closed now (DtlsSocket.recv)
-            self.closed = True
-            return None
-        buf[: len(data)] = data
-        return len(data)
+        at = left = 0
+        while at + 13 <= n:  # record headers: 13 bytes, the length in the last two
+            at += 13 + (buf[at + 11] << 8 | buf[at + 12])
+            left += 1
+        self.left = left - 1  # mbedTLS reads only when it holds nothing: less the one it hands out
+        return n
 
     def write(self, buf):
         try:
@@ -136,6 +133,9 @@ class DtlsSocket(io.IOBase):
             except OSError:
                 pass
             return None
+        link = self._link
+        if link.left:  # this read takes one of those (one read from the socket sets it anew)
+            link.left -= 1
         try:
             data = ss.recv(n)
         except OSError as e:
@@ -146,11 +146,8 @@ class DtlsSocket(io.IOBase):
         except ValueError as e:  # a certificate check failed
             self._fail(e)
             return None
-        if self._link.closed:  # as a closed UDP socket says it: the Client opens a new one
+        if link.closed:  # as a closed UDP socket says it: the Client opens a new one
             return b""
-        if self._link.no_ram:  # the reader's to handle, as on a plain socket
-            self._link.no_ram = False
-            raise MemoryError("DTLS read")
         if data is None:  # nothing for us (maybe the handshake moved on)
             if not self.up:
                 self._hs().flush(self)
@@ -160,6 +157,11 @@ class DtlsSocket(io.IOBase):
             return None
         self._quiet = None
         return data
+
+    @property
+    def pending(self):
+        # records mbedTLS holds: the Client reads on without waiting for the socket
+        return self._link.left
 
     def close(self):
         self._drop()
@@ -207,7 +209,7 @@ class DtlsSocket(io.IOBase):
                 pass
         self._ss = None
         self.up = False
-        self._link.size = _HANDSHAKE
+        self._link.left = 0
         self._quiet = None
         self._queue = []
 

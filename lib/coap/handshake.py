@@ -8,7 +8,7 @@ import sys
 from asyncio import core
 from time import ticks_add, ticks_diff, ticks_ms
 
-from .dtls import _RECORD, PIN_MISMATCH
+from .dtls import PIN_MISMATCH
 
 _QUEUE = 4  # datagrams kept while a handshake runs
 _BACKOFF_MAX = 60000
@@ -72,7 +72,6 @@ def flush(s):
 
 def established(s, sent):
     s.up = True
-    s._link.size = _RECORD
     s.error = None
     s._backoff = 0
     s._quiet = None

@@ -201,9 +201,12 @@ class Esp32UdpSocket(FakeSocket):
     # A UDP socket of the ESP32 port (ports/esp32/modsocket.c), the peer a test script as for
     # FakeSocket. recv(n) allocates its n bytes on the GC heap before it reads, even when it
     # then raises EAGAIN (_socket_recvfrom: vstr_init_len): with `free` set, an n above it
-    # raises MemoryError and the datagram stays queued. A datagram of 0 bytes marks the socket
-    # closed (socket_stream_read: SOCKET_STATE_PEER_CLOSED): every later recv returns b""
-    # without reading, while poll, which asks lwIP, still reports what is queued as readable.
+    # raises MemoryError and the datagram stays queued. readinto(buf) allocates nothing and,
+    # as a stream read (py/stream.c mp_stream_rw over socket_stream_read), reads datagram after
+    # datagram into buf until none is waiting or buf is full (a datagram longer than what is
+    # left is cut there). A datagram of 0 bytes marks the socket closed
+    # (SOCKET_STATE_PEER_CLOSED): every later read returns nothing without reading, while poll,
+    # which asks lwIP, still reports what is queued as readable.
     def __init__(self, af=2, clock=None):
         super().__init__(clock or Clock())
         self.af = af
@@ -235,6 +238,22 @@ class Esp32UdpSocket(FakeSocket):
             self.peer_closed = True
         return data
 
+    def readinto(self, buf):
+        done = 0
+        while done < len(buf):
+            if self.peer_closed:
+                self.closed_reads += done == 0
+                return done
+            if not self.readable():
+                return done or None  # EAGAIN: what was read, or None as for a non-blocking read
+            data = self._inbox.pop(0)[1][: len(buf) - done]
+            if not data:  # the end of the stream: mp_stream_rw returns what it has
+                self.peer_closed = True
+                return done
+            buf[done : done + len(data)] = data
+            done += len(data)
+        return done
+
 
 class DtlsContext:
     # ssl.SSLContext(PROTOCOL_DTLS_CLIENT) as extmod/modtls_mbedtls.c makes it, far enough for
@@ -248,11 +267,13 @@ class DtlsSession:
     # ESP-IDF's config; library/ssl_msg.c) through _mbedtls_ssl_recv, which calls the Python
     # readinto (py/modio.c iobase_read_write): None is WANT_READ, 0 is the end of the
     # connection (MBEDTLS_ERR_SSL_CONN_EOF), and an exception unwinds through mbedTLS without
-    # its state being put right, so this session is unusable afterwards. Records are the
-    # datagrams as they are (no encryption here).
+    # its state being put right, so this session is unusable afterwards. mbedTLS reads only when
+    # it holds no record, and hands out one record per read (record() makes one; no encryption
+    # here).
     def __init__(self, link):
         self.link = link
         self.inbuf = bytearray(16384)  # mbedTLS's, outside the GC heap on an ESP32
+        self.held = []  # records read, not handed out yet
         self.broken = False
 
     def write(self, buf, n=None):
@@ -261,24 +282,36 @@ class DtlsSession:
     def recv(self, n):
         if self.broken:
             raise OSError(-0x6C00)  # MBEDTLS_ERR_SSL_INTERNAL_ERROR
-        try:
-            r = self.link.readinto(self.inbuf)
-        except BaseException:
-            self.broken = True
-            raise
-        if r is None:
-            return None
-        if r < 0:
-            raise OSError(-r)
-        if r == 0:
-            raise OSError(-0x7280)  # MBEDTLS_ERR_SSL_CONN_EOF
-        return bytes(self.inbuf[: min(r, n)])
+        if not self.held:
+            try:
+                r = self.link.readinto(self.inbuf)
+            except BaseException:
+                self.broken = True
+                raise
+            if r is None:
+                return None
+            if r < 0:
+                raise OSError(-r)
+            if r == 0:
+                raise OSError(-0x7280)  # MBEDTLS_ERR_SSL_CONN_EOF
+            at = 0
+            while at + 13 <= r:
+                end = at + 13 + (self.inbuf[at + 11] << 8 | self.inbuf[at + 12])
+                self.held.append(bytes(self.inbuf[at + 13 : end]))
+                at = end
+        return self.held.pop(0)[:n]
 
     def cipher(self):
         return ("TLS-ECDHE-ECDSA-WITH-AES-128-CCM-8", "DTLSv1.2", 128)
 
     def close(self):
         pass
+
+
+def record(payload):
+    # a DTLS 1.2 application data record (epoch 1, sequence 0) holding payload as it is
+    n = len(payload)
+    return bytes([23, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 0, n >> 8, n & 0xFF]) + payload
 
 
 class Ntptime:

@@ -23,9 +23,11 @@ pytestmark = pytest.mark.skipif(not SERVER, reason="libcoap3-bin (coap-server-op
 
 # argv[1]: a JSON file with port, path, and ca/pin/cert/key file paths or psk [identity, key];
 # optional: explicit (handshake first), hostname, n (requests), pause (wait for a line on stdin
-# after the first request), ack (ACK_TIMEOUT ms), dead_ms, timeout (ms), block (download size)
+# after the first request), ack (ACK_TIMEOUT ms), dead_ms, timeout (ms), block (download size),
+# burst (that many requests at once, their answers left to queue up in the socket, n times).
+# Each log line is printed as it comes, so that a run that times out shows how far it got.
 SCRIPT = """
-import asyncio, json, sys
+import asyncio, json, sys, time
 from coap import dtls
 from coap.block import download
 from coap.dtlscontext import context
@@ -45,9 +47,14 @@ async def main():
     files = {k: rd(a[k]) for k in ("ca", "pin", "cert", "key") if a.get(k)}
     psk = tuple(x.encode() for x in a["psk"]) if a.get("psk") else None
     log = []
+
+    def said(*x):
+        log.append(" ".join(str(y) for y in x))
+        print("log:", log[-1])
+
     c = dtls.connect(
-        "127.0.0.1", a["port"], context(psk=psk, **files), a.get("hostname"),
-        lambda *x: log.append(" ".join(str(y) for y in x)), ack_timeout=a.get("ack", 2000),
+        "127.0.0.1", a["port"], context(psk=psk, **files), a.get("hostname"), said,
+        ack_timeout=a.get("ack", 2000),
     )
     if "dead_ms" in a:
         c.sock.dead_ms = a["dead_ms"]
@@ -59,7 +66,9 @@ async def main():
         c.start()
         ex = c.exchange()
         for i in range(a.get("n", 1)):
-            if a.get("block"):
+            if a.get("burst"):
+                await burst(c, a["path"], a["burst"], timeout, out["got"])
+            elif a.get("block"):
                 body = bytearray()
                 await download(c, uri_options(a["path"]), body.extend, a["block"])
                 out["got"].append([69, len(body)])
@@ -76,6 +85,17 @@ async def main():
     out["stats"] = c.stats
     c.close()
     print(json.dumps(out))
+
+
+async def burst(c, path, k, timeout, got):
+    async def get(ex):
+        await ex.request(GET, uri_options(path), timeout=timeout)
+        return [ex.code, bytes(ex.payload()).decode()]
+
+    tasks = [asyncio.create_task(get(c.exchange())) for _ in range(k)]
+    await asyncio.sleep_ms(0)  # the requests go out; this task runs again before the reader
+    time.sleep_ms(300)  # the answers arrive meanwhile, to be read at once
+    got.extend(await asyncio.gather(*tasks))
 
 
 asyncio.run(main())
@@ -182,6 +202,15 @@ def test_first_request_starts_the_handshake_and_goes_out_when_it_is_done(run, pk
 def test_blockwise_over_dtls(run, pki, mutual):
     r = run(path="example_data", block=256, **mutual_auth(pki, mutual.port))
     assert r["got"] == [[69, 1500]], r
+
+
+def test_answers_read_together_are_each_handed_out_at_once(run, pki, mutual):
+    # three answers wait in the socket and are read into mbedTLS in one go (three records):
+    # each reaches its request without waiting for another datagram, so none is asked again
+    r = run(path="time", burst=3, n=2, explicit=True, **mutual_auth(pki, mutual.port))
+    assert "error" not in r, r
+    assert [g[0] for g in r["got"]] == [69] * 6, r
+    assert r["stats"]["retransmit"] == 0, r
 
 
 def test_pem_files_work_as_well_as_der(run, pki, mutual):
