@@ -108,8 +108,10 @@ def imports():
     # fw_device's imports mode on the twin, the firmware as .mpy: (rows, later rows, figures)
     with tempfile.TemporaryDirectory() as work:
         path = simdevice.mount(Path(work), twin.OUT / "mpy")  # the driver is frozen in
+        script = Path(work) / "imports.py"  # run as a board runs main.py, without a boot.py
+        script.write_text("from fw_imports import imports\nimports()\n")
         p = subprocess.run(
-            [str(twin.MICROPYTHON), "-m", "fw_device", "imports"],
+            [str(twin.MICROPYTHON), str(simdevice.REPO / "tools" / "simboot.py"), str(script)],
             env={"MICROPYPATH": path, "PATH": "/usr/bin:/bin"},
             cwd=work,
             capture_output=True,

@@ -4,6 +4,8 @@
 # ends with status 1 and the supervisor does not start it again.
 import sys
 
+sys.path[0] = ""  # as on a board, the current folder: the unix port puts this script's there
+
 try:
     for _path in sys.argv[1:3]:
         with open(_path) as _f:

@@ -56,9 +56,9 @@ def mount(root, out):
         if link.is_symlink():
             link.unlink()
         link.symlink_to(out / name)
-    # the ESP32 port's sys.path is "", ".frozen", "/lib"; "." for "": the unix port gives the
-    # first entry to the script's folder
-    return ".:.frozen:lib"
+    # the ESP32 port's sys.path is "", ".frozen", "/lib": the unix port puts "" first (tools/
+    # simboot.py keeps it there), and "lib" stands for "/lib"
+    return ".frozen:lib"
 
 
 def run_once(root, script, runtime=HOST):

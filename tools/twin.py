@@ -41,6 +41,9 @@ SIM_FROZEN = [
 # (the PyPI unix build has neither). mbedTLS allocates from the C heap on this build, as from
 # ESP-IDF's heap on a board: the GC heap holds only what MicroPython's own objects need.
 FLAGS = ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0"]
+# The names an ESP32 image holds in ROM (machine, network, its frozen modules: tools/
+# esp32_qstrs.py) are in the twin's ROM too: a board does not intern them on its heap
+ROM_NAMES = REPO / "tools" / "esp32_qstrs.h"
 # The ESP32's socket.recv(n) reads into an n-byte buffer that becomes the bytes object, cut to
 # what came (ports/esp32/modsocket.c:678-688, mp_obj_new_bytes_from_vstr); the unix port's
 # reads into a scratch buffer and copies (ports/unix/modsocket.c:293-297), so it needs n plus a
@@ -156,12 +159,12 @@ def build(frozen=False):
         frozen_in = "".join(
             "module(%r, base_path=%r)\n" % (p.name, str(p.parent)) for p in SIM_FROZEN
         )
-        _port(src, "build-std32", "sim", SIM_FROZEN, frozen_in, MICROPYTHON, log)
+        _port(src, "build-std32", "sim", SIM_FROZEN + [ROM_NAMES], frozen_in, MICROPYTHON, log)
         if frozen:
             # firmware/manifest.py includes the port's own manifest, by default the ESP32's
             # path: here the standard unix variant's (asyncio, ssl, ...), as its include option
             manifest = REPO / "firmware" / "manifest.py"
-            inputs = [manifest] + sorted(REPO.glob("lib/*/*.py"))
+            inputs = [manifest, ROM_NAMES] + sorted(REPO.glob("lib/*/*.py"))
             inputs += sorted(REPO.glob("firmware/**/*.py"))
             text = "include(%r, port_manifest=%r)\n" % (str(manifest), _STANDARD)
             _port(src, "build-frozen32", "frozen", inputs, text, FROZEN, log, standard=False)
@@ -198,6 +201,7 @@ def _port(src, build_name, name, inputs, manifest, exe, log, standard=True):
     shutil.rmtree(build / "frozen_mpy", ignore_errors=True)
     (build / "frozen_content.c").unlink(missing_ok=True)
     args = ["BUILD=%s" % build_name, "FROZEN_MANIFEST=%s" % top]
+    args.append("QSTR_DEFS=qstrdefsport.h %s" % ROM_NAMES)  # the port's own and the board's
     _make(["-C", str(src / "ports/unix")] + args + FLAGS, log)
     _install(build / "micropython", exe)
     stamp.write_text(h.hexdigest())

@@ -44,6 +44,21 @@ def test_first_deploy_copies_everything_and_a_redeploy_only_what_changed(unix_bo
         link.close()
 
 
+def test_files_are_compiled_again_when_how_they_are_compiled_changes(tmp_path):
+    # by the sources' times alone, a change of mpy-cross's options would leave old .mpy files
+    files, _ = deploy.build(out=tmp_path)
+    mpy = dict(files)["firmware/app.mpy"]
+    stamp = tmp_path / "recipe"
+    assert stamp.read_text().startswith(deploy.RECIPE)
+    old = mpy.read_bytes()
+    mpy.write_bytes(b"stale")  # newer than its source: a build by times keeps it
+    deploy.build(out=tmp_path)
+    assert mpy.read_bytes() == b"stale"
+    stamp.write_text("-O3\n" + stamp.read_text())
+    deploy.build(out=tmp_path)
+    assert mpy.read_bytes() == old
+
+
 def test_a_py_that_would_shadow_the_mpy_is_removed(unix_board, mpy_dir):
     board = unix_board(deployed=True)
     (board.root / "lib" / "coap" / "client.py").write_text("raise ImportError('old copy')\n")

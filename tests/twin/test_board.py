@@ -1,0 +1,72 @@
+# What makes the twin charge the heap what a board charges it, beyond 32-bit objects: the names
+# an ESP32 image holds in ROM (tools/esp32_qstrs.h) and module file names as a board has them.
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.twin import scenarios
+from tools import deploy, esp32_qstrs, simdevice, twin
+
+QSTRS = "import micropython; micropython.qstr_info()"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built():
+    scenarios.prepare()
+
+
+def on_twin(code, root=None):
+    # code as a board's main.py on the twin (boot.py left out), in root (firmware/ and lib/
+    # linked in, as tools/simdevice.py --twin does) -> its output
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(root or tmp)
+        path = simdevice.mount(root, twin.OUT / "mpy")
+        (root / "main.py").write_text(code)
+        p = subprocess.run(
+            [str(twin.MICROPYTHON), str(simdevice.REPO / "tools" / "simboot.py"), "main.py"],
+            env={"MICROPYPATH": path, "PATH": "/usr/bin:/bin"},
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    return p.stdout + p.stderr
+
+
+def interned(name):
+    # qstrs interned on the heap when the twin looks name up as an attribute
+    code = "%s\nhasattr(1, %r + %r)\n%s\n" % (QSTRS, name[:3], name[3:], QSTRS)
+    counts = [int(s.split("n_qstr=")[1].split(",")[0]) for s in on_twin(code).splitlines()]
+    return counts[1] - counts[0]
+
+
+def test_names_in_an_esp32_images_rom_cost_the_twins_heap_nothing():
+    rom = Path(twin.ROM_NAMES).read_text()
+    assert "Q(isconnected)\n" in rom and "Q(read_u16)\n" in rom  # network, machine
+    assert "Q(convert_temp)\n" in rom  # ds18x20, frozen into the image
+    assert interned("isconnected") == 0 and interned("convert_temp") == 0
+    assert interned("no_board_has_this_name") == 1
+
+
+def test_a_module_is_known_by_its_board_file_name_in_tracebacks():
+    # mpy-cross -s names the module as the board imports it (its __file__): one interned
+    # string for both, and what a traceback shows
+    assert deploy.board_name("firmware/app.py") == "firmware/app.mpy"
+    assert deploy.board_name("lib/coap/client.py") == "/lib/coap/client.mpy"
+    out = on_twin("import firmware\nprint(firmware.__file__)\nfirmware.drop(1)\n")
+    assert out.startswith("firmware/__init__.mpy\n"), out
+    assert 'File "firmware/__init__.mpy", line' in out, out
+
+
+def test_the_names_of_a_compiled_module_are_read_from_its_mpy(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text("def frobnicate(widget):\n    return widget.sprocket\n")
+    out = tmp_path / "m.mpy"
+    subprocess.run([str(twin.MPY_CROSS), "-o", str(out), "-s", "m.mpy", str(src)], check=True)
+    names = esp32_qstrs.mpy_names(out.read_bytes())
+    assert names[0] == "m.mpy"  # the source name comes first
+    assert {"frobnicate", "sprocket"} <= set(names)
+    with pytest.raises(ValueError):
+        esp32_qstrs.mpy_names(b"MX\x00\x00")

@@ -1,0 +1,106 @@
+"""The names an ESP32_GENERIC image of MicroPython holds in ROM beyond the unix port's, for the
+ESP32 twin (tools/twin.py builds them into its ROM). A name the firmware uses that is in the
+board's ROM costs its heap nothing, while the unix port would intern it on the heap: machine,
+network and esp32 names (ifconfig, isconnected, read_u16 ...) and those of the modules the
+official image freezes (dht, onewire, ntptime, requests, umqtt ...). Without them the twin
+charges the firmware for about 40 interned names a board does not.
+
+Written to tools/esp32_qstrs.h from a MicroPython source tree and the micropython-lib tree its
+submodule names (both public; not needed to build the twin, which uses the header):
+
+  python -m tools.esp32_qstrs MICROPYTHON_DIR MICROPYTHON_LIB_DIR [--mpy-cross PATH]
+      [--source "MicroPython v1.28.0, micropython-lib 8380c7b"]
+
+The names are those the port's C sources (ports/esp32 and the extmod modules only the board
+has: machine, network, bluetooth, onewire, webrepl, framebuf, espnow) write as MP_QSTR_x, and
+the identifiers in the qstr tables of the modules ports/esp32/boards/manifest.py freezes,
+compiled with mpy-cross. C names behind a chip's #if count for every chip (a few more than the
+classic ESP32 has); strings that are no identifiers are left out (a few fewer).
+"""
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "esp32_qstrs.h"
+EXTMOD = ["modmachine.c", "modnetwork.c", "modbluetooth.c", "modonewire.c", "modwebrepl.c"]
+EXTMOD += ["modframebuf.c", "modespnow.c"]
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _vuint(b, i):
+    v = 0
+    while True:
+        c = b[i]
+        i += 1
+        v = v << 7 | c & 0x7F
+        if not c & 0x80:
+            return v, i
+
+
+def mpy_names(data):
+    """The strings in a .mpy v6 file's qstr table (those of the static set are indices)."""
+    if data[:2] != b"M\x06":
+        raise ValueError("not a .mpy v6 file")
+    n, i = _vuint(data, 4)
+    _, i = _vuint(data, i)  # the object count
+    names = []
+    for _ in range(n):
+        v, i = _vuint(data, i)
+        if not v & 1:
+            names.append(data[i : i + (v >> 1)].decode())
+            i += (v >> 1) + 1
+    return names
+
+
+def frozen_files(mp, lib):
+    sys.path.insert(0, str(mp / "tools"))
+    import manifestfile
+
+    esp32 = mp / "ports" / "esp32"
+    m = manifestfile.ManifestFile(
+        manifestfile.MODE_FREEZE,
+        {
+            "MPY_DIR": str(mp),
+            "MPY_LIB_DIR": str(lib),
+            "PORT_DIR": str(esp32),
+            "BOARD_DIR": str(esp32 / "boards" / "ESP32_GENERIC"),
+        },
+    )
+    m.execute(str(esp32 / "boards" / "manifest.py"))
+    return [(f.full_path, f.target_path) for f in m.files() if f.full_path.endswith(".py")]
+
+
+def names(mp, lib, cross):
+    c = sorted((mp / "ports" / "esp32").glob("*.[ch]"))
+    c += sorted((mp / "extmod").glob("machine_*.c"))
+    c += [mp / "extmod" / e for e in EXTMOD if (mp / "extmod" / e).is_file()]
+    found = set()
+    for p in c:
+        found.update(re.findall(r"\bMP_QSTR_(\w+)", p.read_text(errors="replace")))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m.mpy"
+        for src, target in frozen_files(mp, lib):
+            subprocess.run([cross, "-o", str(out), "-s", target, src], check=True)
+            found.update(mpy_names(out.read_bytes()))
+    return sorted(n for n in found if IDENT.match(n))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("micropython", type=Path)
+    ap.add_argument("micropython_lib", type=Path)
+    ap.add_argument("--mpy-cross", default="mpy-cross")
+    ap.add_argument("--source", default="", help="what the trees are, for the header")
+    a = ap.parse_args()
+    found = names(a.micropython.resolve(), a.micropython_lib.resolve(), a.mpy_cross)
+    head = "// %d names in an ESP32_GENERIC image's ROM (%s): written by tools/esp32_qstrs.py\n"
+    OUT.write_text(head % (len(found), a.source) + "".join("Q(%s)\n" % n for n in found))
+    print("%s: %d names" % (OUT.relative_to(Path.cwd()), len(found)))
+
+
+if __name__ == "__main__":
+    main()
