@@ -29,11 +29,12 @@ RELEASE = "https://micropython.org/resources/source/micropython-%s.tar.xz" % VER
 MICROPYTHON = OUT / "micropython"
 MPY_CROSS = OUT / "mpy-cross"
 FROZEN = OUT / "micropython-frozen"
-# frozen into the twin, so that they cost the heap nothing: the simulated flash stands in for
-# the ESP32's Partition, which is C in its image; the benchmark driver that runs the gates'
-# telemetry cycles in main.py's place (bench/fw_device.py) is not on a board at all
+# frozen into the twin, so that they cost the heap nothing: the simulated flash, pins and
+# sensors stand in for what is C or frozen in an ESP32 image; the benchmark driver that runs
+# the gates' telemetry cycles in main.py's place (bench/fw_device.py) is not on a board at all
 SIM_FROZEN = [
     REPO / "firmware" / "board" / "partition_sim.py",
+    REPO / "firmware" / "board" / "parts_sim.py",
     REPO / "bench" / "fw_device.py",
     REPO / "bench" / "fw_imports.py",
 ]

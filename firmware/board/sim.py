@@ -71,15 +71,13 @@ class Board(Base):
         except OSError:  # absent: the defaults
             return {}
 
-    def _save(self, name, value):
-        save_json(self.path(name), value)
-
     # --- pins
 
     def pin(self, num, direction, invert=False, initial=None, pull_up=False):
+        pin = _part("parts_sim").SimPin
         if direction == "out":
-            return SimPin(self, num, invert, None, initial)
-        return SimPin(self, num, invert, 1 if pull_up else 0)
+            return pin(self, num, invert, None, initial)
+        return pin(self, num, invert, 1 if pull_up else 0)
 
     def _level(self, num, default):
         if default is None:
@@ -88,7 +86,7 @@ class Board(Base):
 
     def _drive(self, num, level):
         self._levels[str(num)] = level
-        self._save("pins.json", self._levels)
+        save_json(self.path("pins.json"), self._levels)
 
     def signal_error(self, pin=LED_PIN, invert=False):
         self.led(pin, invert).value(1)  # a real board blinks it; lit is enough to see here
@@ -107,7 +105,7 @@ class Board(Base):
         return lo + (hi - lo) * (self._seed >> 15) / 65536
 
     def adc(self, pin, atten_db):
-        return SimSensor(self, "adc:%d" % pin)
+        return _part("parts_sim").SimSensor(self, "adc:%d" % pin)
 
     def chip_temperature(self):
         return None if self.chip == "esp32" else self._reading("chip_temp", 40, 50)
@@ -116,10 +114,10 @@ class Board(Base):
         return int(self._reading("chip_raw", 100, 140)) if self.chip == "esp32" else None
 
     def dht(self, pin, kind):
-        return SimSensor(self, "dht:%d" % pin)
+        return _part("parts_sim").SimSensor(self, "dht:%d" % pin)
 
     def ds18b20(self, pin):
-        return SimSensor(self, "ds18b20:%d" % pin)
+        return _part("parts_sim").SimSensor(self, "ds18b20:%d" % pin)
 
     # --- network and time
 
@@ -154,7 +152,7 @@ class Board(Base):
         sys.exit(EXIT_RESET)
 
     def deepsleep(self, ms):
-        self._save("sleep.json", {"ms": ms})
+        save_json(self.path("sleep.json"), {"ms": ms})
         _say("board: deep sleep for %d ms" % ms)
         sys.exit(EXIT_DEEPSLEEP)
 
@@ -184,63 +182,14 @@ class Board(Base):
 
 
 def flash():
-    # the simulated flash: partition_sim, frozen into the ESP32 twin (partition_sim.py says why)
+    return _part("partition_sim")
+
+
+def _part(name):
+    # a simulated part of what is C or frozen in an ESP32 image (the flash, pins, sensors):
+    # frozen into the ESP32 twin as a top-level module (partition_sim.py says why), else this
+    # package's
     try:
-        import partition_sim
+        return __import__(name)
     except ImportError:
-        from . import partition_sim
-    return partition_sim
-
-
-class SimPin:
-    # An output (default None) keeps its level in the board; an input reads inputs.json.
-    def __init__(self, board, num, invert, default, initial=None):
-        self._board = board
-        self._num = num
-        self._invert = 1 if invert else 0
-        self._default = default
-        if default is None:
-            self.value(initial or 0)
-
-    def value(self, v=None):
-        b = self._board
-        if v is None:
-            return b._level(self._num, self._default) ^ self._invert
-        if self._default is None:
-            b._drive(self._num, (1 if v else 0) ^ self._invert)
-
-
-class SimSensor:
-    # one stand-in for the ADC, DHT and DS18B20 drivers (one class, not three: the simulation
-    # must not cost the heap more than the ESP32 board does): what sensors.json has for key
-    wait_ms = 0  # a DS18B20 conversion takes no time here
-
-    def __init__(self, board, key):
-        self._board = board
-        self._key = key
-        self._t = self._h = None
-
-    def read_u16(self):  # ADC
-        return int(self._board._reading(self._key, 8000, 56000))
-
-    def measure(self):  # DHT
-        r = self._board._reading(self._key, 0, 1)
-        if isinstance(r, list):
-            self._t, self._h = r
-        else:  # made up: r in [0, 1) spreads over plausible indoor values
-            self._t, self._h = round(18 + 8 * r, 1), round(35 + 25 * r, 1)
-
-    def temperature(self):
-        return self._t
-
-    def humidity(self):
-        return self._h
-
-    def convert(self):  # DS18B20
-        pass
-
-    def read(self):
-        r = self._board._reading(self._key, 15, 25)
-        if isinstance(r, list):
-            return [(rom, t) for rom, t in r]
-        return [("28ff4a7c91160345", round(r, 2))]  # made up: the sample config.json's sensor
+        return __import__("firmware.board." + name, None, None, ("_",))

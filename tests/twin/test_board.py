@@ -60,6 +60,36 @@ def test_a_module_is_known_by_its_board_file_name_in_tracebacks():
     assert 'File "firmware/__init__.mpy", line' in out, out
 
 
+BOARD_COST = """
+import gc, sys
+
+
+class Fake:  # esp32, machine and network: C in an ESP32 image
+    def __getattr__(self, name):
+        return self
+
+    def __call__(self, *args, **kw):
+        return self
+
+
+for name in ("esp32", "machine", "network"):
+    sys.modules[name] = Fake()
+import firmware.board
+
+gc.collect()
+before = gc.mem_alloc()
+import firmware.board.%s
+gc.collect()
+print(gc.mem_alloc() - before)
+"""
+
+
+def test_the_simulated_board_costs_the_heap_no_more_than_the_esp32_board():
+    # its flash, pins and sensors stand in for C and frozen drivers and are frozen in
+    sim, esp32 = (int(on_twin(BOARD_COST % b).split()[-1]) for b in ("sim", "esp32"))
+    assert 2000 < sim <= esp32, (sim, esp32)
+
+
 def test_the_names_of_a_compiled_module_are_read_from_its_mpy(tmp_path):
     src = tmp_path / "m.py"
     src.write_text("def frobnicate(widget):\n    return widget.sprocket\n")
