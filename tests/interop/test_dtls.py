@@ -154,6 +154,14 @@ class Run:
             env=self.env,
         )
 
+    def paused(self, proc):
+        # the script's log lines until it says it paused
+        for line in proc.stdout:
+            if line.strip() == "PAUSED":
+                return
+            assert line.startswith("log: "), line
+        pytest.fail("the script ended before it paused")
+
     def finish(self, proc, timeout=20):
         try:
             out, _ = proc.communicate(timeout=timeout)
@@ -326,7 +334,7 @@ def test_server_restart_ends_the_session_and_a_new_handshake_follows(run, pki, s
     # at once and the next request (here: the first retransmission) starts a full handshake
     server = servers("mutual")
     proc = run.start(path="time", n=2, pause=True, **mutual_auth(pki, server.port))
-    assert proc.stdout.readline().strip() == "PAUSED"
+    run.paused(proc)
     server.restart()
     proc.stdin.write("go\n")
     proc.stdin.flush()
@@ -420,7 +428,7 @@ def test_silently_forgotten_session_gets_a_new_handshake(run, pki, relay):
         r0 = relay(server.port, alerts)
         a = mutual_auth(pki, r0.port, path="time", n=2, pause=True, ack=300, dead_ms=1000)
         proc = run.start(timeout=8000, **a)
-        assert proc.stdout.readline().strip() == "PAUSED"
+        run.paused(proc)
         server.restart()
         proc.stdin.write("go\n")
         proc.stdin.flush()
