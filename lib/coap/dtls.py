@@ -134,10 +134,14 @@ class DtlsSocket(io.IOBase):
                 pass
             return None
         link = self._link
-        if link.left:  # this read takes one of those (one read from the socket sets it anew)
-            link.left -= 1
+        held = link.left
+        if held:  # this read takes one of those (one read from the socket sets it anew)
+            link.left = held - 1
         try:
             data = ss.recv(n)
+        except MemoryError:  # ssl allocates n before it reads: the record is still held
+            link.left = held
+            raise
         except OSError as e:
             if e.errno not in (EAGAIN, ETIMEDOUT):
                 self._fail(e)

@@ -282,6 +282,9 @@ class DtlsSession:
     def recv(self, n):
         if self.broken:
             raise OSError(-0x6C00)  # MBEDTLS_ERR_SSL_INTERNAL_ERROR
+        free = getattr(self.link.sock, "free", None)
+        if free is not None and n > free:  # stream read1 allocates n first (vstr_init_len)
+            raise MemoryError("memory allocation failed, allocating %d bytes" % n)
         if not self.held:
             try:
                 r = self.link.readinto(self.inbuf)

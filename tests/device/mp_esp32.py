@@ -129,12 +129,29 @@ def test_dtls_reads_allocate_nothing_and_records_read_together_come_out_one_by_o
     s, udp = dtls_session()
     for i in range(3):
         udp.deliver(fakes.record(b"\x60\x00\x00" + bytes([i])))
-    udp.free = 0  # no heap at all: the records go straight into mbedTLS's buffer
+    udp.free = 1152  # room for a plaintext only: the records go straight into mbedTLS's buffer
     got = []
     while s.pending or not got:  # what coap.client's reader does: no wait while records wait
         got.append(s.recv(1152))
     assert got == [b"\x60\x00\x00\x00", b"\x60\x00\x00\x01", b"\x60\x00\x00\x02"]
     assert s.recv(1152) is None and s.up and udp.asked == []
+
+
+def test_records_held_when_the_plaintext_cannot_be_allocated_come_out_later():
+    s, udp = dtls_session()
+    for i in range(3):
+        udp.deliver(fakes.record(b"\x60\x00\x00" + bytes([i])))
+    assert s.recv(1152) == b"\x60\x00\x00\x00" and s.pending == 2
+    udp.free = 1000  # ssl's recv cannot allocate its 1152 bytes: coap.client waits and reads on
+    try:
+        s.recv(1152)
+        raise AssertionError("no MemoryError")
+    except MemoryError:
+        pass
+    assert s.pending == 2  # neither record is lost to the count
+    udp.free = None
+    assert [s.recv(1152), s.recv(1152)] == [b"\x60\x00\x00\x01", b"\x60\x00\x00\x02"]
+    assert s.pending == 0 and s.up
 
 
 async def test_an_empty_datagram_neither_deafens_nor_spins_the_client():
