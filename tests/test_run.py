@@ -82,7 +82,7 @@ def test_make_run_sleep_the_board_takes_an_rpc_sent_while_it_slept(tmp_path):
     got = lines.index("operator: rpc setGpio -> {'pin': 26, 'value': 1}")
     # in between, the board slept and woke again
     assert "I app: firmware coapboard 0.1.0 on unix-sim" in lines[sent:got], out
-    assert re.search(r"^I sleep: awake \d+ ms \(CoAP \d+ ms\), sleeping \d+ ms$", out, re.M)
+    assert re.search(r"^I sleep: awake \d+ ms \(CoAP \d+ ms\), sleeping \d+ ms$", out, re.M), out
     assert "simdevice: deep sleep for " in out
     assert "telemetry interval now" not in out  # the awake board's operator did not run
     assert "run: stored telemetry {" in out and "'wake_reason': [{" in out

@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 from tools.tbsim import RpcTimeout, TbSim
-from tools.tbsim.events import EventLog
+from tools.tbsim.events import EventLog, say
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "demo-device"
@@ -63,7 +63,7 @@ def ask(sim, did, method, params, timeout):
         reply = sim.rpc(did, method, params, timeout=timeout)
     except RpcTimeout:
         reply = "no reply within %d s" % timeout
-    print("operator: rpc %s ->" % method, reply, flush=True)
+    say("operator: rpc %s -> %s" % (method, reply))
 
 
 def operator(sim, did, stop):
@@ -91,7 +91,7 @@ def sleep_operator(sim, did, stop):
             while subscribed() != want:
                 if stop.wait(0.05):
                     return
-        print("operator: the board sleeps; rpc setGpio sent, waiting for its next wake")
+        say("operator: the board sleeps; rpc setGpio sent, waiting for its next wake")
         ask(sim, did, "setGpio", {"pin": 26, "value": 1}, 2 * SLEEP_INTERVAL_S)
     except Exception:
         if not stop.is_set():
@@ -133,13 +133,13 @@ def main():
             )
             sim.start()
         except OSError as e:  # most often: another make run, or a ThingsBoard, has the ports
-            print(
+            say(
                 "run: cannot start tbsim on udp/%d and tcp/%d: %s (another make run? choose "
                 "others: make run COAP_PORT=5685 HTTP_PORT=8081)" % (a.coap_port, a.http_port, e)
             )
             sim = None
             return 1
-        print("tbsim page: http://127.0.0.1:%d/" % sim.http_port, flush=True)
+        say("tbsim page: http://127.0.0.1:%d/" % sim.http_port)
         events.enabled = True
         dev = device(sim)
         board = a.data / "device"
@@ -149,10 +149,10 @@ def main():
             cfg["telemetry"]["interval_s"] = SLEEP_INTERVAL_S
             cfg["power"] = {"mode": "sleep"}
         (board / "config.json").write_text(json.dumps(cfg))
-        print(
+        say(
             "run: device %s in %s, admin API on http://127.0.0.1:%d" % (NAME, board, sim.http_port)
         )
-        print("run: device id %s" % dev["id"], flush=True)
+        say("run: device id %s" % dev["id"])
         proc = subprocess.Popen(
             [sys.executable, "-m", "tools.simdevice", str(board)],
             cwd=ROOT,
@@ -174,7 +174,7 @@ def main():
         if proc is not None:
             stop_device(proc)
         if dev is not None:
-            print("run: stored telemetry", sim.telemetry(dev["id"]), flush=True)
+            say("run: stored telemetry %s" % sim.telemetry(dev["id"]))
         if sim is not None:
             sim.stop()
     return status

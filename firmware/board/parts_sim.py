@@ -5,6 +5,20 @@
 # board (board/esp32.py) does.
 
 
+from firmware import save_json
+
+
+def reading(board, key, lo, hi):
+    # the value in sensors.json, or a made-up one in [lo, hi)
+    values = board._load("sensors.json")
+    if key in values.get("fail", ()):
+        raise OSError("simulated failure of " + key)
+    if key in values:
+        return values[key]
+    board._seed = (board._seed * 1103515245 + 12345) & 0x7FFFFFFF
+    return lo + (hi - lo) * (board._seed >> 15) / 65536
+
+
 class SimPin:
     # An output (default None) keeps its level in the board; an input reads inputs.json.
     def __init__(self, board, num, invert, default, initial=None):
@@ -17,10 +31,14 @@ class SimPin:
 
     def value(self, v=None):
         b = self._board
+        key = str(self._num)
         if v is None:
-            return b._level(self._num, self._default) ^ self._invert
+            if self._default is None:  # an output reads back its level
+                return b._levels.get(key, 0) ^ self._invert
+            return b._load("inputs.json").get(key, self._default) ^ self._invert
         if self._default is None:
-            b._drive(self._num, (1 if v else 0) ^ self._invert)
+            b._levels[key] = (1 if v else 0) ^ self._invert
+            save_json(b.path("pins.json"), b._levels)
 
 
 class SimSensor:
@@ -33,10 +51,10 @@ class SimSensor:
         self._t = self._h = None
 
     def read_u16(self):  # ADC
-        return int(self._board._reading(self._key, 8000, 56000))
+        return int(reading(self._board, self._key, 8000, 56000))
 
     def measure(self):  # DHT
-        r = self._board._reading(self._key, 0, 1)
+        r = reading(self._board, self._key, 0, 1)
         if isinstance(r, list):
             self._t, self._h = r
         else:  # made up: r in [0, 1) spreads over plausible indoor values
@@ -52,7 +70,7 @@ class SimSensor:
         pass
 
     def read(self):
-        r = self._board._reading(self._key, 15, 25)
+        r = reading(self._board, self._key, 15, 25)
         if isinstance(r, list):
             return [(rom, t) for rom, t in r]
         return [("28ff4a7c91160345", round(r, 2))]  # made up: the sample config.json's sensor

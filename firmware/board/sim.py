@@ -79,39 +79,22 @@ class Board(Base):
             return pin(self, num, invert, None, initial)
         return pin(self, num, invert, 1 if pull_up else 0)
 
-    def _level(self, num, default):
-        if default is None:
-            return self._levels.get(str(num), 0)
-        return self._load("inputs.json").get(str(num), default)
-
-    def _drive(self, num, level):
-        self._levels[str(num)] = level
-        save_json(self.path("pins.json"), self._levels)
-
     def signal_error(self, pin=LED_PIN, invert=False):
         self.led(pin, invert).value(1)  # a real board blinks it; lit is enough to see here
         _say("board: error signalled on the LED (pin %d)" % pin)
 
     # --- sensors
 
-    def _reading(self, key, lo, hi):
-        # the value in sensors.json, or a made-up one in [lo, hi)
-        values = self._load("sensors.json")
-        if key in values.get("fail", ()):
-            raise OSError("simulated failure of " + key)
-        if key in values:
-            return values[key]
-        self._seed = (self._seed * 1103515245 + 12345) & 0x7FFFFFFF
-        return lo + (hi - lo) * (self._seed >> 15) / 65536
-
     def adc(self, pin, atten_db):
         return _part("parts_sim").SimSensor(self, "adc:%d" % pin)
 
     def chip_temperature(self):
-        return None if self.chip == "esp32" else self._reading("chip_temp", 40, 50)
+        if self.chip != "esp32":  # the classic ESP32 has only the raw register
+            return _part("parts_sim").reading(self, "chip_temp", 40, 50)
 
     def raw_temperature(self):
-        return int(self._reading("chip_raw", 100, 140)) if self.chip == "esp32" else None
+        if self.chip == "esp32":
+            return int(_part("parts_sim").reading(self, "chip_raw", 100, 140))
 
     def dht(self, pin, kind):
         return _part("parts_sim").SimSensor(self, "dht:%d" % pin)

@@ -24,6 +24,14 @@ def short(payload, limit=60):
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def say(line, stream=None):
+    # one line in one write: print writes the newline apart, and a line that another thread or
+    # the device's process writes in between would land inside this one
+    stream = stream or sys.stdout
+    stream.write(line + "\n")
+    stream.flush()
+
+
 class EventLog:
     def __init__(self, stream=None, enabled=True):
         self.stream = stream or sys.stdout
@@ -34,4 +42,4 @@ class EventLog:
             return
         stamp = time.strftime("%H:%M:%S")
         text = " ".join(str(f) for f in fields if f != "")
-        print("%s %s" % (stamp, text), file=self.stream, flush=True)
+        say("%s %s" % (stamp, text), self.stream)
