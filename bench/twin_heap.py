@@ -9,7 +9,6 @@
 # Usage: .venv/bin/python bench/twin_heap.py [--quick] [--verbose]
 #            [--only idle,download,coaps,protobuf,provisioning,bundle,sleep,imports]
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -106,18 +105,8 @@ def smallest(payload, run, verbose):
 
 def imports():
     # fw_device's imports mode on the twin, the firmware as .mpy: (rows, later rows, figures)
-    with tempfile.TemporaryDirectory() as work:
-        path = simdevice.mount(Path(work), twin.OUT / "mpy")  # the driver is frozen in
-        script = Path(work) / "imports.py"  # run as a board runs main.py, without a boot.py
-        script.write_text("from fw_imports import imports\nimports()\n")
-        p = subprocess.run(
-            [str(twin.MICROPYTHON), str(simdevice.REPO / "tools" / "simboot.py"), str(script)],
-            env={"MICROPYPATH": path, "PATH": "/usr/bin:/bin"},
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    with tempfile.TemporaryDirectory() as work:  # the driver is frozen into the twin
+        p = simdevice.on_twin(Path(work), "from fw_imports import imports\nimports()\n")
     if p.returncode:
         raise SystemExit("fw_device imports failed:\n" + p.stdout + p.stderr)
     rows, later, figures = [], [], {}

@@ -61,6 +61,23 @@ def mount(root, out):
     return ".frozen:lib"
 
 
+def on_twin(root, code, timeout=60):
+    """code as a board's main.py (no boot.py) on the ESP32 twin, in root with the deployed .mpy
+    files (built already) where a board keeps them -> the CompletedProcess, output captured."""
+    from tools import twin
+
+    path = mount(root, twin.OUT / "mpy")
+    (root / "main.py").write_text(code)
+    return subprocess.run(
+        [str(twin.MICROPYTHON), str(REPO / "tools" / "simboot.py"), "main.py"],
+        env={"MICROPYPATH": path, "PATH": "/usr/bin:/bin"},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def run_once(root, script, runtime=HOST):
     env = dict(os.environ, COAPBOARD_ROOT=str(root))
     argv, env["MICROPYPATH"] = runtime

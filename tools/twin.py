@@ -160,12 +160,12 @@ def build(frozen=False):
         frozen_in = "".join(
             "module(%r, base_path=%r)\n" % (p.name, str(p.parent)) for p in SIM_FROZEN
         )
-        _port(src, "build-std32", "sim", SIM_FROZEN + [ROM_NAMES], frozen_in, MICROPYTHON, log)
+        _port(src, "build-std32", "sim", SIM_FROZEN, frozen_in, MICROPYTHON, log)
         if frozen:
             # firmware/manifest.py includes the port's own manifest, by default the ESP32's
             # path: here the standard unix variant's (asyncio, ssl, ...), as its include option
             manifest = REPO / "firmware" / "manifest.py"
-            inputs = [manifest, ROM_NAMES] + sorted(REPO.glob("lib/*/*.py"))
+            inputs = [manifest] + sorted(REPO.glob("lib/*/*.py"))
             inputs += sorted(REPO.glob("firmware/**/*.py"))
             text = "include(%r, port_manifest=%r)\n" % (str(manifest), _STANDARD)
             _port(src, "build-frozen32", "frozen", inputs, text, FROZEN, log, standard=False)
@@ -186,9 +186,10 @@ def _recv_as_the_board(path):
 
 def _port(src, build_name, name, inputs, manifest, exe, log, standard=True):
     """The unix port built in build_name with `manifest` (text) frozen in, on top of the
-    standard variant's, into exe; redone when the inputs' contents change."""
+    standard variant's, and the board's ROM names, into exe; redone when the inputs' contents
+    change."""
     h = hashlib.sha256(repr(FLAGS).encode() + manifest.encode())
-    for p in inputs:
+    for p in inputs + [ROM_NAMES]:
         h.update(p.read_bytes())
     stamp = OUT / (name + ".sha256")
     if exe.is_file() and stamp.is_file() and stamp.read_text() == h.hexdigest():

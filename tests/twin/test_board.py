@@ -17,21 +17,9 @@ def built():
     scenarios.prepare()
 
 
-def on_twin(code, root=None):
-    # code as a board's main.py on the twin (boot.py left out), in root (firmware/ and lib/
-    # linked in, as tools/simdevice.py --twin does) -> its output
+def on_twin(code):
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(root or tmp)
-        path = simdevice.mount(root, twin.OUT / "mpy")
-        (root / "main.py").write_text(code)
-        p = subprocess.run(
-            [str(twin.MICROPYTHON), str(simdevice.REPO / "tools" / "simboot.py"), "main.py"],
-            env={"MICROPYPATH": path, "PATH": "/usr/bin:/bin"},
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        p = simdevice.on_twin(Path(tmp), code, timeout=30)
     return p.stdout + p.stderr
 
 
