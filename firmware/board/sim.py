@@ -56,7 +56,6 @@ class Board(Base):
         self._id = binascii.crc32(root.encode()).to_bytes(4, "big")
         self.chip = self._load("board.json").get("chip")
         self._ntp = self.chip is None  # a chip's clock starts at 2000-01-01 (ports/esp32/main.c)
-        self._parts = _part("parts_sim")
 
     @property
     def partition(self):
@@ -75,7 +74,7 @@ class Board(Base):
     # --- pins
 
     def pin(self, num, direction, invert=False, initial=None, pull_up=False):
-        pin = self._parts.SimPin
+        pin = _part("parts_sim").SimPin
         if direction == "out":
             return pin(self, num, invert, None, initial)
         return pin(self, num, invert, 1 if pull_up else 0)
@@ -87,21 +86,21 @@ class Board(Base):
     # --- sensors
 
     def adc(self, pin, atten_db):
-        return self._parts.SimSensor(self, "adc:%d" % pin)
+        return _part("parts_sim").SimSensor(self, "adc:%d" % pin)
 
     def chip_temperature(self):
         if self.chip != "esp32":  # the classic ESP32 has only the raw register
-            return self._parts.reading(self, "chip_temp", 40, 50)
+            return _part("parts_sim").reading(self, "chip_temp", 40, 50)
 
     def raw_temperature(self):
         if self.chip == "esp32":
-            return int(self._parts.reading(self, "chip_raw", 100, 140))
+            return int(_part("parts_sim").reading(self, "chip_raw", 100, 140))
 
     def dht(self, pin, kind):
-        return self._parts.SimSensor(self, "dht:%d" % pin)
+        return _part("parts_sim").SimSensor(self, "dht:%d" % pin)
 
     def ds18b20(self, pin):
-        return self._parts.SimSensor(self, "ds18b20:%d" % pin)
+        return _part("parts_sim").SimSensor(self, "ds18b20:%d" % pin)
 
     # --- network and time
 
