@@ -28,7 +28,6 @@ def imports():
         "asyncio",
         "coap.codec",
         "coap.client",
-        "thingsboard.errors",
         "thingsboard.device",
         "firmware.log",
         "firmware.config",
@@ -48,15 +47,18 @@ def imports():
     del sys.modules["firmware.config"], sys.modules["firmware"].config
     gc.collect()
     print("heap_after_config_released", gc.mem_alloc())
-    # loaded only for a job: the payload or the transport a config asks for, an update
+    # loaded only for a job: the payload or the transport a config asks for, a boot's update
+    # reports, an update, the named errors of a failed request
     later = (
         "thingsboard.protopayload",
         "coap.dtls",
         "firmware.coaps",
         "firmware.slots",
+        "firmware.trial",
         "firmware.fetch",
         "firmware.download",
         "ota.writer",
         "firmware.bundle",
+        "thingsboard.errors",
     )
     retained("later", later)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fw_run import ROOT, Bench  # noqa: E402
 from ota_run import IMAGE, WINDOW, OtaBench, _ok_out  # noqa: E402
 
-from tools import deploy, twin  # noqa: E402
+from tools import simdevice, twin  # noqa: E402
 
 DRIVERS = ("fw_device", "fw_imports", "ota_device")  # the bench/ modules the runs load
 KINDS = ("mpy", "frozen")
@@ -38,8 +38,7 @@ class TwinBench(OtaBench):
             src, dst = ROOT / "bench" / (name + ".py"), drivers / (name + ".mpy")
             subprocess.run([str(twin.MPY_CROSS), "-o", str(dst), str(src)], check=True)
         self.exes = {"mpy": twin.build(), "frozen": twin.build(frozen=True)}
-        mpy = twin.OUT / "mpy"
-        deploy.build(out=mpy, cross=twin.MPY_CROSS)
+        mpy = simdevice.deployed()
         self.paths = {
             "mpy": "%s:%s:%s:.frozen" % (drivers, mpy, mpy / "lib"),
             "frozen": "%s:.frozen" % drivers,

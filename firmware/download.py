@@ -10,7 +10,7 @@ import asyncio
 
 from coap.client import CoapTimeout, Reset
 from coap.codec import CONTENT
-from thingsboard.errors import check
+from thingsboard.device import check
 
 
 class DownloadError(Exception):

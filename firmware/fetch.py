@@ -8,6 +8,7 @@ import os
 from thingsboard.backoff import Backoff
 
 from . import use
+from .trial import report
 
 _SAVE_EVERY = 16384  # progress reaches flash at least every this many bytes
 
@@ -25,7 +26,7 @@ async def update(u, pkg):
             u.log.error("update to %s %s failed:" % (pkg[0], pkg[1]), reason)
             if getattr(e, "retry", False):  # the network: resume later
                 delay = backoff.next()
-                await u._report("FAILED", "%s; resuming in %d s" % (reason, delay // 1000))
+                await report(u, "FAILED", "%s; resuming in %d s" % (reason, delay // 1000))
                 await asyncio.sleep_ms(delay)
                 continue
             st, mine = u._state()
@@ -33,7 +34,7 @@ async def update(u, pkg):
             u._save("ota.json", st)
             _forget_progress(u)
             u._task = u._target = None
-            await u._report("FAILED", reason)
+            await report(u, "FAILED", reason)
             return
 
 
@@ -65,7 +66,7 @@ async def _fetch(u, pkg):
             " from %d" % offset if offset else "",
         )
     )
-    await u._report("DOWNLOADING")
+    await report(u, "DOWNLOADING")
     o = u.opts
 
     def saved(flashed):
@@ -85,15 +86,15 @@ async def _fetch(u, pkg):
         saved,
     )
     await d.run()
-    await u._report("DOWNLOADED")
+    await report(u, "DOWNLOADED")
     sink.finish()  # verify, read back, switch slots: raises if anything is off
     _forget_progress(u)
-    await u._report("VERIFIED")
+    await report(u, "VERIFIED")
     st, mine = u._state()
     mine.setdefault("slots", {})[label] = [title, version]
     mine["trying"] = {"slot": label, "pkg": pkg}
     u._save("ota.json", st)
-    await u._report("UPDATING")
+    await report(u, "UPDATING")
     u.log.info("%s %s installed: resetting into it" % (title, version))
     u.board.reset()
 

@@ -1,7 +1,7 @@
-# updates.py: ThingsBoard OTA (transport reference §6), the part that runs on every boot: what
-# runs, its trial, following the fw_*/sw_* assignment, the state reports. An update itself is
-# fetch.py (with download.py and lib/ota's writer), the slots are slots.py: both are imported
-# only while they are needed.
+# updates.py: ThingsBoard OTA (transport reference §6), the part that stays in RAM: what runs,
+# following the fw_*/sw_* assignment. What runs now and then is imported only while it runs: a
+# boot's start, a trial and the state reports (trial.py), an update itself (fetch.py, with
+# download.py and lib/ota's writer), the slots (slots.py).
 #
 # One Updates per kind: "fw" (the MicroPython image, app partitions ota_0/ota_1) and "sw" (the
 # app bundle, bundle.py). Both have two slots, one running, and the same life cycle:
@@ -14,8 +14,6 @@
 # the assignment changes). ota_progress.json keeps a download's progress for resuming.
 import asyncio
 import json
-
-from thingsboard.backoff import Backoff, within
 
 from . import forget, loaded, save_json, use
 from . import log as logs
@@ -50,7 +48,7 @@ class Updates:
         # at boot, before the network: a slot on trial must pass its self-test in time even
         # if it cannot join the network at all
         if self._pending:
-            self._trial = asyncio.create_task(self._self_test())
+            self._trial = asyncio.create_task(self._run("trial", "self_test"))
 
     def _slots(self, what):
         # what the kind's slots (slots.py) say or do, with their code in RAM only meanwhile
@@ -83,62 +81,9 @@ class Updates:
         )
 
     async def start(self, quiet=False):
-        # once the device runs. quiet: a sleeping board's wake, which reports nothing new and
-        # takes the package attributes from the subscription's snapshot
-        st, mine = self._state()
-        trying = mine.get("trying")
-        if trying and trying["slot"] != self.running:
-            # the bootloader went back: the new slot never confirmed itself
-            reason = trying.get("reason") or self._slots("why") or "it did not confirm itself"
-            mine["failed"] = trying["pkg"]
-            del mine["trying"]
-            self._save("ota.json", st)
-            await self._report("FAILED", "rolled back to %s: %s" % (self.current[1], reason))
-        elif self._trial:
-            await self._trial  # resets the board if it fails
-            await self._confirmed()
-        elif trying:  # confirmed before the UPDATED report went out
-            await self._confirmed()
-        elif not quiet:
-            await self._report(None)
-        self._starting = False
-        self.device.subscribe_to_all_attributes(self._on_attributes)
-        if quiet:
-            return
-        names = [self.kind + "_" + k for k in KEYS]
-        backoff = Backoff(5000, 60000)
-        while True:
-            try:
-                got = await self.device.request_attributes(shared_keys=names)
-                break
-            except Exception as e:
-                self.log.warning("package attributes not read:", e)
-                await asyncio.sleep_ms(backoff.next())
-        self._attrs = {}
-        self._on_attributes(got["shared"])
-
-    async def _self_test(self):
-        ms = self.opts["self_test_s"] * 1000
-        self.log.info("new %s on trial: the server has %d s to answer" % (self.kind, ms // 1000))
-        if not await within(self.acked.wait(), ms):
-            st, mine = self._state()
-            if "trying" in mine:
-                why = "self-test failed: no telemetry acknowledged within %d s" % (ms // 1000)
-                mine["trying"]["reason"] = why
-                self._save("ota.json", st)
-            self.log.error("self-test failed: resetting to roll back")
-            self.board.reset()
-        self._slots("confirm")
-        self._trial = None
-
-    async def _confirmed(self):
-        st, mine = self._state()
-        mine.pop("trying", None)
-        mine.pop("failed", None)
-        self._save("ota.json", st)
-        self.log.info("%s %s confirmed" % tuple(self.current))
-        await self._report("UPDATED")
-        self._follow()  # an assignment that came during the trial
+        # once the device runs (trial.py): a trial's outcome, the package attributes. quiet: a
+        # sleeping board's wake, which reports nothing new
+        await self._run("trial", "start", quiet)
 
     # --- what the server assigns
 
@@ -179,33 +124,12 @@ class Updates:
     # --- one update
 
     async def _update(self, pkg):
-        # the update's code is in RAM only while it runs
+        await self._run("fetch", "update", pkg)
+
+    async def _run(self, module, job, *args):
+        # await module.job(self, *args): what runs now and then is in RAM only while it runs
         mark = loaded()
         try:
-            from .fetch import update
-
-            await update(self, pkg)
+            await getattr(__import__("firmware." + module, None, None, ("_",)), job)(self, *args)
         finally:
             forget(mark)
-
-    # --- reports
-
-    async def _report(self, state, error=None):
-        p = self.kind + "_"
-        title, version = self.current
-        values = {"current_" + p + "title": title, "current_" + p + "version": version}
-        if state:
-            values[p + "state"] = state
-        if error:
-            values[p + "error"] = error
-        if self.board.time_set():  # stamped like the telemetry (a protobuf schema needs it)
-            # one report per ms at most: the server keeps one value per key and timestamp
-            self._ts = max(self.board.now_ms(), self._ts + 1)
-            values = {"ts": self._ts, "values": values}
-        for _ in range(5):  # the update goes on even if a report cannot be sent
-            try:
-                await self.device.send_telemetry(values)  # one message ID for its exchange
-                return
-            except Exception as e:
-                self.log.warning("state %s not reported:" % state, e)
-                await asyncio.sleep_ms(2000)

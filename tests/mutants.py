@@ -479,7 +479,7 @@ MUTANTS = [
     Mutant(
         "update-verified-not-reported",
         "firmware/fetch.py",
-        'await u._report("VERIFIED")',
+        'await report(u, "VERIFIED")',
         "pass",
         [UPD + "test_full_update_reboots_into_the_new_image_and_confirms_it[json]"],
     ),
@@ -492,7 +492,7 @@ MUTANTS = [
     ),
     Mutant(
         "update-rolled-back-package-fetched-again",
-        "firmware/updates.py",
+        "firmware/trial.py",
         'mine["failed"] = trying["pkg"]',
         'mine["failed"] = None',
         [UPD + "test_a_new_image_that_fails_its_self_test_is_rolled_back"],

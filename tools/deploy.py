@@ -43,28 +43,30 @@ def mpy_cross():
     return str(exe) if exe.exists() else "mpy-cross"
 
 
-def build(repo=REPO, out=BUILD, cross=None):
+def build(repo=REPO, out=BUILD, cross=None, lib="/lib"):
     """Compile every source to out/<path>.mpy (again only when the .py is newer) with cross
-    (default: the venv's mpy-cross; the ESP32 twin passes its own).
+    (default: the venv's mpy-cross; the ESP32 twin passes its own), named for a board that finds
+    lib/ at lib (the twin finds it at "lib").
     -> ([(board path, local .mpy path)], the .mpy major version mpy-cross emits)"""
     files = []
     cross = str(cross or mpy_cross())
     stamp = out / "recipe"  # how the files were made: made again when that changes
-    fresh = not stamp.is_file() or stamp.read_text() != RECIPE + cross
+    recipe = RECIPE + lib + "\n" + cross
+    fresh = not stamp.is_file() or stamp.read_text() != recipe
     for rel in sources(repo):
         src = repo / rel
         dst = out / (rel[:-3] + ".mpy")
         if fresh or not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
             dst.parent.mkdir(parents=True, exist_ok=True)
             p = subprocess.run(
-                [cross, "-o", str(dst), "-s", board_name(rel), str(src)],
+                [cross, "-o", str(dst), "-s", board_name(rel, lib), str(src)],
                 capture_output=True,
                 text=True,
             )
             if p.returncode:
                 raise DeployError("mpy-cross %s failed:\n%s" % (rel, p.stdout + p.stderr))
         files.append((rel[:-3] + ".mpy", dst))  # the board's filesystem mirrors the repo
-    stamp.write_text(RECIPE + cross)
+    stamp.write_text(recipe)
     version = files[0][1].read_bytes()[1]  # header: b"M", version, flags, small-int bits
     return files, version
 
@@ -73,12 +75,12 @@ def build(repo=REPO, out=BUILD, cross=None):
 RECIPE = "-s board_name\n"
 
 
-def board_name(rel):
-    """The name a board imports rel's .mpy by (its __file__: "" finds firmware/, "/lib" lib/).
+def board_name(rel, lib="/lib"):
+    """The name a board imports rel's .mpy by (its __file__: "" finds firmware/, lib lib/).
     mpy-cross -s makes it the module's source name too: tracebacks show it, and the board
     interns one string for both instead of two."""
     name = rel[:-3] + ".mpy"
-    return "/" + name if name.startswith("lib/") else name
+    return lib + name[3:] if name.startswith("lib/") else name
 
 
 def check_mpy(info, version):

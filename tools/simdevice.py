@@ -31,19 +31,31 @@ MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
 HOST = ([str(MICROPYTHON)], "%s:%s:.frozen" % (REPO, REPO / "lib"))
 
 
+TWIN_LIB = "lib"  # where the twin finds lib/ (a board: "/lib", which is the host's own here)
+
+
 def twin(root, heap_k, frozen=False):
     """The runtime of a board-shaped run: (argv, MICROPYPATH) for the ESP32 twin with a heap of
     heap_k KB and the firmware as .mpy (built when missing or older than its source), or with
     frozen=True the frozen twin, whose image holds the firmware (built when it changed)."""
-    from tools import deploy, twin
+    from tools import twin
 
     exe = twin.build(frozen)
     argv = [str(exe), "-X", "heapsize=%dK" % heap_k]
     if frozen:
         return argv, ".frozen"
+    return argv, mount(root, deployed())
+
+
+def deployed():
+    """The .mpy files make deploy ships, compiled by the twin's mpy-cross (again when a source
+    changed) and named where the twin finds them (lib/ at "lib", a board's "/lib") -> their
+    folder."""
+    from tools import deploy, twin
+
     out = twin.OUT / "mpy"
-    deploy.build(out=out, cross=twin.MPY_CROSS)
-    return argv, mount(root, out)
+    deploy.build(out=out, cross=twin.MPY_CROSS, lib=TWIN_LIB)
+    return out
 
 
 def mount(root, out):
@@ -58,7 +70,7 @@ def mount(root, out):
         link.symlink_to(out / name)
     # the ESP32 port's sys.path is "", ".frozen", "/lib": the unix port puts "" first (tools/
     # simboot.py keeps it there), and "lib" stands for "/lib"
-    return ".frozen:lib"
+    return ".frozen:" + TWIN_LIB
 
 
 def on_twin(root, code, timeout=60):
@@ -66,7 +78,7 @@ def on_twin(root, code, timeout=60):
     files (built already) where a board keeps them -> the CompletedProcess, output captured."""
     from tools import twin
 
-    path = mount(root, twin.OUT / "mpy")
+    path = mount(root, deployed())
     (root / "main.py").write_text(code)
     return subprocess.run(
         [str(twin.MICROPYTHON), str(REPO / "tools" / "simboot.py"), "main.py"],

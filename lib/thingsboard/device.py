@@ -16,7 +16,6 @@ from coap.codec import CONTENT, CREATED, GET, NOT_FOUND, POST, URI_PATH, URI_QUE
 
 from . import jsonpayload
 from .backoff import Backoff, within
-from .errors import check, error
 
 _RPC_MEMORY = 8  # recent server RPCs remembered for de-duplication
 _FREE = 2  # idle exchanges kept for reuse: telemetry and an RPC reply
@@ -84,7 +83,7 @@ class Device:
     async def _call(self, code, opts, body=b"", ok=(CREATED,), timeout=None, parse=None):
         # parse: the payload format's reader of the reply
         if self._held():  # not sent: what the server said last
-            raise error(self._held_by)
+            raise _error(self._held_by)
         ex = self._free.pop() if self._free else self.client.exchange()
         try:
             await ex.request(code, opts, body, timeout=timeout)
@@ -365,6 +364,20 @@ class Device:
     def _changed(self):
         if self.on_rpc_change:
             self.on_rpc_change(self.rpcs())
+
+
+def check(ex, *ok):
+    # ex, unless its code is none of ok: then the error named for the code
+    if ex.code in ok:
+        return ex
+    raise _error(ex.code)
+
+
+def _error(code):
+    # the named errors are loaded only when a request fails: a healthy device never needs them
+    from .errors import error
+
+    return error(code)
 
 
 def _refusal(obs):

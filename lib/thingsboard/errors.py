@@ -1,4 +1,5 @@
 # errors.py: ThingsBoard's CoAP error codes as named exceptions (all are coap ResponseError).
+# Loaded by the first failed request (device.check), not before.
 from coap.client import ResponseError
 
 
@@ -24,13 +25,6 @@ _BY_CODE = {
     132: (NotFound, "not found"),
     160: (ServerError, "server error (or rate limit)"),
 }
-
-
-def check(ex, *ok):
-    # raise the named error unless ex.code is one of ok
-    if ex.code in ok:
-        return ex
-    raise error(ex.code)
 
 
 def error(code):

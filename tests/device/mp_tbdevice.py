@@ -365,3 +365,32 @@ async def test_a_refused_subscription_is_retried_after_growing_waits():
     assert 10 <= len(tries) <= 16, tries  # 2 s, 4 s ... and then a minute apart
     gaps = [b - a for a, b in zip(tries, tries[1:])]
     assert gaps[0] >= 2000 and all(g >= 2000 for g in gaps), gaps
+
+
+async def test_named_errors_are_loaded_by_the_first_failed_request():
+    # a healthy device never holds thingsboard.errors in RAM; a refusal still gets its name
+    import sys
+
+    import thingsboard
+
+    sys.modules.pop("thingsboard.errors", None)
+    thingsboard.__dict__.pop("errors", None)
+    clock = fakes.install()
+    sock = fakes.FakeSocket(clock)
+    codes = [CREATED, 128]
+
+    def answer(data):
+        m = Message.decode(data)
+        if m.type == CON and m.code == POST:
+            sock.deliver(Message(ACK, codes.pop(0), m.mid, m.token).encode())
+
+    sock.on_send = answer
+    dev = Device(Client(sock), "T0KEN", REFRESH)
+    dev.client.start()
+    await dev.send_telemetry({"n": 1})
+    assert "thingsboard.errors" not in sys.modules
+    try:
+        await dev.send_telemetry({"n": 2})
+        raise AssertionError("4.00 was taken")
+    except thingsboard.BadRequest as e:
+        assert e.code == 128 and "bad request" in str(e), e

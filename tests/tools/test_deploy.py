@@ -57,6 +57,11 @@ def test_files_are_compiled_again_when_how_they_are_compiled_changes(tmp_path):
     stamp.write_text("-O3\n" + stamp.read_text())
     deploy.build(out=tmp_path)
     assert mpy.read_bytes() == old
+    client = dict(files)["lib/coap/client.mpy"]
+    assert b"/lib/coap/client.mpy" in client.read_bytes()
+    deploy.build(out=tmp_path, lib="lib")  # the twin's: it finds lib/ at "lib"
+    assert b"/lib/coap/" not in client.read_bytes()
+    assert b"lib/coap/client.mpy" in client.read_bytes()
 
 
 def test_a_py_that_would_shadow_the_mpy_is_removed(unix_board, mpy_dir):

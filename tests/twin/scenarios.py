@@ -33,7 +33,7 @@ from tests.e2e.conftest import (
 from tests.e2e.test_updates import OLD, current, slot, states
 from tests.pki import Pki
 from tests.procs import wait_bound
-from tools import bundle, deploy, twin
+from tools import bundle, simdevice, twin
 
 # The board's GC heap (KB), what the gates give the twin: an ESP32 on the official image with
 # Wi-Fi up, and with a coaps (DTLS) session open
@@ -57,7 +57,7 @@ def prepare():
     """The twin and the firmware's .mpy (each built only when missing or older than its
     source)."""
     twin.build()
-    deploy.build(out=twin.OUT / "mpy", cross=twin.MPY_CROSS)
+    simdevice.deployed()
 
 
 def trouble(line):
