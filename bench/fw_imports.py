@@ -29,6 +29,7 @@ def imports():
         "coap.codec",
         "coap.client",
         "thingsboard.device",
+        "thingsboard.jsonpayload",
         "firmware.log",
         "firmware.config",
         "firmware.sensors",

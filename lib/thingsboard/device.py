@@ -3,8 +3,8 @@
 # keys observe relations by IP:port. A keeper task holds the two observations (shared
 # attributes, server-side RPC) alive: it re-registers after a 2.02, an RST or an error, after
 # a silence longer than observe_refresh, and when the firmware says the network came back.
-# Payloads go through a payload format: jsonpayload (the default) or a PROTOBUF profile's
-# protopayload.ProtoPayload; either way callers give and get plain dicts.
+# Payloads go through a payload format: jsonpayload (the default, loaded only then) or a PROTOBUF
+# profile's protopayload.ProtoPayload; either way callers give and get plain dicts.
 
 import asyncio
 from asyncio import core
@@ -14,7 +14,6 @@ from time import ticks_add, ticks_diff
 from coap.client import CoapTimeout, Observation, Reset
 from coap.codec import CONTENT, CREATED, GET, NOT_FOUND, POST, URI_PATH, URI_QUERY
 
-from . import jsonpayload
 from .backoff import Backoff, within
 
 _RPC_MEMORY = 8  # recent server RPCs remembered for de-duplication
@@ -43,7 +42,9 @@ class Device:
     def __init__(self, client, token, observe_refresh=300000, log=None, payload=None):
         self.client = client
         client.on_reopen = self.reconnected  # a new socket: the server sees a new port
-        self.payload = payload or jsonpayload
+        if payload is None:
+            from . import jsonpayload as payload
+        self.payload = payload
         self.token = token
         self.observe_refresh = observe_refresh
         self.log = log or (lambda *a: None)

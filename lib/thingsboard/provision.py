@@ -3,8 +3,6 @@
 from coap.client import ResponseError
 from coap.codec import CREATED, POST, URI_PATH, code_str
 
-from . import jsonpayload
-
 _PATH = [(URI_PATH, b"api"), (URI_PATH, b"v1"), (URI_PATH, b"provision")]
 
 
@@ -22,7 +20,8 @@ async def provision(
     # -> {"credentialsType": ..., "credentialsValue": ..., "status": "SUCCESS"}
     # credentials: extra request fields, e.g. {"credentialsType": "ACCESS_TOKEN", "token": "..."}
     # payload: the payload format (None: JSON; a ProtoPayload for a PROTOBUF profile)
-    payload = payload or jsonpayload
+    if payload is None:
+        from . import jsonpayload as payload
     body = {"provisionDeviceKey": key, "provisionDeviceSecret": secret}
     if device_name:  # empty: the server picks a name
         body["deviceName"] = device_name

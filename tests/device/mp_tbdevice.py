@@ -394,3 +394,18 @@ async def test_named_errors_are_loaded_by_the_first_failed_request():
         raise AssertionError("4.00 was taken")
     except thingsboard.BadRequest as e:
         assert e.code == 128 and "bad request" in str(e), e
+
+
+def test_the_json_payload_code_loads_only_for_a_json_device():
+    # a protobuf device (any payload format given) never holds jsonpayload in RAM
+    import sys
+
+    import thingsboard
+
+    sys.modules.pop("thingsboard.jsonpayload", None)
+    thingsboard.__dict__.pop("jsonpayload", None)
+    sock = fakes.FakeSocket(fakes.install())
+    Device(Client(sock), "T0KEN", REFRESH, payload=object())
+    assert "thingsboard.jsonpayload" not in sys.modules
+    json_device = Device(Client(sock), "T0KEN", REFRESH)
+    assert json_device.payload is sys.modules["thingsboard.jsonpayload"]
