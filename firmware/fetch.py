@@ -8,7 +8,7 @@ import os
 from thingsboard.backoff import Backoff
 
 from . import use
-from .trial import report
+from .report import report
 
 _SAVE_EVERY = 16384  # progress reaches flash at least every this many bytes
 

@@ -1,10 +1,11 @@
-# trial.py: the part of updates.py that runs once a boot and while an update runs, imported only
-# then (Updates._run): a new slot's self-test, the outcome of a trial reported at start, the
-# package attributes read once, and the state reports (fetch.py reports each state with them).
+# trial.py: the part of updates.py that runs once a boot, imported only then (Updates._run): a
+# new slot's self-test, the outcome of a trial reported at start (report.py) and the package
+# attributes read once.
 import asyncio
 
 from thingsboard.backoff import Backoff, within
 
+from .report import report
 from .updates import KEYS
 
 
@@ -67,24 +68,3 @@ async def _confirmed(u):
     u.log.info("%s %s confirmed" % tuple(u.current))
     await report(u, "UPDATED")
     u._follow()  # an assignment that came during the trial
-
-
-async def report(u, state, error=None):
-    p = u.kind + "_"
-    title, version = u.current
-    values = {"current_" + p + "title": title, "current_" + p + "version": version}
-    if state:
-        values[p + "state"] = state
-    if error:
-        values[p + "error"] = error
-    if u.board.time_set():  # stamped like the telemetry (a protobuf schema needs it)
-        # one report per ms at most: the server keeps one value per key and timestamp
-        u._ts = max(u.board.now_ms(), u._ts + 1)
-        values = {"ts": u._ts, "values": values}
-    for _ in range(5):  # the update goes on even if a report cannot be sent
-        try:
-            await u.device.send_telemetry(values)  # one message ID for its exchange
-            return
-        except Exception as e:
-            u.log.warning("state %s not reported:" % state, e)
-            await asyncio.sleep_ms(2000)
