@@ -46,8 +46,9 @@ class Download:
             return
         client = self.device.client
         if not self._next:  # the first chunk alone: an image that is no app goes no further
-            await self._fetch(client.exchange(), 0)
-            self._next = 1
+            await self._worker(client.exchange(), 1)
+            if self._error:
+                raise self._error
             if not self._left:
                 return
         tasks = [asyncio.create_task(self._worker(client.exchange())) for _ in range(self._window)]
@@ -59,12 +60,39 @@ class Download:
         if self._error:
             raise self._error
 
-    async def _worker(self, ex):
+    async def _worker(self, ex, end=None):
+        # the next chunk not asked for yet, each retried, until chunk `end` (or the last): one
+        # coroutine per request in flight, and nothing more, as each holds its frame in RAM
+        end = end or self.count
+        p = self.pkg
+        c = None  # the chunk asked for: the exchange's answers are only ever its own (tokens)
+        ex.on_response = lambda ex: self._arrived(ex, c)
         try:
-            while self._next < self.count:
+            while self._next < end:
                 c = self._next
                 self._next += 1
-                await self._fetch(ex, c)
+                tries = 0
+                while True:
+                    try:
+                        await self.device.request_chunk(
+                            ex, self.kind, p["title"], p["version"], self.size, c, self.timeout
+                        )
+                        break
+                    except (CoapTimeout, Reset, OSError) as e:
+                        tries += 1
+                        if tries > self.retries:
+                            msg = "chunk %d: %s, %d tries" % (c, e, tries)
+                            raise DownloadError(msg, True) from None
+                        self.retried += 1
+                if c in self._landed:
+                    self._landed.remove(c)
+                    continue
+                if self._error:  # the sink refused it
+                    return
+                check(ex, CONTENT)  # 4.00: the assignment changed; 4.04: removed
+                got = len(ex.payload())
+                msg = "chunk %d has %d bytes, expected %d" % (c, got, self._want(c))
+                raise DownloadError(msg)
         except Exception as e:
             self._fail(e)
 
@@ -73,37 +101,12 @@ class Download:
             self._error = e
         self._done.set()
 
-    async def _fetch(self, ex, c):
-        # chunk c, retried; once this returns it is in the sink
-        p = self.pkg
-        tries = 0
-        ex.on_response = lambda ex: self._arrived(ex, c)
-        while True:
-            try:
-                await self.device.request_chunk(
-                    ex, self.kind, p["title"], p["version"], self.size, c, self.timeout
-                )
-                break
-            except (CoapTimeout, Reset, OSError) as e:
-                tries += 1
-                if tries > self.retries:
-                    raise DownloadError("chunk %d: %s, %d tries" % (c, e, tries), True) from None
-                self.retried += 1
-        if c in self._landed:
-            self._landed.remove(c)
-            return
-        if self._error:  # the sink refused it
-            raise self._error
-        check(ex, CONTENT)  # 4.00: the assignment changed; 4.04: removed
-        got = len(ex.payload())
-        raise DownloadError("chunk %d has %d bytes, expected %d" % (c, got, self._want(c)))
-
     def _want(self, c):
         return min(self.size, self.pkg["size"] - c * self.size)
 
     def _arrived(self, ex, c):
         # the answer to chunk c, in the reader's turn: a right one goes to the sink now and
-        # lets its datagram go; anything else waits for _fetch to say what is wrong
+        # lets its datagram go; anything else waits for _worker to say what is wrong
         if ex.code != CONTENT or len(ex.payload()) != self._want(c):
             return
         try:
