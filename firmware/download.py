@@ -84,17 +84,21 @@ class Download:
                             msg = "chunk %d: %s, %d tries" % (c, e, tries)
                             raise DownloadError(msg, True) from None
                         self.retried += 1
-                if c in self._landed:
-                    self._landed.remove(c)
-                    continue
-                if self._error:  # the sink refused it
-                    return
-                check(ex, CONTENT)  # 4.00: the assignment changed; 4.04: removed
-                got = len(ex.payload())
-                msg = "chunk %d has %d bytes, expected %d" % (c, got, self._want(c))
-                raise DownloadError(msg)
+                self._landed_or_raise(ex, c)
         except Exception as e:
             self._fail(e)
+
+    def _landed_or_raise(self, ex, c):
+        # after chunk c's exchange: it is in the sink, or the sink's refusal (a failed
+        # download already) or what the answer lacks is raised
+        if c in self._landed:
+            self._landed.remove(c)
+            return
+        if self._error:
+            raise self._error
+        check(ex, CONTENT)  # 4.00: the assignment changed; 4.04: removed
+        got = len(ex.payload())
+        raise DownloadError("chunk %d has %d bytes, expected %d" % (c, got, self._want(c)))
 
     def _fail(self, e):
         if self._error is None:
@@ -106,7 +110,7 @@ class Download:
 
     def _arrived(self, ex, c):
         # the answer to chunk c, in the reader's turn: a right one goes to the sink now and
-        # lets its datagram go; anything else waits for _worker to say what is wrong
+        # lets its datagram go; anything else waits for _landed_or_raise to say what is wrong
         if ex.code != CONTENT or len(ex.payload()) != self._want(c):
             return
         try:

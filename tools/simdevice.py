@@ -69,7 +69,7 @@ def mount(root, out):
             link.unlink()
         link.symlink_to(out / name)
     # the ESP32 port's sys.path is "", ".frozen", "/lib": the unix port puts "" first (tools/
-    # simboot.py keeps it there), and "lib" stands for "/lib"
+    # simboot.py keeps it there), and TWIN_LIB stands for "/lib"
     return ".frozen:" + TWIN_LIB
 
 

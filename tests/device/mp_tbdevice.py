@@ -2,6 +2,7 @@
 # the fake socket and a virtual clock, so when the keeper re-subscribes is checked exactly.
 import asyncio
 import json
+import sys
 
 import fakes
 
@@ -367,14 +368,20 @@ async def test_a_refused_subscription_is_retried_after_growing_waits():
     assert gaps[0] >= 2000 and all(g >= 2000 for g in gaps), gaps
 
 
-async def test_named_errors_are_loaded_by_the_first_failed_request():
-    # a healthy device never holds thingsboard.errors in RAM; a refusal still gets its name
-    import sys
-
+def unloaded(name):
+    # thingsboard.<name> as before its first import (an earlier test may have loaded it)
     import thingsboard
 
-    sys.modules.pop("thingsboard.errors", None)
-    thingsboard.__dict__.pop("errors", None)
+    sys.modules.pop("thingsboard." + name, None)
+    thingsboard.__dict__.pop(name, None)
+    return "thingsboard." + name
+
+
+async def test_named_errors_are_loaded_by_the_first_failed_request():
+    # a healthy device never holds thingsboard.errors in RAM; a refusal still gets its name
+    import thingsboard
+
+    errors = unloaded("errors")
     clock = fakes.install()
     sock = fakes.FakeSocket(clock)
     codes = [CREATED, 128]
@@ -388,7 +395,7 @@ async def test_named_errors_are_loaded_by_the_first_failed_request():
     dev = Device(Client(sock), "T0KEN", REFRESH)
     dev.client.start()
     await dev.send_telemetry({"n": 1})
-    assert "thingsboard.errors" not in sys.modules
+    assert errors not in sys.modules
     try:
         await dev.send_telemetry({"n": 2})
         raise AssertionError("4.00 was taken")
@@ -398,14 +405,9 @@ async def test_named_errors_are_loaded_by_the_first_failed_request():
 
 def test_the_json_payload_code_loads_only_for_a_json_device():
     # a protobuf device (any payload format given) never holds jsonpayload in RAM
-    import sys
-
-    import thingsboard
-
-    sys.modules.pop("thingsboard.jsonpayload", None)
-    thingsboard.__dict__.pop("jsonpayload", None)
+    jsonpayload = unloaded("jsonpayload")
     sock = fakes.FakeSocket(fakes.install())
     Device(Client(sock), "T0KEN", REFRESH, payload=object())
-    assert "thingsboard.jsonpayload" not in sys.modules
+    assert jsonpayload not in sys.modules
     json_device = Device(Client(sock), "T0KEN", REFRESH)
-    assert json_device.payload is sys.modules["thingsboard.jsonpayload"]
+    assert json_device.payload is sys.modules[jsonpayload]

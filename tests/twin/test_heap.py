@@ -17,10 +17,6 @@ from tests.twin.scenarios import CYCLES, HEAP_COAPS_K, HEAP_K, IMAGE, RPCS, WAKE
 HELD = {"coaps": 108}  # job -> the heap (K) it is held at until it fits the board's
 
 
-def heap(job, board):
-    return HELD.get(job, board)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def built():
     scenarios.prepare()
@@ -50,7 +46,7 @@ def test_software_bundle_update(rig):
 
 
 def test_coaps_telemetry_and_firmware_download(rig):
-    scenarios.firmware_update(rig, heap("coaps", HEAP_COAPS_K), IMAGE, coaps=True)
+    scenarios.firmware_update(rig, HELD.get("coaps", HEAP_COAPS_K), IMAGE, coaps=True)
 
 
 @pytest.mark.parametrize("rig", ["protobuf"], indirect=True)
