@@ -2,8 +2,10 @@
 # reported key by key, the LED blinks and the firmware stops, so the REPL stays usable), brings
 # up the network and the clock, checks the coaps files, connects, and provisions the device if
 # it has no token yet. Needed once per boot: app.main lets it go once the device runs.
-# The config is loaded before the running firmware's modules are imported, so its schema and
-# theirs are never in RAM together (firmware/__init__.py).
+# The config is checked before the running firmware's modules are imported, so its schema and
+# theirs are never in RAM together (firmware/__init__.py), and kept as checked (checked.py): a
+# boot that had to check it restarts MicroPython (a soft reset, which goes on with a trial),
+# which then runs without the checker's names.
 import asyncio
 import json
 
@@ -30,15 +32,35 @@ def with_config(job):
     return use("firmware.config", checked)
 
 
-async def boot(board):
-    # -> (client, cfg, updates, payload) for app.App, or None when the firmware cannot run
+def settings(board):
+    # -> (cfg, whether this boot checked it), or (None, False) when config.json has problems
+    cfg, cause = use("firmware.checked", lambda c: c.kept(board))
+    if cause and board.reset_cause() == "soft_reset":  # boot() restarted: what started that
+        board.carried = cause
+    if cfg is not None:
+        return cfg, False
     cfg, problems = with_config(lambda config: config.load(config_path(board), chip=board.chip))
     if problems:
         for problem in problems:
             log.error("config:", problem)
         log.error("fix config.json; the firmware is stopped, the REPL is free")
         board.signal_error(*_led_of(board))
+        return None, False
+    return cfg, True
+
+
+def _keep(board, cfg, cause=None):
+    return use("firmware.checked", lambda c: c.keep(board, cfg, cause))
+
+
+async def boot(board):
+    # -> (client, cfg, updates, payload) for app.App, or None when the firmware cannot run
+    cfg, checked = settings(board)
+    if cfg is None:
         return None
+    if checked and _keep(board, cfg, board.reset_cause()):
+        log.info("config.json checked: restarting to run without the checker")
+        board.restart()
     logs.set_level(cfg["log_level"])
     from .updates import Updates
 
@@ -149,6 +171,7 @@ async def provision(board, client, cfg, payload=None):
     _, problems = with_config(lambda config: config.save(config_path(board), cfg, chip=board.chip))
     if problems:
         raise ValueError("provisioned config not saved: %s" % problems)
+    _keep(board, cfg)
     log.info("provisioned; token stored in config.json")
     return cfg
 

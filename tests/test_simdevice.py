@@ -57,6 +57,13 @@ def test_reset_restarts_with_cause_hard_reset_and_exit_0_stops(tmp_path):
     assert out == ["board: reset", "simdevice: reset, restart 1", "simdevice: stopped (status 0)"]
 
 
+def test_a_soft_reset_restarts_with_cause_soft_reset(tmp_path):
+    p = supervise(tmp_path, "if n == 1: b.restart()")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.boots == ["power_on", "soft_reset"]
+    assert p.stdout.splitlines()[:2] == ["board: soft reset", "simdevice: soft reset, restart 1"]
+
+
 def test_deep_sleep_waits_the_scaled_time_and_restarts_with_cause_deepsleep(tmp_path):
     p = supervise(tmp_path, "if n == 1: b.deepsleep(3000)", "--time-scale", "0.1")
     assert p.returncode == 0, p.stdout + p.stderr

@@ -180,9 +180,9 @@ def collect(info, config=None, repo=REPO, out=BUILD):
     return files
 
 
-def show_log(link, platform, seconds, max_lines, log=print):
+def show_log(link, seconds, max_lines, log=print):
     """Start the firmware and print its first lines."""
-    link.start(platform)
+    link.start()
     n = 0
     for line in link.lines(seconds):
         log("board| " + line)
@@ -226,7 +226,7 @@ def main(argv=None):
         if "config.json" not in files and link.hashes(["config.json"])["config.json"] is None:
             print("deploy: the board has no config.json: make provision, or CONFIG=<file>")
         elif not a.no_start:
-            show_log(link, info["platform"], a.seconds, a.lines)
+            show_log(link, a.seconds, a.lines)
     except DeployError as e:
         print("deploy: %s" % e)
         return 2

@@ -12,10 +12,12 @@ submodule names (both public; not needed to build the twin, which uses the heade
       [--source "MicroPython v1.28.0, micropython-lib 8380c7b"]
 
 The names are those the port's C sources (ports/esp32 and the extmod modules only the board
-has: machine, network, bluetooth, onewire, webrepl, framebuf, espnow) write as MP_QSTR_x, and
-the identifiers in the qstr tables of the modules ports/esp32/boards/manifest.py freezes,
-compiled with mpy-cross. C names behind a chip's #if count for every chip (a few more than the
-classic ESP32 has); strings that are no identifiers are left out (a few fewer).
+has: machine, network, bluetooth, onewire, webrepl, framebuf, espnow) write as MP_QSTR_x, spelt
+as the string they stand for (MP_QSTR__slash_lib is "/lib"), and the strings in the qstr
+tables of the modules ports/esp32/boards/manifest.py freezes, compiled with mpy-cross ("/lib",
+".tmp" and "0.0.0.0" are among them). C names behind a chip's #if count for every chip (a few
+more than the classic ESP32 has); strings a Q() line cannot hold (control characters, quotes,
+comment marks) are left out (a few fewer).
 """
 
 import argparse
@@ -28,7 +30,10 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent / "esp32_qstrs.h"
 EXTMOD = ["modmachine.c", "modnetwork.c", "modbluetooth.c", "modonewire.c", "modwebrepl.c"]
 EXTMOD += ["modframebuf.c", "modespnow.c"]
-IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# how MicroPython's makeqstrdata.py spells a character of a name in MP_QSTR_x: _dot_ is "."
+ESCAPES = {"slash": "/", "dot": ".", "hyphen": "-", "colon": ":", "space": " ", "percent": "%"}
+ESCAPES.update({"hash": "#", "star": "*", "bang": "!", "comma": ",", "semicolon": ";"})
+ESCAPED = re.compile(r"_(%s)_" % "|".join(ESCAPES))
 
 
 def _vuint(b, i):
@@ -80,13 +85,25 @@ def names(mp, lib, cross):
     c += [mp / "extmod" / e for e in EXTMOD if (mp / "extmod" / e).is_file()]
     found = set()
     for p in c:
-        found.update(re.findall(r"\bMP_QSTR_(\w+)", p.read_text(errors="replace")))
+        found.update(map(spelt, re.findall(r"\bMP_QSTR_(\w+)", p.read_text(errors="replace"))))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "m.mpy"
         for src, target in frozen_files(mp, lib):
             subprocess.run([cross, "-o", str(out), "-s", target, src], check=True)
             found.update(mpy_names(out.read_bytes()))
-    return sorted(n for n in found if IDENT.match(n))
+    return sorted(n for n in found if writable(n))
+
+
+def spelt(c_name):
+    """The string a C name MP_QSTR_<c_name> stands for."""
+    return ESCAPED.sub(lambda m: ESCAPES[m.group(1)], c_name)
+
+
+def writable(name):
+    """Whether a Q() line holds name: the header goes through the C preprocessor, and a line
+    ends it."""
+    bad = ("'", '"', "//", "/*")
+    return name and name.isprintable() and not any(b in name for b in bad)
 
 
 def main():

@@ -256,7 +256,7 @@ def run(port, ssid="", password="", host=None, pin=26, coap_port=5683, resume=Fa
                 raise deploy.DeployError("test config: " + "; ".join(problems))
             files = deploy.collect(info, json.dumps(cfg, indent=2).encode() + b"\n")
             deploy.deploy(link, files, log=log)
-            link.start(info["platform"])
+            link.start()
             results.append(("deploy", True, "MicroPython %s (%s), tbsim on %s:%d" % (
                 info["version"], info["platform"], host, sim.coap_port)))  # fmt: skip
         except (deploy.DeployError, TransportError, OSError) as e:

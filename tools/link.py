@@ -112,14 +112,15 @@ class Link:
     def read(self, path):
         return bytes(self.t.fs_readfile(path))
 
-    def start(self, platform):
-        """Run the firmware as at power-on: a soft reset runs boot.py and main.py. The unix
-        port ends at a soft reset, so there main is imported from the raw REPL instead."""
-        if platform == "esp32":
-            self.t.exit_raw_repl()
-            self.t.serial.write(b"\x04")
-        else:
-            self.t.exec_raw_no_follow("import main")
+    def start(self):
+        """Run the firmware as at power-on: a soft reset from the friendly REPL runs boot.py
+        and main.py (from the raw REPL, boot.py alone: ports/esp32/main.c), as it does after
+        the firmware's own soft reset. The friendly REPL's banner, prompt and the line end it
+        answers Ctrl-D with (shared/runtime/pyexec.c) are not the firmware's: not shown."""
+        self.t.exit_raw_repl()
+        self.t.read_until(1, b">>> ", timeout=5)
+        self.t.serial.write(b"\x04")
+        self.t.read_until(1, b"\r\n", timeout=5)
 
     def lines(self, seconds):
         """The board's output, one line at a time (without the line end), for up to seconds;

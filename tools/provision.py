@@ -268,7 +268,7 @@ def provision_one(
         else:
             files = deploy.collect(info, data, out=build)
         deploy.deploy(link, files, log=log)
-        link.start(info["platform"])
+        link.start()
         return diagnose(_echo(link.lines(timeout), log), cfg)
     except deploy.DeployError as e:
         return False, str(e)

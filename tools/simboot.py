@@ -1,10 +1,11 @@
 # simboot.py: what MicroPython does at power on, for the unix port: run boot.py, then main.py
-# (tools/simdevice.py starts every boot of a simulated device through this). As on an ESP32, an
+# (tools/simdevice.py starts every boot of a simulated device through this; the ESP32 twin has
+# it frozen in and runs it with -m, so that it costs the heap nothing). As on an ESP32, an
 # error main.py lets through is not a reset (ports/esp32/main.c goes on to the REPL): the process
 # ends with status 1 and the supervisor does not start it again.
 import sys
 
-sys.path[0] = ""  # as on a board, the current folder: the unix port puts this script's there
+sys.path[0] = ""  # as on a board, the current folder: the unix port puts a script's there
 
 try:
     for _path in sys.argv[1:3]:

@@ -1,7 +1,8 @@
 """Run one simulated device: the firmware on the MicroPython unix port with the simulated board
 (firmware/board/sim.py) whose flash, pins and sensors are files in ROOT. Like a power supply
-and a reset circuit, it starts the firmware again when it resets (exit status 3) or wakes it
-from deep sleep (status 4, after the time in ROOT/sleep.json), writing ROOT/reset_cause first.
+and a reset circuit, it starts the firmware again when it resets (exit status 3) or resets
+softly (status 5), or wakes it from deep sleep (status 4, after the time in ROOT/sleep.json),
+writing ROOT/reset_cause first.
 Any other status (0: stopped, 1: crashed) ends the supervisor with that status. Ctrl-C and
 SIGTERM end the firmware and then the supervisor (status 130, 143), without a traceback.
 
@@ -24,27 +25,44 @@ import sys
 import time
 from pathlib import Path
 
-from firmware.board.sim import EXIT_DEEPSLEEP, EXIT_RESET
+from firmware.board.sim import EXIT_DEEPSLEEP, EXIT_RESET, EXIT_SOFT_RESET
 
 REPO = Path(__file__).resolve().parent.parent
 MICROPYTHON = REPO / ".venv" / "bin" / "micropython"
-HOST = ([str(MICROPYTHON)], "%s:%s:.frozen" % (REPO, REPO / "lib"))
+SIMBOOT = REPO / "tools" / "simboot.py"
 
 
 TWIN_LIB = "lib"  # where the twin finds lib/ (a board: "/lib", which is the host's own here)
 
 
-def twin(root, heap_k, frozen=False):
+def host(main):
+    """The runtime of a run on the unix port: (argv, MICROPYPATH), boot.py and main from here."""
+    argv = [str(MICROPYTHON), str(SIMBOOT), str(REPO / "boot.py"), str(main)]
+    return argv, "%s:%s:.frozen" % (REPO, REPO / "lib")
+
+
+def twin(root, heap_k, frozen=False, main=REPO / "main.py"):
     """The runtime of a board-shaped run: (argv, MICROPYPATH) for the ESP32 twin with a heap of
     heap_k KB and the firmware as .mpy (built when missing or older than its source), or with
-    frozen=True the frozen twin, whose image holds the firmware (built when it changed)."""
+    frozen=True the frozen twin, whose image holds the firmware (built when it changed). boot.py
+    and main (as main.py) are linked into root, and the twin's frozen simboot runs them by
+    those names, which are all a board interns to start."""
     from tools import twin
 
     exe = twin.build(frozen)
-    argv = [str(exe), "-X", "heapsize=%dK" % heap_k]
+    root.mkdir(parents=True, exist_ok=True)
+    _link(root / "boot.py", REPO / "boot.py")
+    _link(root / "main.py", main)
+    argv = [str(exe), "-X", "heapsize=%dK" % heap_k, "-m", "simboot", "boot.py", "main.py"]
     if frozen:
         return argv, ".frozen"
     return argv, mount(root, deployed())
+
+
+def _link(link, target):
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(target)
 
 
 def deployed():
@@ -64,12 +82,9 @@ def mount(root, out):
     the heap what it costs there; -> the MICROPYPATH that finds them, run from root."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("firmware", "lib"):
-        link = root / name
-        if link.is_symlink():
-            link.unlink()
-        link.symlink_to(out / name)
-    # the ESP32 port's sys.path is "", ".frozen", "/lib": the unix port puts "" first (tools/
-    # simboot.py keeps it there), and TWIN_LIB stands for "/lib"
+        _link(root / name, out / name)
+    # the ESP32 port's sys.path is "", ".frozen", "/lib", as the unix port's with -m, and
+    # TWIN_LIB stands for "/lib"
     return ".frozen:" + TWIN_LIB
 
 
@@ -81,7 +96,7 @@ def on_twin(root, code, timeout=60):
     path = mount(root, deployed())
     (root / "main.py").write_text(code)
     return subprocess.run(
-        [str(twin.MICROPYTHON), str(REPO / "tools" / "simboot.py"), "main.py"],
+        [str(twin.MICROPYTHON), "-m", "simboot", "main.py"],
         env={"MICROPYPATH": path, "PATH": "/usr/bin:/bin"},
         cwd=root,
         capture_output=True,
@@ -90,11 +105,10 @@ def on_twin(root, code, timeout=60):
     )
 
 
-def run_once(root, script, runtime=HOST):
+def run_once(root, runtime):
     env = dict(os.environ, COAPBOARD_ROOT=str(root))
     argv, env["MICROPYPATH"] = runtime
-    argv = argv + [str(REPO / "tools" / "simboot.py"), str(REPO / "boot.py")]
-    child = subprocess.Popen(argv + [str(script)], env=env, cwd=str(root))
+    child = subprocess.Popen(argv, env=env, cwd=str(root))
     try:
         return child.wait()
     finally:  # the supervisor stopped (Ctrl-C, SIGTERM): the device goes with it
@@ -103,15 +117,17 @@ def run_once(root, script, runtime=HOST):
             child.wait()
 
 
-def supervise(root, script, max_restarts=None, time_scale=1.0, runtime=HOST):
+def supervise(root, runtime, max_restarts=None, time_scale=1.0):
     root.mkdir(parents=True, exist_ok=True)
     cause = "power_on"
     restarts = 0
     while True:
         (root / "reset_cause").write_text(cause)
-        status = run_once(root, script, runtime)
+        status = run_once(root, runtime)
         if status == EXIT_RESET:
             cause, why = "hard_reset", "reset"
+        elif status == EXIT_SOFT_RESET:
+            cause, why = "soft_reset", "soft reset"
         elif status == EXIT_DEEPSLEEP:
             ms = json.loads((root / "sleep.json").read_text())["ms"]
             (root / "sleep.json").unlink()
@@ -146,8 +162,9 @@ def main(argv=None):
         ap.error("--frozen needs --twin K")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        runtime = twin(a.root, a.twin, a.frozen) if a.twin else HOST
-        return supervise(a.root.resolve(), a.main.resolve(), a.max_restarts, a.time_scale, runtime)
+        root, main = a.root.resolve(), a.main.resolve()
+        runtime = twin(root, a.twin, a.frozen, main) if a.twin else host(main)
+        return supervise(root, runtime, a.max_restarts, a.time_scale)
     except KeyboardInterrupt:
         return 130
 

@@ -29,10 +29,14 @@ RELEASE = "https://micropython.org/resources/source/micropython-%s.tar.xz" % VER
 MICROPYTHON = OUT / "micropython"
 MPY_CROSS = OUT / "mpy-cross"
 FROZEN = OUT / "micropython-frozen"
+# what starts a boot (run boot.py, then main.py), in C on a board: frozen into both twins, run
+# with -m, so that neither its names nor its path cost the heap
+SIMBOOT = REPO / "tools" / "simboot.py"
 # frozen into the twin, so that they cost the heap nothing: the simulated flash, pins and
 # sensors stand in for what is C or frozen in an ESP32 image; the benchmark driver that runs
 # the gates' telemetry cycles in main.py's place (bench/fw_device.py) is not on a board at all
 SIM_FROZEN = [
+    SIMBOOT,
     REPO / "firmware" / "board" / "partition_sim.py",
     REPO / "firmware" / "board" / "parts_sim.py",
     REPO / "bench" / "fw_device.py",
@@ -45,6 +49,9 @@ FLAGS = ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0"]
 # The names an ESP32 image holds in ROM (machine, network, its frozen modules: tools/
 # esp32_qstrs.py) are in the twin's ROM too: a board does not intern them on its heap
 ROM_NAMES = REPO / "tools" / "esp32_qstrs.h"
+# and the twin's own stand-in for one of them: lib/ is at "lib" on its sys.path (tools/
+# simdevice.py's TWIN_LIB), where a board's is "/lib"
+STAND_IN_NAMES = "Q(lib)\n"
 # The ESP32's socket.recv(n) reads into an n-byte buffer that becomes the bytes object, cut to
 # what came (ports/esp32/modsocket.c:678-688, mp_obj_new_bytes_from_vstr); the unix port's
 # reads into a scratch buffer and copies (ports/unix/modsocket.c:293-297), so it needs n plus a
@@ -157,9 +164,7 @@ def build(frozen=False):
             _make(["-C", str(src / "mpy-cross")], log)
             _install(src / "mpy-cross/build/mpy-cross", MPY_CROSS)
             stamp.write_text(recipe)
-        frozen_in = "".join(
-            "module(%r, base_path=%r)\n" % (p.name, str(p.parent)) for p in SIM_FROZEN
-        )
+        frozen_in = "".join(_module(p) for p in SIM_FROZEN)
         _port(src, "build-std32", "sim", SIM_FROZEN, frozen_in, MICROPYTHON, log)
         if frozen:
             # firmware/manifest.py includes the port's own manifest, by default the ESP32's
@@ -168,11 +173,17 @@ def build(frozen=False):
             inputs = [manifest] + sorted(REPO.glob("lib/*/*.py"))
             inputs += sorted(REPO.glob("firmware/**/*.py"))
             text = "include(%r, port_manifest=%r)\n" % (str(manifest), _STANDARD)
+            text += _module(SIMBOOT)
+            inputs.append(SIMBOOT)
             _port(src, "build-frozen32", "frozen", inputs, text, FROZEN, log, standard=False)
     return FROZEN if frozen else MICROPYTHON
 
 
 _STANDARD = "$(PORT_DIR)/variants/standard/manifest.py"  # asyncio, ssl, ...
+
+
+def _module(path):
+    return "module(%r, base_path=%r)\n" % (path.name, str(path.parent))
 
 
 def _recv_as_the_board(path):
@@ -188,7 +199,7 @@ def _port(src, build_name, name, inputs, manifest, exe, log, standard=True):
     """The unix port built in build_name with `manifest` (text) frozen in, on top of the
     standard variant's, and the board's ROM names, into exe; redone when the inputs' contents
     change."""
-    h = hashlib.sha256(repr(FLAGS).encode() + manifest.encode())
+    h = hashlib.sha256(repr(FLAGS).encode() + manifest.encode() + STAND_IN_NAMES.encode())
     for p in inputs + [ROM_NAMES]:
         h.update(p.read_bytes())
     stamp = OUT / (name + ".sha256")
@@ -203,7 +214,10 @@ def _port(src, build_name, name, inputs, manifest, exe, log, standard=True):
     shutil.rmtree(build / "frozen_mpy", ignore_errors=True)
     (build / "frozen_content.c").unlink(missing_ok=True)
     args = ["BUILD=%s" % build_name, "FROZEN_MANIFEST=%s" % top]
-    args.append("QSTR_DEFS=qstrdefsport.h %s" % ROM_NAMES)  # the port's own and the board's
+    stand_ins = OUT / "stand_in_qstrs.h"
+    stand_ins.write_text(STAND_IN_NAMES)
+    # the port's own names, the board's and the stand-in
+    args.append("QSTR_DEFS=qstrdefsport.h %s %s" % (ROM_NAMES, stand_ins))
     _make(["-C", str(src / "ports/unix")] + args + FLAGS, log)
     _install(build / "micropython", exe)
     stamp.write_text(h.hexdigest())

@@ -27,9 +27,12 @@
 #   async keep_time()          NTP again with backoff until the clock is right
 #   time_set() -> bool (the clock is right); now_ms() -> epoch ms (int)
 #   reset(); deepsleep(ms)     neither returns (deepsleep turns the radio off first)
+#   restart()                  a soft reset: MicroPython starts over (boot.py, main.py) on a
+#                              fresh heap, the chip, its radio and a trial untouched; no return
 #   memory(data=None)          bytes kept across deep sleep, lost with the power (the RTC's)
 #   reset_cause() -> "power_on" | "hard_reset" | "watchdog" | "deepsleep" | "soft_reset"
-#                    | "brownout" | "unknown"
+#                    | "brownout" | "unknown": what started this run; after the firmware's
+#                    own restart (carried, set by start.py), what started the boot before it
 #   free_heap() -> int
 #   partition                  the esp32.Partition class (or the unix simulation's): OTA
 #                              slots, boot selection and rollback, for lib/ota
@@ -69,13 +72,17 @@ def soft_reset():
 
 class Base:
     # What both boards share. A board provides _join(ssid, password, ifconfig, ap) -> bool
-    # (awaitable).
+    # (awaitable) and _reset_cause(), what the chip says.
     backoff_ms = 1000  # first wait after a failed join; doubles up to backoff_max_ms
     backoff_max_ms = 60000
     chip = None  # a board that is no particular chip (the unix simulation's default)
+    carried = None  # the reset cause the firmware's own restart carried over (start.py)
 
     def __init__(self):
         self.log = Log("board")
+
+    def reset_cause(self):
+        return self.carried or self._reset_cause()
 
     async def connect(self, ssid, password, ifconfig=None, ap=None):
         delay = self.backoff_ms

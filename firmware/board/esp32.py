@@ -162,6 +162,9 @@ class Board(Base):
     def reset(self):
         machine.reset()
 
+    def restart(self):
+        machine.soft_reset()  # a SystemExit: main.py ends, the port starts over (main.c)
+
     def deepsleep(self, ms):
         time.sleep_ms(20)  # what was just sent leaves the Wi-Fi driver's queue
         self._wlan.active(False)  # the radio off first: it draws the most
@@ -174,7 +177,7 @@ class Board(Base):
             return rtc.memory()
         rtc.memory(data)
 
-    def reset_cause(self):
+    def _reset_cause(self):
         return _CAUSES.get(machine.reset_cause(), "unknown")
 
 

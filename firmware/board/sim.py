@@ -26,7 +26,8 @@
 #                  real board: a supervisor removes it at a power on or a hard reset)
 # Files are replaced whole (temp file, then rename), so a reader never sees half of one; other
 # processes should write the files the board reads the same way.
-# reset() and deepsleep() end the process with these statuses (any other status is a crash):
+# reset(), deepsleep() and restart() end the process with these statuses (any other status is a
+# crash):
 import binascii
 import json
 import os
@@ -37,6 +38,7 @@ from . import LED_PIN, Base
 
 EXIT_RESET = 3  # reset(): restart at once, reset cause "hard_reset"
 EXIT_DEEPSLEEP = 4  # deepsleep(ms): restart after the ms in sleep.json, cause "deepsleep"
+EXIT_SOFT_RESET = 5  # restart(): MicroPython starts over at once, cause "soft_reset"
 
 
 def _say(line):
@@ -59,10 +61,13 @@ class Board(Base):
 
     @property
     def partition(self):
-        ps = flash()
-        soft = self._booted is None and self.reset_cause() == "soft_reset"
-        self._booted = ps.power_on(self.root, self._booted, soft)
-        return ps.Partition
+        self._boot()
+        return flash().Partition
+
+    def _boot(self):
+        # the simulated bootloader chooses the app partition at its first use in a process
+        soft = self._booted is None and self._reset_cause() == "soft_reset"
+        self._booted = flash().power_on(self.root, self._booted, soft)
 
     def _load(self, name):
         try:
@@ -134,6 +139,13 @@ class Board(Base):
         _say("board: reset")
         sys.exit(EXIT_RESET)
 
+    def restart(self):
+        # a soft reset goes on with the partition this boot's bootloader chose: a board's
+        # always runs, before MicroPython; the simulated one when asked, so now
+        self._boot()
+        _say("board: soft reset")
+        sys.exit(EXIT_SOFT_RESET)
+
     def deepsleep(self, ms):
         save_json(self.path("sleep.json"), {"ms": ms})
         _say("board: deep sleep for %d ms" % ms)
@@ -148,7 +160,7 @@ class Board(Base):
                 f.write(data)
             os.rename(name + ".tmp", name)
             return None
-        if self.reset_cause() == "power_on":
+        if self._reset_cause() == "power_on":
             return b""
         try:
             with open(name, "rb") as f:
@@ -156,7 +168,7 @@ class Board(Base):
         except OSError:
             return b""
 
-    def reset_cause(self):
+    def _reset_cause(self):
         try:
             with open(self.path("reset_cause")) as f:
                 return f.read().strip() or "unknown"

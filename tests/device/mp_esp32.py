@@ -10,8 +10,8 @@ sys.path.insert(0, ROOT)
 
 import fakes  # noqa: E402
 
+from firmware import checked, start  # noqa: E402
 from firmware import log as logs  # noqa: E402
-from firmware import start  # noqa: E402
 from firmware.board import sim  # noqa: E402
 
 _dir = fakes.scratch_dir("mp_esp32")
@@ -25,13 +25,16 @@ CONFIG = {
 
 
 def board(**server):
-    # a simulated board whose config.json is CONFIG with these server settings
+    # a simulated board whose config.json is CONFIG with these server settings, checked and
+    # kept (a boot that checks it restarts)
     fakes.empty(_dir)
     cfg = json.loads(json.dumps(CONFIG))
     cfg["server"].update(server)
     with open(_dir + "/config.json", "w") as f:
         json.dump(cfg, f)
-    return sim.Board(_dir)
+    b = sim.Board(_dir)
+    checked.keep(b, start.settings(b)[0])
+    return b
 
 
 class Lines:

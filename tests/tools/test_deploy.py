@@ -116,7 +116,7 @@ def test_cli_deploys_starts_the_firmware_and_shows_its_first_lines(
     cfg = tmp_path / "device.json"
     cfg.write_text(json.dumps(device_config(sim.coap_port, token="DEPLOYED_TOKEN_0001")))
     p = run("--port", board.port, "--resume", "--config", str(cfg), "--seconds", "10",
-            "--lines", "3", "--build", str(mpy_dir))  # fmt: skip
+            "--lines", "7", "--build", str(mpy_dir))  # fmt: skip
     assert p.returncode == 0, p.stdout + p.stderr
     lines = p.stdout.splitlines()
     assert lines[0] == "deploy: %s runs MicroPython 1.29.0 (linux)" % board.port
@@ -124,7 +124,13 @@ def test_cli_deploys_starts_the_firmware_and_shows_its_first_lines(
         "copy config.json (%d bytes)" % cfg.stat().st_size,
         "deploy: 1 copied, %d up to date" % (len(deploy.sources()) + len(deploy.PLAIN)),
     ]
-    assert lines[-3:] == [
+    # a soft reset starts it; the new config.json is checked, then it starts again without
+    # the checker
+    assert lines[3:] == [
+        "board| MPY: soft reboot",
+        "board| I app: config.json checked: restarting to run without the checker",
+        "board| board: soft reset",
+        "board| MPY: soft reboot",
         "board| I app: firmware coapboard 0.1.0 on unix-sim",
         "board| I board: network up, ip 127.0.0.1",
         "board| I app: reporting to 127.0.0.1:%d" % sim.coap_port,

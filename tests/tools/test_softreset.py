@@ -59,7 +59,7 @@ def test_ctrl_d_in_the_friendly_repl_runs_boot_then_main(unix_board, tmp_path):
     until(lambda: ran(board) == ["boot", "main"], what="power on")
     link = Link(board.port, resume=True)
     try:
-        link.start("esp32")  # Ctrl-B to the friendly REPL, then Ctrl-D
+        link.start()  # Ctrl-B to the friendly REPL, then Ctrl-D
         until(lambda: len(ran(board)) == 4, what="boot.py and main.py again")
         assert ran(board) == ["boot", "main", "boot", "main"]
         assert (board.root / "reset_cause").read_text() == "soft_reset"
@@ -99,7 +99,7 @@ def test_a_deploy_neither_abandons_nor_fails_updates_on_trial(
         files = {p: d for p, d in files.items() if p == "config.json"}  # the firmware is there
         copied, _ = deploy.deploy(link, files, log=lambda *a: None)
         assert copied == ["config.json"]
-        link.start("esp32")  # the pty board resets as an ESP32 does: Ctrl-D, boot.py, main.py
+        link.start()  # the pty board resets as an ESP32 does: Ctrl-D, boot.py, main.py
     finally:
         link.close()
     kinds = ("fw", "sw")

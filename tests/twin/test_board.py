@@ -1,5 +1,6 @@
 # What makes the twin charge the heap what a board charges it, beyond 32-bit objects: the names
 # an ESP32 image holds in ROM (tools/esp32_qstrs.h) and module file names as a board has them.
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -36,6 +37,27 @@ def test_names_in_an_esp32_images_rom_cost_the_twins_heap_nothing():
     assert "Q(convert_temp)\n" in rom  # ds18x20, frozen into the image
     assert interned("isconnected") == 0 and interned("convert_temp") == 0
     assert interned("no_board_has_this_name") == 1
+
+
+def test_strings_of_an_images_frozen_modules_and_c_names_are_in_its_rom_as_spelt():
+    rom = Path(twin.ROM_NAMES).read_text()
+    # "/lib" is MP_QSTR__slash_lib in ports/esp32/main.c; ".tmp" and "0.0.0.0" are strings of
+    # frozen modules (no identifiers); "lib" is the twin's stand-in for "/lib"
+    assert esp32_qstrs.spelt("_slash_lib") == "/lib" and esp32_qstrs.spelt("isconnected")
+    for name in ("/lib", ".tmp", "0.0.0.0", "boot.py"):
+        assert "Q(%s)\n" % name in rom
+    assert "Q(_slash_lib)\n" not in rom
+    assert not esp32_qstrs.writable("\r\n") and not esp32_qstrs.writable("PASS = '%r'")
+    assert esp32_qstrs.writable("% 9d %s")
+
+
+def test_a_boot_interns_only_what_a_boards_boot_does():
+    # a board interns main.py's file name to run it (its boot is C); the twin's simboot is
+    # frozen, run with -m: its own name is the one more. Strings in a board's ROM cost nothing.
+    code = 'print(len(("/lib", ".tmp", "0.0.0.0", "boot.py", "lib")))\n'
+    out = on_twin(code + "import micropython\nmicropython.qstr_info(1)\n")
+    assert out.startswith("5\n"), out
+    assert sorted(re.findall(r"^Q\((.*)\)$", out, re.M)) == ["main.py", "simboot"], out
 
 
 def test_a_module_is_known_by_its_board_file_name_in_tracebacks():
