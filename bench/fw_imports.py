@@ -1,7 +1,7 @@
 # fw_imports.py: `micropython -m fw_device imports` (bench/fw_device.py): gc.mem_alloc()
 # retained by each import (after gc.collect()), in dependency order; then each module the
 # firmware loads only when needed, on top of those. Lines "import NAME BYTES NEW,MODULES",
-# "import_total", "heap_after_imports", "heap_after_config_released", "later NAME BYTES ...".
+# "import_total", "heap_after_imports", "later NAME BYTES ...".
 import gc
 import sys
 
@@ -31,7 +31,6 @@ def imports():
         "thingsboard.device",
         "thingsboard.jsonpayload",
         "firmware.log",
-        "firmware.config",
         "firmware.sensors",
         "firmware.gpio",
         "firmware.spool",
@@ -44,13 +43,11 @@ def imports():
     print("import_total", retained("import", order))
     gc.collect()
     print("heap_after_imports", gc.mem_alloc())
-    # the firmware lets its config module go after boot (firmware.use)
-    del sys.modules["firmware.config"], sys.modules["firmware"].config
-    gc.collect()
-    print("heap_after_config_released", gc.mem_alloc())
-    # loaded only for a job: the payload or the transport a config asks for, a boot's update
-    # reports, an update, the named errors of a failed request
+    # loaded only for a job: the checker at a boot that finds config.json changed (firmware/
+    # checked.py), the payload or the transport a config asks for, a boot's update reports,
+    # an update, the named errors of a failed request
     later = (
+        "firmware.config",
         "thingsboard.protopayload",
         "coap.dtls",
         "firmware.coaps",

@@ -255,7 +255,7 @@ class Bench:
         )
         if out.returncode:
             raise SystemExit(out.stdout + out.stderr)
-        rows, total, after, released = [], 0, 0, None
+        rows, total, after = [], 0, 0
         for line in out.stdout.splitlines():
             f = line.split()
             if f[0] == "import":
@@ -264,9 +264,7 @@ class Bench:
                 total = int(f[1])
             elif f[0] == "heap_after_imports":
                 after = int(f[1])
-            elif f[0] == "heap_after_config_released":
-                released = int(f[1])
-        return rows, total, after, released
+        return rows, total, after
 
 
 def _why(out, st):
@@ -309,7 +307,7 @@ def main():
         print("  .mpy: %d modules precompiled with %s" % (n, MPY_CROSS.relative_to(ROOT)))
         if "imports" in only:
             for kind in ("py", "mpy"):
-                rows, total, after, released = b.imports(kind)
+                rows, total, after = b.imports(kind)
                 print(
                     "heap retained by each import, .%s (gc.collect(), gc.mem_alloc() delta, B;"
                     " qstr pools grow in steps and land on whichever import overflows them):"
@@ -318,11 +316,6 @@ def main():
                 for name, d, new in rows:
                     print("  %7d  %-20s %s" % (d, name, new))
                 print("  %7d  all imports; heap in use after them: %d B" % (total, after))
-                if released is not None:
-                    print(
-                        "  %7d  in use once start.with_config has released firmware.config"
-                        " (as the firmware does after boot)" % released
-                    )
         if "heap" in only:
             for kind in ("py", "mpy"):
                 t0 = time.monotonic()

@@ -180,11 +180,6 @@ def main():
             "  %6d  all; in use after them: %d B"
             % (fig["import_total"], fig["heap_after_imports"])
         )
-        if "heap_after_config_released" in fig:
-            print(
-                "          in use once the config module is released (after boot): %d B"
-                % fig["heap_after_config_released"]
-            )
         print("loaded only for a job, on top of those:")
         for name, d, new in later:
             print("  %6d  %-26s %s" % (d, name, new))

@@ -14,7 +14,7 @@ import pytest
 from tests.twin import scenarios
 from tests.twin.scenarios import CYCLES, HEAP_COAPS_K, HEAP_K, IMAGE, RPCS, WAKES, Rig
 
-HELD = {"coaps": 108}  # job -> the heap (K) it is held at until it fits the board's
+HELD = {"coaps": 105}  # job -> the heap (K) it is held at until it fits the board's
 
 
 @pytest.fixture(scope="module", autouse=True)
