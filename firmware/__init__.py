@@ -38,6 +38,18 @@ def use(name, job):
         forget(before)
 
 
+def crc_file(path, buf, crc=0):
+    # the CRC-32 of a file (after crc), read through buf
+    from binascii import crc32
+
+    with open(path, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                return crc
+            crc = crc32(memoryview(buf)[:n], crc)
+
+
 def save_json(path, value):
     # the file replaced whole (a temporary one, renamed): a power cut leaves the old or the new
     with open(path + ".tmp", "w") as f:

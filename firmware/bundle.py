@@ -13,10 +13,11 @@
 # running app uses is touched.
 import os
 import struct
-from binascii import crc32
 
 from ota import OTAError, appslot
 from ota.writer import BLOCK
+
+from . import crc_file
 
 MAGIC = b"CBB1"
 _BUF = 512
@@ -96,7 +97,7 @@ def unpack(path, dest):
                         raise BundleError("bundle ends inside %s" % name)
                     out.write(memoryview(buf)[:k])
                     left -= k
-            if _crc(target, buf) != crc:
+            if crc_file(target, buf) != crc:
                 raise BundleError("%s does not read back as written" % name)
             n += 1
         if not n:
@@ -108,16 +109,6 @@ def _read(f, n):
     if len(b) != n:
         raise BundleError("bundle truncated")
     return b
-
-
-def _crc(path, buf):
-    c = 0
-    with open(path, "rb") as f:
-        while True:
-            k = f.readinto(buf)
-            if not k:
-                return c
-            c = crc32(memoryview(buf)[:k], c)
 
 
 def _mkdir(path):

@@ -6,7 +6,7 @@ import json
 import sys
 from binascii import crc32
 
-from . import save_json
+from . import crc_file, save_json
 
 NAME = "config.checked.json"
 
@@ -57,10 +57,4 @@ def _checker():
 
 
 def _crc(path, crc=0):
-    buf = bytearray(256)
-    with open(path, "rb") as f:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                return crc
-            crc = crc32(memoryview(buf)[:n], crc)
+    return crc_file(path, bytearray(256), crc)

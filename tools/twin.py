@@ -49,9 +49,9 @@ FLAGS = ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0"]
 # The names an ESP32 image holds in ROM (machine, network, its frozen modules: tools/
 # esp32_qstrs.py) are in the twin's ROM too: a board does not intern them on its heap
 ROM_NAMES = REPO / "tools" / "esp32_qstrs.h"
-# and the twin's own stand-in for one of them: lib/ is at "lib" on its sys.path (tools/
-# simdevice.py's TWIN_LIB), where a board's is "/lib"
-STAND_IN_NAMES = "Q(lib)\n"
+# and the twin's stand-ins: lib/ is at "lib" on its sys.path (tools/simdevice.py's TWIN_LIB),
+# where a board's is "/lib"; "simboot", the module run with -m, stands for a board's boot in C
+STAND_IN_NAMES = "Q(lib)\nQ(simboot)\n"
 # The ESP32's socket.recv(n) reads into an n-byte buffer that becomes the bytes object, cut to
 # what came (ports/esp32/modsocket.c:678-688, mp_obj_new_bytes_from_vstr); the unix port's
 # reads into a scratch buffer and copies (ports/unix/modsocket.c:293-297), so it needs n plus a
