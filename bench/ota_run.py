@@ -227,7 +227,7 @@ def heap(b, size, kinds, idle_s):
 
 
 def heap_of(b, size, kind, idle_s):
-    rows, total, _, _ = b.imports(kind, driver="ota_device")
+    rows, total, _ = b.imports(kind, driver="ota_device")
     print(
         "  .%s: retained by the modules a download imports (gc.collect(), gc.mem_alloc()"
         " delta): %d B (%s)" % (kind, total, ", ".join("%s %d" % (n, d) for n, d, _ in rows))

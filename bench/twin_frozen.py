@@ -102,7 +102,7 @@ def main():
         if "imports" in only:
             print("heap in use once the firmware is imported (gc.collect(), gc.mem_alloc()):")
             for kind in KINDS:
-                _, total, after, _ = b.imports(kind)
+                _, total, after = b.imports(kind)
                 print("  %-6s %6d B (%d B retained by the imports)" % (kind, after, total))
         if "idle" in only:
             print(
