@@ -17,15 +17,15 @@ def kept(board):
     try:
         with open(board.path(NAME)) as f:
             k = json.load(f)
+        cause = k.pop("cause", None)
         cfg = k["config"]
-        if k["stamp"] == stamp(board, cfg):
-            cause = k.pop("cause", None)
-            if cause:
-                save_json(board.path(NAME), k)
-            return cfg, cause
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None, None
+        if k["stamp"] != stamp(board, cfg):
+            return None, cause
+        if cause:
+            save_json(board.path(NAME), k)
+        return cfg, cause
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, None
 
 
 def keep(board, cfg, cause=None):

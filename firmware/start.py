@@ -58,9 +58,11 @@ async def boot(board):
     cfg, checked = settings(board)
     if cfg is None:
         return None
-    if checked and _keep(board, cfg, board.reset_cause()):
-        log.info("config.json checked: restarting to run without the checker")
-        board.restart()
+    if checked:  # restart, unless this boot is the restart and what it kept is stale again
+        again = board.carried is not None
+        if _keep(board, cfg, None if again else board.reset_cause()) and not again:
+            log.info("config.json checked: restarting to run without the checker")
+            board.restart()
     logs.set_level(cfg["log_level"])
     from .updates import Updates
 

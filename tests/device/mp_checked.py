@@ -147,3 +147,18 @@ def test_settings_not_kept_when_the_file_cannot_be_written():
     os.mkdir(b.path(checked.NAME + ".tmp"))  # where save_json writes first
     assert not checked.keep(b, cfg)
     assert checked.kept(b) == (None, None)
+
+
+async def test_a_restart_that_finds_its_settings_stale_again_runs_on():
+    # the boot after the restart finds config.json changed again: it checks it and runs on
+    # (a restart would end this process), never a restart loop
+    b = scratch()
+    checked.keep(b, start.settings(b)[0], "power_on")  # what the restart left
+    write(b.path("config.json"), dict(CFG, telemetry={"interval_s": 5}))
+    with open(b.path("reset_cause"), "w") as f:
+        f.write("soft_reset")
+    b = sim.Board(_dir)
+    ready = await start.boot(b)
+    ready[0].close()
+    assert b.reset_cause() == "power_on" and ready[1]["telemetry"]["interval_s"] == 5
+    assert checked.kept(b) == (ready[1], None)
