@@ -8,9 +8,9 @@ SIGTERM end the firmware and then the supervisor (status 130, 143), without a tr
 
 With --twin K it runs as on a board instead: on the ESP32 twin (tools/twin.py, 32-bit) with a
 K KB heap, lib/ and firmware/ as the .mpy files `make deploy` ships (build/twin/mpy, linked
-into ROOT where a board keeps them). With --frozen as well, on the frozen twin: lib/ and
-firmware/ come from its image, frozen by firmware/manifest.py as in a custom board image;
-boot.py and main.py are still files.
+into ROOT where a board keeps them, as are boot.py and main.py). With --frozen as well, on the
+frozen twin: lib/ and firmware/ come from its image, frozen by firmware/manifest.py as in a
+custom board image; boot.py and main.py are still files.
 
 Usage: python -m tools.simdevice ROOT [--main main.py] [--max-restarts N] [--time-scale F]
                                        [--twin K [--frozen]]
@@ -60,8 +60,13 @@ def twin(root, heap_k, frozen=False, main=REPO / "main.py"):
 
 
 def _link(link, target):
+    # link -> target, in place of an older link; the file itself, already there, stays
     if link.is_symlink():
         link.unlink()
+    elif link.exists():
+        if link.samefile(target):
+            return
+        raise FileExistsError("%s: a file of its own, not a link to %s" % (link, target))
     link.symlink_to(target)
 
 

@@ -114,3 +114,22 @@ def test_the_names_of_a_compiled_module_are_read_from_its_mpy(tmp_path):
     assert {"frobnicate", "sprocket"} <= set(names)
     with pytest.raises(ValueError):
         esp32_qstrs.mpy_names(b"MX\x00\x00")
+
+
+def test_a_board_shaped_run_has_boot_and_main_where_a_board_keeps_them(tmp_path):
+    # linked into the board's folder, again on every start; a main.py of its own is left as it
+    # is, and run when it is the one asked for
+    root = tmp_path / "board"
+    root.mkdir()
+    argv, _ = simdevice.twin(root, 64)
+    assert argv[-4:] == ["-m", "simboot", "boot.py", "main.py"]
+    assert (root / "boot.py").resolve() == simdevice.REPO / "boot.py"
+    assert (root / "main.py").resolve() == simdevice.REPO / "main.py"
+    simdevice.twin(root, 64, main=simdevice.REPO / "bench" / "fw_main.py")
+    assert (root / "main.py").resolve() == simdevice.REPO / "bench" / "fw_main.py"
+    (root / "main.py").unlink()
+    (root / "main.py").write_text("print('mine')\n")
+    simdevice.twin(root, 64, main=root / "main.py")
+    assert (root / "main.py").read_text() == "print('mine')\n"
+    with pytest.raises(FileExistsError, match="a file of its own"):
+        simdevice.twin(root, 64)
