@@ -290,6 +290,10 @@ class FakeMachine:
     def deepsleep(ms):
         FakeMachine.calls.append(("deepsleep", ms))
 
+    @staticmethod
+    def soft_reset():
+        FakeMachine.calls.append("soft_reset")
+
     rtc_memory = b""
 
     class RTC:
@@ -487,7 +491,11 @@ def test_esp32_identity_time_power_and_sensors():
     assert b.reset_cause() == "unknown"
     b.reset()
     b.deepsleep(5000)
-    assert FakeMachine.calls[-2:] == ["reset", ("deepsleep", 5000)]
+    b.restart()
+    assert FakeMachine.calls[-3:] == ["reset", ("deepsleep", 5000), "soft_reset"]
+    FakeMachine.cause = FakeMachine.SOFT_RESET
+    b.carried = "power_on"  # the firmware's own restart (start.py): the boot before it
+    assert b.reset_cause() == "power_on" and esp32_board().reset_cause() == "soft_reset"
     assert b.adc(34, 2.5).att == FakeADC.ATTN_2_5DB
     assert b.dht(4, "dht22").pin.args[0] == 4
     bus = b.ds18b20(5)
