@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from firmware.board.sim import EXIT_SOFT_RESET  # noqa: E402
+from firmware.checked import NAME as CHECKED  # noqa: E402
 from tests.mpenv import MICROPYTHON  # noqa: E402
 from tools.run import sample_config  # noqa: E402
 from tools.tbsim import RpcTimeout, TbSim  # noqa: E402
@@ -83,7 +84,7 @@ class Bench:
         exe = str(self.exes.get(kind, MICROPYTHON))
         cmd = ["-m", driver] + [str(a) for a in args]
         env = dict(os.environ, MICROPYPATH=self.paths[kind], COAPBOARD_ROOT=str(root))
-        if not (root / "config.checked.json").exists():
+        if not (root / CHECKED).exists():
             # a new device's first boot checks config.json, keeps it and restarts (firmware/
             # checked.py): that boot goes first, so the one measured runs as later boots do
             p = subprocess.run([exe] + cmd, cwd=str(root), env=env, capture_output=True)
