@@ -19,39 +19,47 @@
 #       not carry its code).
 # As main.py of a simulated board on the twin (bench/fw_main.py; python -m tools.simdevice ROOT
 # --twin K --main bench/fw_main.py): the same run, after boot.py, with
-# ROOT/fw_device.json's {"cycles", "warm", "rpcs", "every"} (tests/twin/scenarios.py).
+# ROOT/fw_device.json's [CYCLES, WARM, MIN_RPCS, EVERY] (tests/twin/scenarios.py).
 import gc
 import sys
 
 gc.collect()
 _BASE = gc.mem_alloc()
 
+# The firmware's names the driver uses, spelt at run time (split from one string): frozen into
+# the twin, a name in the driver's code would be in the twin's ROM, and the firmware would find
+# it there where a board interns it (tests/twin/test_board.py checks that none is there)
+(FW_APP_MODULE, FW_BOARD_MODULE, FW_APP, FW_TELEMETRY, FW_RPC, FW_CYCLE, FW_INTERVAL, FW_SENT) = (
+    "firmware.app firmware.board App telemetry rpc cycle interval sent".split()
+)
+FW_SPOOL, FW_DEVICE, FW_RESUBSCRIBE = "spool device resubscribe".split()
 
-def run(root, cycles, warm, min_rpcs, every):
+
+def run(folder, cycles, warm, min_rpcs, every):
     import asyncio
 
-    from firmware import app as app_mod
-    from firmware.board import get
+    app_mod = __import__(FW_APP_MODULE, None, None, ("_",))
+    get = __import__(FW_BOARD_MODULE, None, None, ("_",)).get
 
     n_samples = (cycles - warm) // every + 1 if cycles else 0
-    st = {"n": 0, "rpcs": 0, "ready": 0, "rpcs0": 0, "samples": [0] * n_samples}
+    st = {"n": 0, "served": 0, "ready_at": 0, "served0": 0, "samples": [0] * n_samples}
 
-    class BenchApp(app_mod.App):
+    class BenchApp(getattr(app_mod, FW_APP)):
         def __init__(self, *args):
             super().__init__(*args)
             gc.collect()
-            st["app"] = gc.mem_alloc()
-            rpc = self.rpc
+            st["at_app"] = gc.mem_alloc()
+            rpc = getattr(self, FW_RPC)
 
-            def counted_rpc(method, params):  # the real handler, counted
-                st["rpcs"] += 1
-                return rpc(method, params)
+            def counted_rpc(method, args):  # the real handler, counted
+                st["served"] += 1
+                return rpc(method, args)
 
-            self.rpc = counted_rpc
+            setattr(self, FW_RPC, counted_rpc)
             if not cycles:
                 return
-            t = self.telemetry
-            cycle = t.cycle
+            t = getattr(self, FW_TELEMETRY)
+            cycle = getattr(t, FW_CYCLE)
 
             async def bench_cycle():
                 try:
@@ -59,45 +67,44 @@ def run(root, cycles, warm, min_rpcs, every):
                 except MemoryError:
                     print("E bench: MemoryError in a telemetry cycle")
                     sys.exit(7)
-                t.interval = 0  # also undoes telemetry_interval set by the harness
+                setattr(t, FW_INTERVAL, 0)  # also undoes telemetry_interval set by the harness
                 n = st["n"] = st["n"] + 1
                 if n >= warm and (n - warm) % every == 0 and n <= cycles:
                     gc.collect()
                     i = (n - warm) // every
                     st["samples"][i] = gc.mem_alloc()
                     if n == warm:
-                        st["rpcs0"] = st["rpcs"]
-                if st["rpcs"] >= min_rpcs and not st["ready"]:
-                    st["ready"] = n  # the last RPC is served: a few cycles for its reply
-                if n >= cycles and st["ready"] and n - st["ready"] >= 20:
+                        st["served0"] = st["served"]
+                if st["served"] >= min_rpcs and not st["ready_at"]:
+                    st["ready_at"] = n  # the last RPC is served: a few cycles for its reply
+                if n >= cycles and st["ready_at"] and n - st["ready_at"] >= 20:
                     done(self, n)
 
-            t.cycle = bench_cycle
-            t.interval = 0
+            setattr(t, FW_CYCLE, bench_cycle)
+            setattr(t, FW_INTERVAL, 0)
 
-    def done(app, n):
-        t = app.telemetry
+    def done(bench, n):
+        t = getattr(bench, FW_TELEMETRY)
+        spool = getattr(t, FW_SPOOL)
         s = st["samples"]
-        print("cycles", n)
-        print("sent", t.sent)
-        print("spooled", 0 if t.spool is None else len(t.spool))
-        print("rpcs", st["rpcs"])
-        print("rpcs_measured", st["rpcs"] - st["rpcs0"])
-        print("heap_base", _BASE)
-        print("heap_imports", st["imports"])
-        print("heap_app", st["app"])
-        print("heap_start", s[0])
-        print("heap_end", s[-1])
-        print("heap_samples", ",".join(str(x) for x in s))
         gc.collect()
-        print("heap_total", gc.mem_alloc() + gc.mem_free())
-        print("resubscribe", app.device.stats["resubscribe"])
+        total = gc.mem_alloc() + gc.mem_free()
+        stats = getattr(bench, FW_DEVICE).stats
+        served = st["served"]
+        values = (n, getattr(t, FW_SENT), 0 if spool is None else len(spool), served)
+        values += (served - st["served0"], _BASE, st["at_imports"], st["at_app"], s[0], s[-1])
+        values += (" ".join(str(x) for x in s), total, stats[FW_RESUBSCRIBE])
+        print(
+            "cycles %d\nsent %d\nspooled %d\nrpcs %d\nrpcs_measured %d\nheap_base %d\n"
+            "heap_imports %d\nheap_app %d\nheap_start %d\nheap_end %d\nheap_samples %s\n"
+            "heap_total %d\nresubscribe %d" % values
+        )
         sys.exit(0)
 
-    app_mod.App = BenchApp
+    setattr(app_mod, FW_APP, BenchApp)
     gc.collect()
-    st["imports"] = gc.mem_alloc()
-    asyncio.run(app_mod.main(get(root)))
+    st["at_imports"] = gc.mem_alloc()
+    asyncio.run(app_mod.main(get(folder)))
     print("E bench: firmware main returned")
     sys.exit(8)
 
@@ -108,7 +115,7 @@ def board_main():
 
     with open("fw_device.json") as f:
         s = json.load(f)
-    run(None, s["cycles"], s["warm"], s["rpcs"], s["every"])
+    run(None, *s)
 
 
 def main():

@@ -267,7 +267,7 @@ class Bench:
         for line in out.stdout.splitlines():
             f = line.split()
             if f[0] == "import":
-                rows.append((f[1], int(f[2]), f[3] if len(f) > 3 else ""))
+                rows.append((f[1], int(f[2]), ",".join(f[3:])))
             elif f[0] == "import_total":
                 total = int(f[1])
             elif f[0] == "heap_after_imports":

@@ -115,7 +115,7 @@ def imports():
     for line in p.stdout.splitlines():
         f = line.split()
         if f[0] in ("import", "later"):
-            (rows if f[0] == "import" else later).append((f[1], int(f[2]), "".join(f[3:])))
+            (rows if f[0] == "import" else later).append((f[1], int(f[2]), ",".join(f[3:])))
         else:
             figures[f[0]] = int(f[1])
     return rows, later, figures

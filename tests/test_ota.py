@@ -80,7 +80,7 @@ def test_unsupported_named(alg):
 @pytest.fixture
 def flash(tmp_path):
     sim.flash(str(tmp_path), b"\xe9old", 8 * 4096)
-    assert sim.boot(str(tmp_path), 8 * 4096) == "ota_0"
+    assert sim.bootloader(str(tmp_path), 8 * 4096) == "ota_0"
     return sim.Partition(sim.Partition.RUNNING).get_next_update()
 
 
@@ -92,7 +92,7 @@ def flash(tmp_path):
 def test_writer_any_chunking(tmp_path_factory, sizes, alg):
     root = str(tmp_path_factory.mktemp("p"))
     sim.flash(root, b"\xe9old", 8 * 4096)
-    sim.boot(root, 8 * 4096)
+    sim.bootloader(root, 8 * 4096)
     part = sim.Partition(sim.Partition.RUNNING).get_next_update()
     data = image(13522)
     w = Writer(part, len(data), REFERENCE[alg](data), alg)
@@ -105,7 +105,7 @@ def test_writer_any_chunking(tmp_path_factory, sizes, alg):
     buf = bytearray(len(data))
     part.readblocks(0, buf)
     assert bytes(buf) == data
-    assert sim.boot() == "ota_1"
+    assert sim.bootloader() == "ota_1"
 
 
 def test_writer_mismatch_keeps_old_boot(flash):
@@ -114,21 +114,21 @@ def test_writer_mismatch_keeps_old_boot(flash):
     w.write(data)
     with pytest.raises(ChecksumMismatch):
         w.finish()
-    assert sim.boot() == "ota_0"
+    assert sim.bootloader() == "ota_0"
 
 
 def test_a_soft_reset_is_no_boot_the_image_on_trial_stays_on_trial(tmp_path):
     # ports/esp32/main.c's soft reset loops in the running image: no bootloader, no rollback
     root = str(tmp_path)
     sim.flash(root, b"\xe9old", 8 * 4096)
-    sim.boot(root, 8 * 4096)
+    sim.bootloader(root, 8 * 4096)
     sim.Partition("ota_1").writeblocks(0, image(5000))
     sim.Partition("ota_1").set_boot()
-    assert sim.boot() == "ota_1"  # the reset into it: on trial
+    assert sim.bootloader() == "ota_1"  # the reset into it: on trial
     sim._running = None  # a new process: the simulated board's next start
-    assert sim.power_on(root, soft=True) == "ota_1"
+    assert sim.switch_on(root, warm=True) == "ota_1"
     assert sim.Partition(sim.Partition.RUNNING).info()[4] == "ota_1"
-    assert sim._records()[1][1] == sim.PENDING_VERIFY
+    assert sim._records()[1][1] == sim.IMG_PENDING_VERIFY
     sim._running = None
-    assert sim.power_on(root) == "ota_0"  # a real boot: never confirmed, rolled back
-    assert sim._records()[1][1] == sim.ABORTED
+    assert sim.switch_on(root) == "ota_0"  # a real boot: never confirmed, rolled back
+    assert sim._records()[1][1] == sim.IMG_ABORTED

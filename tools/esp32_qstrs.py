@@ -46,19 +46,40 @@ def _vuint(b, i):
             return v, i
 
 
-def mpy_names(data):
-    """The strings in a .mpy v6 file's qstr table (those of the static set are indices)."""
+def mpy_names(data, frozen=False):
+    """The strings in a .mpy v6 file's qstr table (those of the static set are indices); with
+    frozen, also its str constants shorter than 25 characters, which freezing (mpy-tool.py's
+    PERSISTENT_STR_INTERN_THRESHOLD) makes names in ROM too."""
     if data[:2] != b"M\x06":
         raise ValueError("not a .mpy v6 file")
     n, i = _vuint(data, 4)
-    _, i = _vuint(data, i)  # the object count
+    n_obj, i = _vuint(data, i)
     names = []
     for _ in range(n):
         v, i = _vuint(data, i)
         if not v & 1:
             names.append(data[i : i + (v >> 1)].decode())
             i += (v >> 1) + 1
+    for _ in range(n_obj if frozen else 0):
+        i = _constant(data, i, names)
     return names
+
+
+def _constant(data, i, names):
+    # past one object of the table (persistentcode.c's MP_PERSISTENT_OBJ_*: None, False, True
+    # and ... are a byte, a tuple its count and items, the rest a length and bytes), a str
+    # shorter than 25 characters added to names
+    kind = data[i]
+    if kind <= 4:
+        return i + 1
+    n, i = _vuint(data, i + 1)
+    if kind == 10:
+        for _ in range(n):
+            i = _constant(data, i, names)
+        return i
+    if kind == 5 and n < 25:
+        names.append(data[i : i + n].decode())
+    return i + n + (kind in (5, 6))
 
 
 def frozen_files(mp, lib):

@@ -14,6 +14,7 @@ Usage: python -m tools.twin [--frozen]     (prints the paths of what it built)
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -193,6 +194,12 @@ def _recv_as_the_board(path):
     if _UNIX_RECV not in text:
         raise TwinError("%s: socket_recv is not the one the twin knows how to change" % path)
     path.write_text(text.replace(_UNIX_RECV, _BOARD_RECV))
+
+
+def rom_names():
+    """The names in the built twin's ROM (its qstr header): those it never interns."""
+    h = OUT / "src" / "ports" / "unix" / "build-std32" / "genhdr" / "qstrdefs.generated.h"
+    return set(re.findall(r'^QDEF[01]\(MP_QSTR_\w*, \d+, \d+, "(.*)"\)$', h.read_text(), re.M))
 
 
 def _port(src, build_name, name, inputs, manifest, exe, log, standard=True):

@@ -56,7 +56,7 @@ class Board(Base):
         self._booted = None  # the app slot the simulated bootloader chose
         self._seed = 12345  # the made-up sensor values are the same on every run
         self._id = binascii.crc32(root.encode()).to_bytes(4, "big")
-        self.chip = self._load("board.json").get("chip")
+        self.chip = self._json("board.json").get("chip")
         self._ntp = self.chip is None  # a chip's clock starts at 2000-01-01 (ports/esp32/main.c)
 
     @property
@@ -67,9 +67,9 @@ class Board(Base):
     def _boot(self):
         # the simulated bootloader chooses the app partition at its first use in a process
         soft = self._booted is None and self._reset_cause() == "soft_reset"
-        self._booted = flash().power_on(self.root, self._booted, soft)
+        self._booted = flash().switch_on(self.root, self._booted, soft)
 
-    def _load(self, name):
+    def _json(self, name):
         try:
             with open(self.path(name)) as f:
                 return json.load(f)
@@ -95,22 +95,27 @@ class Board(Base):
 
     def chip_temperature(self):
         if self.chip != "esp32":  # the classic ESP32 has only the raw register
-            return _part("parts_sim").reading(self, "chip_temp", 40, 50)
+            return _part("parts_sim").made_up(self, "chip_temp", 40, 50)
 
     def raw_temperature(self):
         if self.chip == "esp32":
-            return int(_part("parts_sim").reading(self, "chip_raw", 100, 140))
+            return int(_part("parts_sim").made_up(self, "chip_raw", 100, 140))
 
     def dht(self, pin, kind):
         return _part("parts_sim").SimSensor(self, "dht:%d" % pin)
 
     def ds18b20(self, pin):
-        return _part("parts_sim").SimSensor(self, "ds18b20:%d" % pin)
+        s = _part("parts_sim").SimSensor(self, "ds18b20:%d" % pin)
+        s.wait_ms, s.convert = 0, _converted  # a conversion takes no time here
+        return s
+
+    def _keep_levels(self):
+        save_json(self.path("pins.json"), self._levels)
 
     # --- network and time
 
     def isconnected(self):
-        return self._load("network.json").get("up", True)
+        return self._json("network.json").get("up", True)
 
     async def _join(self, ssid, password, ifconfig=None, ap=None):
         return self.isconnected()
@@ -125,13 +130,13 @@ class Board(Base):
         return binascii.hexlify(self._id).decode()
 
     async def sync_time(self):
-        if self._load("network.json").get("ntp", True):
+        if self._json("network.json").get("ntp", True):
             self._ntp = True
         else:
             self.log.warning("ntp:", repr(OSError(110)))  # ETIMEDOUT, as ntptime raises it
 
     def time_set(self):
-        return self._ntp and self._load("network.json").get("clock", True)
+        return self._ntp and self._json("network.json").get("clock", True)
 
     # --- power
 
@@ -174,6 +179,10 @@ class Board(Base):
                 return f.read().strip() or "unknown"
         except OSError:
             return "power_on"
+
+
+def _converted():
+    pass
 
 
 def flash():

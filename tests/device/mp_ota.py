@@ -76,7 +76,7 @@ class Flash:
         os.mkdir(self.root)
         sim.flash(self.root, OLD, PART)
         sim.unerased_writes = 0
-        assert sim.boot(self.root, PART) == "ota_0"
+        assert sim.bootloader(self.root, PART) == "ota_0"
         return self
 
     def __exit__(self, *exc):
@@ -158,7 +158,7 @@ def test_wrong_checksum_never_bootable():
                 assert DIGESTS[alg] in str(e) and bad in str(e), str(e)
             assert ("set_boot",) not in part.ops
             assert boot_label() == "ota_0"
-            assert sim.boot() == "ota_0"
+            assert sim.bootloader() == "ota_0"
 
 
 def test_readback_catches_a_bad_flash_write():
@@ -313,7 +313,7 @@ def test_resume_after_a_power_cut_in_a_window():
         write_chunks(w, [0, 1, 2, 5, 4])
         assert w.flashed == 3000
         del w
-        assert sim.boot() == "ota_0"
+        assert sim.bootloader() == "ota_0"
         w = Writer(f.next(), N, DIGESTS["SHA256"], "SHA256", offset=3000)
         write_chunks(w, window_order(list(range(3, 14))))
         assert w.flashed == N
@@ -351,14 +351,14 @@ def test_resume_after_power_cut():
                 flashed = w.flashed
                 assert flashed == k * 1000
                 del w  # power cut: RAM is gone
-                assert sim.boot() == "ota_0"
+                assert sim.bootloader() == "ota_0"
                 offset = flashed // 1000 * 1000
                 w = Writer(f.next(), N, DIGESTS[alg], alg, offset=offset)
                 assert w.received == offset and w.flashed == offset
                 feed(w, IMAGE[offset:], 1000)
                 w.finish()
                 assert content(f.next(), N) == IMAGE, (k, alg)
-                assert sim.boot() == "ota_1"
+                assert sim.bootloader() == "ota_1"
 
 
 def test_resume_rehashes_what_is_in_flash():
@@ -411,34 +411,34 @@ def test_rollback_unless_marked_valid():
         st = rollback.state(sim.Partition)
         assert st["running"] == "ota_0" and st["boot"] == "ota_1" and st["state"] == "new", st
         assert not rollback.pending(sim.Partition)  # the new image has not run yet
-        assert sim.boot() == "ota_1"
+        assert sim.bootloader() == "ota_1"
         assert rollback.state(sim.Partition)["state"] == "pending_verify"
         assert rollback.pending(sim.Partition)
-        assert sim.boot() == "ota_0"  # reset without cancel(): back to the old image
+        assert sim.bootloader() == "ota_0"  # reset without cancel(): back to the old image
         st = rollback.state(sim.Partition)
         assert st["running"] == "ota_0" and st["boot"] == "ota_0", st
         assert not rollback.pending(sim.Partition)
-        assert sim.boot() == "ota_0"
+        assert sim.bootloader() == "ota_0"
 
 
 def test_marked_valid_stays():
     with Flash() as f:
         update(f)
-        assert sim.boot() == "ota_1"
+        assert sim.bootloader() == "ota_1"
         rollback.cancel(sim.Partition)
         st = rollback.state(sim.Partition)
         assert st["state"] == "valid" and st["running"] == "ota_1", st
         assert not rollback.pending(sim.Partition)
-        assert sim.boot() == "ota_1"
-        assert sim.boot() == "ota_1"
+        assert sim.bootloader() == "ota_1"
+        assert sim.bootloader() == "ota_1"
         seq = st["seq"]
         # the next update goes to the other slot, with a higher sequence number
         assert f.next().info()[4] == "ota_0"
         update(f)
-        assert sim.boot() == "ota_0"
+        assert sim.bootloader() == "ota_0"
         st = rollback.state(sim.Partition)
         assert st["seq"] > seq and st["state"] == "pending_verify", st
-        assert sim.boot() == "ota_1"  # not confirmed: back to the confirmed ota_1
+        assert sim.bootloader() == "ota_1"  # not confirmed: back to the confirmed ota_1
 
 
 def test_first_boot_writes_the_first_otadata_record_as_the_bootloader_does():
@@ -446,8 +446,8 @@ def test_first_boot_writes_the_first_otadata_record_as_the_bootloader_does():
     # and writes record 0 as seq 1, valid (bootloader_utility.c, with rollback enabled): the
     # first update's record then goes into the other sector, as on a real board
     with Flash():
-        assert sim._records() == [(1, sim.VALID), (sim.UNDEFINED, sim.UNDEFINED)]
+        assert sim._records() == [(1, sim.IMG_VALID), (sim.IMG_UNDEFINED, sim.IMG_UNDEFINED)]
         update_ = Writer(sim.Partition("ota_1"), N, DIGESTS["MD5"], "MD5")
         feed(update_, IMAGE, 1024)
         update_.finish()
-        assert sim._records() == [(1, sim.VALID), (2, sim.NEW)]
+        assert sim._records() == [(1, sim.IMG_VALID), (2, sim.IMG_NEW)]

@@ -130,6 +130,6 @@ def install_image(root, img):
     from firmware.board import partition_sim as ps
 
     ps.flash(str(root))
-    ps.boot(str(root))
+    ps.bootloader(str(root))
     ps.Partition("ota_1").writeblocks(0, img)
     ps.Partition("ota_1").set_boot()

@@ -79,8 +79,8 @@ class Device(Firmware):
     def __init__(self, root, heap_k, cycles=0, rpcs=0):
         args = ["--twin", str(heap_k)]
         if cycles:
-            settings = {"cycles": cycles, "warm": cycles, "rpcs": rpcs, "every": 1}
-            write_json(Path(root) / "fw_device.json", settings)
+            # bench/fw_device.py's CYCLES, WARM, MIN_RPCS, EVERY
+            write_json(Path(root) / "fw_device.json", [cycles, cycles, rpcs, 1])
             args += ["--main", str(FW_MAIN)]
         super().__init__(root, *args)
 

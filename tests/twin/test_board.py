@@ -104,6 +104,29 @@ def test_the_simulated_board_costs_the_heap_no_more_than_the_esp32_board():
     assert 2000 < sim <= esp32, (sim, esp32)
 
 
+def _frozen_names(src, tmp):
+    out = Path(tmp) / "m.mpy"
+    subprocess.run([str(twin.MPY_CROSS), "-o", str(out), str(src)], check=True)
+    return set(esp32_qstrs.mpy_names(out.read_bytes(), frozen=True))
+
+
+def test_the_twins_stand_ins_hold_no_name_the_firmware_interns(tmp_path):
+    # Frozen into the twin, a stand-in's names are in its ROM: one the firmware has too would
+    # cost the twin's heap nothing and a board's an interned name (a module's dotted name is
+    # interned at its import). The simulated board's own names stand for esp32.py's.
+    out = simdevice.deployed()
+    sim = {"firmware/board/%s.mpy" % m for m in ("sim", "partition_sim", "parts_sim")}
+    firmware = set()
+    for f in out.rglob("*.mpy"):
+        rel = f.relative_to(out).as_posix()
+        if rel not in sim:
+            firmware.update(esp32_qstrs.mpy_names(f.read_bytes(), frozen=True))
+        firmware.add(rel[:-4].removeprefix("lib/").removesuffix("/__init__").replace("/", "."))
+    rom = twin.rom_names()
+    shared = {s.name: sorted(_frozen_names(s, tmp_path) & firmware - rom) for s in twin.SIM_FROZEN}
+    assert shared == {s.name: [] for s in twin.SIM_FROZEN}
+
+
 def test_the_names_of_a_compiled_module_are_read_from_its_mpy(tmp_path):
     src = tmp_path / "m.py"
     src.write_text("def frobnicate(widget):\n    return widget.sprocket\n")
