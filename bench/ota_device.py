@@ -25,7 +25,7 @@ def imports():
     import firmware.app  # noqa: F401  what the running firmware holds already
     import thingsboard.device  # noqa: F401  (imported by the app once it runs)
 
-    print("import_total", retained("import", ("firmware.download", "ota.writer")))
+    print("import_total", retained("import", "firmware.download ota.writer"))
 
 
 def plain_flash():

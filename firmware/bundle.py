@@ -14,13 +14,14 @@
 import os
 import struct
 
+from micropython import const
 from ota import OTAError, appslot
 from ota.writer import BLOCK
 
 from . import crc_file
 
 MAGIC = b"CBB1"
-_BUF = 512
+_BUF = const(512)
 
 
 class BundleError(OTAError):

@@ -14,13 +14,15 @@ import sys
 from errno import EAGAIN, ECONNREFUSED, ETIMEDOUT
 from time import ticks_diff, ticks_ms
 
+from micropython import const
+
 from coap.codec import CON, EMPTY, RST, MessageError, View, code_str, encode
 
 from . import board as boards
 
 TRIES = 3  # CoAP pings (one every PING_MS) before the server counts as silent
 PING_MS = 2000
-_MID = 0x5A00  # message IDs of the pings
+_MID = const(0x5A00)  # message IDs of the pings
 
 
 def run(board=None, out=print):

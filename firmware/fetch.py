@@ -5,12 +5,14 @@ import asyncio
 import json
 import os
 
+from micropython import const
+
 from thingsboard.backoff import Backoff
 
 from . import use
 from .report import report
 
-_SAVE_EVERY = 16384  # progress reaches flash at least every this many bytes
+_SAVE_EVERY = const(16384)  # progress reaches flash at least every this many bytes
 
 
 async def update(u, pkg):

@@ -17,15 +17,17 @@ import random
 from asyncio import core
 from time import ticks_add, ticks_diff
 
+from micropython import const
+
 from thingsboard.backoff import within
 
 from . import log as logs
 from . import save_json
 
 log = logs.Log("sleep")
-JOURNAL = "rpcs.json"  # the RPC journal, beside config.json
-STAY_KEY = "stay_awake"  # shared attribute: true keeps the board awake (maintenance)
-_STAY_S = 600  # stayAwake RPC without a number of seconds
+_JOURNAL = const("rpcs.json")  # the RPC journal, beside config.json
+_STAY_KEY = const("stay_awake")  # shared attribute: true keeps the board awake (maintenance)
+_STAY_S = const(600)  # stayAwake RPC without a number of seconds
 
 
 _kept = None  # read once per boot: boot's connect and the wake share it
@@ -37,12 +39,8 @@ def kept(board):
     # that ended otherwise (a reset into an update, a crash) used IDs it never saved, which the
     # server would take for duplicates. So a new port then, as at the first wake after power on
     global _kept
-    if _kept is None:
-        _kept = _read(board)
-    return _kept
-
-
-def _read(board):
+    if _kept is not None:
+        return _kept
     try:
         k = json.loads(board.memory() or b"{}")
     except ValueError:
@@ -53,11 +51,12 @@ def _read(board):
         while k["port"] == old:
             k["port"] = 49152 + random.getrandbits(14)
         save(board, k)
+    _kept = k
     return k
 
 
-def save(board, k):
-    board.memory(json.dumps(k).encode())
+def save(board, memory):
+    board.memory(json.dumps(memory).encode())
 
 
 class Wake:
@@ -69,7 +68,7 @@ class Wake:
         self.power = app.cfg["power"]
         self.stay_until = None  # tick, from a stayAwake RPC
         self.stay = False  # the stay_awake shared attribute
-        self._journal = app.board.path(JOURNAL)
+        self._journal = app.board.path(_JOURNAL)
 
     def rpc(self, method, params):
         # the RPC this mode adds: stayAwake [seconds] keeps the board up (0: sleep again)
@@ -90,7 +89,7 @@ class Wake:
         d = app.device
         self._recall(d)
         d.on_rpc_change = self._write_journal
-        d.subscribe_to_attribute(STAY_KEY, self.stay_awake)
+        d.subscribe_to_attribute(_STAY_KEY, self.stay_awake)
         limit = self.power["awake_max_s"] * 1000
         end = ticks_add(self.woke, limit)
         d.start()  # both subscriptions, together
@@ -101,8 +100,8 @@ class Wake:
         # kept RPC a subscription at once: the wait ends when it comes
         rtt = ticks_diff(core.ticks(), self.began)
         await within(d.rpc_came.wait(), rtt + self.power["listen_ms"])
-        await self._until(end, lambda: not self._busy(False))
-        await self._until(None, lambda: not self._busy(True))
+        await self._until(end, lambda: not self._busy(("update", "rpc", "stay_awake")))
+        await self._until(None, lambda: not self._busy(self.power["keep_awake"]))
         await within(sending, ticks_diff(end, core.ticks()))
         await self._end(d)
 
@@ -113,9 +112,8 @@ class Wake:
                 return
             await asyncio.sleep_ms(20)
 
-    def _busy(self, past_limit):
-        # what keeps the board up; past awake_max_s only what keep_awake names
-        keep = self.power["keep_awake"] if past_limit else ("update", "rpc", "stay_awake")
+    def _busy(self, keep):
+        # whether what keep names keeps the board up (past awake_max_s: only power.keep_awake)
         a = self.app
         stay = self.stay or (
             self.stay_until is not None and ticks_diff(self.stay_until, core.ticks()) > 0

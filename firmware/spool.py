@@ -19,7 +19,9 @@ import os
 import struct
 from binascii import crc32
 
-_HDR = 6  # <len:u16><crc:u32>
+from micropython import const
+
+_HDR = const(6)  # <len:u16><crc:u32>
 
 
 class Spool:

@@ -51,8 +51,9 @@ FLAGS = ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0"]
 # esp32_qstrs.py) are in the twin's ROM too: a board does not intern them on its heap
 ROM_NAMES = REPO / "tools" / "esp32_qstrs.h"
 # and the twin's stand-ins: lib/ is at "lib" on its sys.path (tools/simdevice.py's TWIN_LIB),
-# where a board's is "/lib"; "simboot", the module run with -m, stands for a board's boot in C
-STAND_IN_NAMES = "Q(lib)\nQ(simboot)\n"
+# where a board's is "/lib"; the frozen stand-ins' module names, interned at their import, stand
+# for a board's boot in C, its esp32 and machine modules, or are not on a board at all
+STAND_IN_NAMES = "Q(lib)\n" + "".join("Q(%s)\n" % p.stem for p in SIM_FROZEN)
 # The ESP32's socket.recv(n) reads into an n-byte buffer that becomes the bytes object, cut to
 # what came (ports/esp32/modsocket.c:678-688, mp_obj_new_bytes_from_vstr); the unix port's
 # reads into a scratch buffer and copies (ports/unix/modsocket.c:293-297), so it needs n plus a

@@ -21,9 +21,11 @@ import select
 from errno import EAGAIN, ETIMEDOUT
 from time import ticks_diff, ticks_ms
 
-_GET_FILENO = 10  # MP_STREAM_* ioctl requests
-_POLL = 3
-_CLOSE = 4
+from micropython import const
+
+_GET_FILENO = const(10)  # MP_STREAM_* ioctl requests
+_POLL = const(3)
+_CLOSE = const(4)
 PIN_MISMATCH = -0x3000  # MBEDTLS_ERR_X509_FATAL_ERROR: how a pinned check ends the handshake
 
 

@@ -8,10 +8,12 @@ import sys
 from asyncio import core
 from time import ticks_add, ticks_diff, ticks_ms
 
+from micropython import const
+
 from .dtls import PIN_MISMATCH
 
-_QUEUE = 4  # datagrams kept while a handshake runs
-_BACKOFF_MAX = 60000
+_QUEUE = const(4)  # datagrams kept while a handshake runs
+_BACKOFF_MAX = const(60000)
 
 
 class DtlsError(OSError):

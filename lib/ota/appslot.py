@@ -10,7 +10,9 @@ import json
 import os
 import sys
 
-_FILE = "apps/slot.json"
+from micropython import const
+
+_FILE = const("apps/slot.json")
 
 
 def read(root=""):
@@ -28,7 +30,7 @@ def _write(root, st):
     os.rename(path + ".tmp", path)  # atomic: a power cut leaves the old or the new pointer
 
 
-_APP = ("firmware", "coap", "thingsboard", "ota")  # the packages a slot holds
+_APP = const(("firmware", "coap", "thingsboard", "ota"))  # the packages a slot holds
 
 
 def choose(root="", soft=False):

@@ -3,10 +3,12 @@
 import binascii
 import hashlib
 
+from micropython import const
+
 from . import UnsupportedAlgorithm
 
 # what ThingsBoard offers but a stock MicroPython build has no code for
-_ELSEWHERE = ("SHA384", "SHA512", "MURMUR3_32", "MURMUR3_128")
+_ELSEWHERE = const(("SHA384", "SHA512", "MURMUR3_32", "MURMUR3_128"))
 
 
 class _CRC32:

@@ -6,8 +6,10 @@
 import struct
 from binascii import crc32
 
+from micropython import const
+
 STATES = {0: "new", 1: "pending_verify", 2: "valid", 3: "invalid", 4: "aborted"}
-_BLANK = 0xFFFFFFFF
+_BLANK = const(0xFFFFFFFF)
 
 
 def cancel(Partition):

@@ -13,10 +13,12 @@
 # same image, which NOR flash takes (programming only clears bits). finish() hashes the image
 # as it is in flash: whatever came over the network or went wrong writing it, that is what
 # boots. Any refusal is an OTAError whose text says why; the boot slot only changes in finish().
+from micropython import const
+
 from . import MAGIC, ChecksumMismatch, ImageRejected, OTAError, checksum
 
 BLOCK = 4096  # the ESP32 flash erase unit
-_PIECE = 512  # the read-back reads flash in pieces of this size
+_PIECE = const(512)  # the read-back reads flash in pieces of this size
 
 
 class Writer:

@@ -10,6 +10,8 @@
 import math
 import struct
 
+from micropython import const
+
 from .wire import (
     I32,
     I64,
@@ -31,7 +33,7 @@ from .wire import (
 
 REPEATED, PACKED, PRESENCE = 1, 2, 4
 NUMBER, NAME = 0, 1  # a field's entries: [number, name, type, flags]
-_M64 = (1 << 64) - 1
+_M64 = const((1 << 64) - 1)
 # scalar type -> (wire type, struct format for fixed types, low, high) for integers
 _INTS = {
     "int32": (VARINT, None, -(1 << 31), (1 << 31) - 1),

@@ -2,8 +2,10 @@
 # fields, and skipping fields nobody asked for. Malformed input raises ProtoError only.
 import struct
 
+from micropython import const
+
 VARINT, I64, LEN, SGROUP, EGROUP, I32 = 0, 1, 2, 3, 4, 5
-_M64 = (1 << 64) - 1
+_M64 = const((1 << 64) - 1)
 
 
 class ProtoError(ValueError):

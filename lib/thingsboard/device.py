@@ -11,13 +11,15 @@ from asyncio import core
 from binascii import crc32
 from time import ticks_add, ticks_diff
 
+from micropython import const
+
 from coap.client import CoapTimeout, Observation, Reset
 from coap.codec import CONTENT, CREATED, GET, NOT_FOUND, POST, URI_PATH, URI_QUERY
 
 from .backoff import Backoff, within
 
-_RPC_MEMORY = 8  # recent server RPCs remembered for de-duplication
-_FREE = 2  # idle exchanges kept for reuse: telemetry and an RPC reply
+_RPC_MEMORY = const(8)  # recent server RPCs remembered for de-duplication
+_FREE = const(2)  # idle exchanges kept for reuse: telemetry and an RPC reply
 # what every request from a device gets while the server refuses it, all of them held meanwhile:
 # code -> (first wait ms, longest, log line)
 _HOLDS = {
@@ -25,11 +27,11 @@ _HOLDS = {
     160: (2000, 60000, "the server refuses requests for now (5.00: its rate limits, or busy)"),
 }
 # where a remembered RPC's reply is: what a repeat of it gets
-_SERVING = 0  # nothing: the handler runs, its reply will go out
-_SENDING = 1  # nothing: the reply is in flight
-_UNSENT = 2  # the reply again: it did not get through
-_CONFIRMED = 3  # the reply once more: the server took it, maybe after it re-sent the RPC
-_AGAIN = 4  # nothing: the reply went out again after it was confirmed
+_SERVING = const(0)  # nothing: the handler runs, its reply will go out
+_SENDING = const(1)  # nothing: the reply is in flight
+_UNSENT = const(2)  # the reply again: it did not get through
+_CONFIRMED = const(3)  # the reply once more: the server took it, maybe after it re-sent the RPC
+_AGAIN = const(4)  # nothing: the reply went out again after it was confirmed
 
 
 class Device:

@@ -5,6 +5,8 @@
 # KeyError / TypeError) for a payload they cannot read.
 import json
 
+from micropython import const
+
 
 def body(data):
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -22,7 +24,8 @@ def telemetry(data):
     return body(data)
 
 
-_TS = b'{"ts":'  # json.dumps writes '{"ts": ' (a space after the colon) for a plain "ts" key
+# json.dumps writes '{"ts": ' (a space after the colon) for a plain "ts" key
+_TS = const(b'{"ts":')
 
 
 def batchable(msg):
