@@ -1,31 +1,30 @@
 # protopayload.py: the payload format of a ThingsBoard PROTOBUF device profile, with the same
 # names as jsonpayload. Telemetry, client attributes and server-side RPC use the profile's
-# schemas (a schema file made by tools/protoschema); everything else ThingsBoard's fixed
-# messages (tbproto). Imported only in protobuf mode, so JSON devices never load it.
+# schemas (a schema file made by tools/protoschema); ThingsBoard's own messages (transport.
+# proto: attribute notifications and reads, client RPC, claim) are read and written here field
+# by field, as a Schema of them would keep its tables in RAM for the few fields used.
+# Provisioning's are in protoprovision. Imported only in protobuf mode, so JSON devices never
+# load it.
 import json
-import sys
 
 from protobuf.message import NAME, Schema, find
-from protobuf.wire import LEN, ProtoError, put_key, put_len
-
-# ThingsBoard's messages a running device reads and writes; tbproto also has provisioning's
-_RUNNING = (
-    "tb.AttributeUpdateNotificationMsg",
-    "tb.GetAttributeResponseMsg",
-    "tb.TsKvProto",
-    "tb.KeyValueProto",
-    "tb.RpcRequest",
-    "tb.ToServerRpcResponseMsg",
-    "tb.ClaimDevice",
+from protobuf.wire import (
+    I64,
+    LEN,
+    VARINT,
+    ProtoError,
+    fixed,
+    key,
+    length,
+    put_key,
+    put_len,
+    put_varint,
+    signed,
+    skip,
+    varint,
 )
+
 ROLES = ("telemetry", "attributes", "rpc_request", "rpc_response")
-_VALUE = {
-    "BOOLEAN_V": "bool_v",
-    "LONG_V": "long_v",
-    "DOUBLE_V": "double_v",
-    "STRING_V": "string_v",
-}
-_DEFAULTS = {"bool_v": False, "long_v": 0, "double_v": 0.0, "string_v": ""}
 
 
 def load(path, log=None):
@@ -48,7 +47,6 @@ class ProtoPayload:
             if desc.get(role) not in desc["messages"]:
                 raise ValueError("the schema description has no %s message" % role)
         self.schema = Schema(desc)
-        self.tb = _thingsboard(_RUNNING)
         self.roots = {role: desc[role] for role in ROLES}
         self.log = log or (lambda *a: None)
         self._dropped = set()  # keys already reported as not sent
@@ -79,13 +77,12 @@ class ProtoPayload:
         return self._lenient(self.roots["attributes"], data, "attribute")
 
     def claim(self, secret_key, duration_ms):
-        return self.tb.encode(
-            "tb.ClaimDevice", {"secretKey": secret_key, "durationMs": duration_ms}
-        )
+        buf = _string(bytearray(), 1, secret_key)  # ClaimDevice: secretKey, durationMs
+        return bytes(_int64(buf, 2, duration_ms))
 
     def rpc_call(self, method, params):
-        params = json.dumps(params if params is not None else {})
-        return self.tb.encode("tb.RpcRequest", {"method": method, "params": params})
+        buf = _string(bytearray(), 1, method)  # RpcRequest: method, params (JSON text)
+        return bytes(_string(buf, 2, json.dumps(params if params is not None else {})))
 
     def rpc_reply(self, reply):
         if isinstance(reply, (bytes, bytearray, memoryview)):
@@ -140,68 +137,123 @@ class ProtoPayload:
         return int(d.get("requestId", 0)), d.get("method"), d.get("params")
 
     def rpc_call_reply(self, raw):
-        d = self.tb.decode("tb.ToServerRpcResponseMsg", raw)
-        if d.get("error"):
-            return {"error": d["error"]}
-        return json.loads(d.get("payload") or "null")
+        f = _fields(raw)  # ToServerRpcResponseMsg: requestId, payload, error
+        error = _text(f, 3)
+        if error:
+            return {"error": error}
+        return json.loads(_text(f, 2) or "null")
 
     def attribute_update(self, raw):
-        d = self.tb.decode("tb.AttributeUpdateNotificationMsg", raw)
-        out = _values(d.get("sharedUpdated", ()))
-        if d.get("sharedDeleted"):
-            out["deleted"] = d["sharedDeleted"]
+        f = _fields(raw)  # AttributeUpdateNotificationMsg: sharedUpdated, sharedDeleted
+        out = _values(f, 1)
+        deleted = [_str(v) for t, v in f if t == (2, LEN)]
+        if deleted:
+            out["deleted"] = deleted
         return out
 
     def attribute_response(self, raw):
-        d = self.tb.decode("tb.GetAttributeResponseMsg", raw)
-        return {
-            "client": _values(d.get("clientAttributeList", ())),
-            "shared": _values(d.get("sharedAttributeList", ())),
-        }
+        # GetAttributeResponseMsg: requestId, clientAttributeList, sharedAttributeList, ...
+        f = _fields(raw)
+        return {"client": _values(f, 2), "shared": _values(f, 3)}
 
     # --- provisioning: once, at first boot, so its code is loaded only then
 
     def provision_request(self, req):
         from .protoprovision import request
 
-        return request(_thingsboard(), req)
+        return request(req)
 
     def provision_response(self, raw):
         from .protoprovision import response
 
-        return response(_thingsboard(), raw)
+        return response(raw)
 
 
-def _thingsboard(names=None):
-    # a Schema of tbproto's messages (names: only those, with the enums they use). tbproto is
-    # not kept: its table holds 5 KB of RAM, and provisioning's part of it is needed once
-    from . import tbproto
-
-    del sys.modules[tbproto.__name__]
-    delattr(sys.modules[__name__.rpartition(".")[0]], "tbproto")
-    desc = tbproto.SCHEMA
-    if names:
-        messages = {name: desc["messages"][name] for name in names}
-        types = [f[2] for fields in messages.values() for f in fields]
-        desc = {
-            "messages": messages,
-            "enums": {t: desc["enums"][t] for t in types if t in desc["enums"]},
-        }
-    return Schema(desc)
+def _string(buf, number, v):
+    # field number, a string, onto buf (proto3 leaves out ""; None: not set) -> buf
+    if v:
+        if not isinstance(v, str):
+            raise ProtoError("field %d: expected a string, got %r" % (number, v))
+        put_key(buf, number, LEN)
+        put_len(buf, v.encode())
+    return buf
 
 
-def _values(tskvs):
-    # [TsKvProto] -> {key: value}, each value by its KeyValueType
-    out = {}
-    for tskv in tskvs:
-        kv = tskv.get("kv", {})
-        kind = kv.get("type", "BOOLEAN_V")
-        if kind == "JSON_V":
-            value = json.loads(kv.get("json_v") or "null")
+def _int64(buf, number, v):
+    # field number, an int64, onto buf as a varint (negatives as 64-bit two's complement)
+    if isinstance(v, float) and v == int(v):
+        v = int(v)  # 3.0 is a fine integer; 3.5 is not
+    if v is None:
+        return buf
+    if type(v) is not int or not -(1 << 63) <= v < 1 << 63:
+        raise ProtoError("field %d: expected an int64, got %r" % (number, v))
+    if v:  # proto3 leaves out 0
+        put_key(buf, number, VARINT)
+        put_varint(buf, v & 0xFFFFFFFFFFFFFFFF)
+    return buf
+
+
+def _fields(data):
+    # a message's fields as [((number, wire type), value)] in wire order: a varint as an int,
+    # anything else as its bytes (a memoryview into data)
+    out = []
+    i, end = 0, len(data)
+    while i < end:
+        number, wtype, i = key(data, i)
+        start = i
+        if wtype == VARINT:
+            v, i = varint(data, i)
+        elif wtype == LEN:
+            start, i = length(data, i)
+            v = memoryview(data)[start:i]
         else:
-            field = _VALUE.get(kind)
-            if field is None:
-                raise ProtoError("unknown value type %s" % kind)
-            value = kv.get(field, _DEFAULTS[field])
-        out[kv.get("key", "")] = value
+            i = skip(data, i, number, wtype)
+            v = memoryview(data)[start:i]
+        out.append(((number, wtype), v))
+    return out
+
+
+def _last(f, number, wtype):
+    # the value of a field that is not repeated: the last one on the wire, as protobuf reads it
+    v = None
+    for t, x in f:
+        if t == (number, wtype):
+            v = x
+    return v
+
+
+def _text(f, number):
+    v = _last(f, number, LEN)
+    return "" if v is None else _str(v)
+
+
+def _str(v):
+    try:
+        return bytes(v).decode()
+    except UnicodeError:
+        raise ProtoError("invalid UTF-8 in a string") from None
+
+
+def _values(f, number):
+    # field number's TsKvProto {ts, kv: KeyValueProto} -> {key: value}, each value by its type
+    # (KeyValueType: BOOLEAN_V, LONG_V, DOUBLE_V, STRING_V, JSON_V, in fields 3-7)
+    out = {}
+    for t, tskv in f:
+        if t != (number, LEN):
+            continue
+        kv = _fields(_last(_fields(tskv), 2, LEN) or b"")
+        kind = _last(kv, 2, VARINT) or 0
+        if kind in (0, 1):
+            v = _last(kv, 3 + kind, VARINT) or 0
+            v = v != 0 if kind == 0 else signed(v, 64)
+        elif kind == 2:
+            v = _last(kv, 5, I64)
+            v = fixed(v, 0, 8, "<d")[0] if v is not None else 0.0
+        elif kind in (3, 4):
+            v = _text(kv, 3 + kind)
+            if kind == 4:
+                v = json.loads(v or "null")
+        else:
+            raise ProtoError("unknown value type %d" % kind)
+        out[_text(kv, 1)] = v
     return out

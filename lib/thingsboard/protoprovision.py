@@ -1,10 +1,22 @@
 # protoprovision.py: device provisioning's messages in protobuf mode (protopayload.py's
 # provision_request and provision_response), a module of its own: a device provisions once, at
-# first boot, and never loads it again. tb: a Schema of ThingsBoard's messages (tbproto).
+# first boot, and never loads it again. They are encoded by a Schema of ThingsBoard's messages
+# (tbproto), made for each and let go with it: the table holds 5 KB of RAM.
+from protobuf.message import Schema
 from protobuf.wire import ProtoError
 
 
-def request(tb, req):
+def _thingsboard():
+    import sys
+
+    from . import tbproto
+
+    del sys.modules[tbproto.__name__]  # not kept: needed once
+    delattr(sys.modules[__name__.rpartition(".")[0]], "tbproto")
+    return Schema(tbproto.SCHEMA)
+
+
+def request(req):
     ctype = req.get("credentialsType") or "ACCESS_TOKEN"
     creds = {}
     if req.get("token"):
@@ -27,12 +39,12 @@ def request(tb, req):
     }
     if creds:
         msg["credentialsDataProto"] = creds
-    return tb.encode("tb.ProvisionDeviceRequestMsg", msg)
+    return _thingsboard().encode("tb.ProvisionDeviceRequestMsg", msg)
 
 
-def response(tb, raw):
+def response(raw):
     try:
-        d = tb.decode("tb.ProvisionDeviceResponseMsg", raw)
+        d = _thingsboard().decode("tb.ProvisionDeviceResponseMsg", raw)
     except ProtoError:
         return {}
     # proto3 leaves out the zero values: UNKNOWN, ACCESS_TOKEN, ""
