@@ -1,30 +1,10 @@
-# coap: a CoAP client for MicroPython (RFC 7252, 7641, 7959). Names load on first use, so
-# `import coap` costs nothing until a part is touched (the codec alone runs under CPython).
-
-_attrs = {
-    "Client": "client",
-    "Exchange": "client",
-    "Observation": "client",
-    "CoapTimeout": "client",
-    "Reset": "client",
-    "ResponseError": "client",
-    "connect": "client",
-    "download": "block",
-    "upload": "block",
-    "Message": "message",
-    "MessageError": "codec",
-    "View": "codec",
-    "parse_uri": "uri",
-    "uri_options": "uri",
-}
-
-
-def __getattr__(name):
-    mod = _attrs.get(name)
-    try:
-        m = __import__("coap." + (mod or name), None, None, [name])
-    except ImportError:
-        raise AttributeError(name) from None
-    value = getattr(m, name) if mod else m  # a name, or a submodule (from coap import codec)
-    globals()[name] = value
-    return value
+# coap: a CoAP client for MicroPython (RFC 7252, 7641, 7959), a module for each part, imported
+# from it (from coap.client import connect). The package itself holds no code, so that naming
+# it costs a board's heap nothing.
+#   coap.client      Client, Exchange, Observation, connect; CoapTimeout, Reset, ResponseError
+#   coap.codec       the message format (View, encode, MessageError); runs under CPython too
+#   coap.codes       the rest of RFC 7252's numbers, which codec hands out as its own
+#   coap.message     Message, a decoded copy, for tools and tests
+#   coap.uri         parse_uri, uri_options
+#   coap.block       download, upload (RFC 7959 block-wise transfers)
+#   coap.dtls        coaps (DTLS 1.2) under the Client; coap.dtlscontext, coap.handshake

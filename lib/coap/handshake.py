@@ -86,7 +86,7 @@ def established(s, sent):
         sys.modules.pop(__name__, None)
         package, _, name = __name__.rpartition(".")
         p = sys.modules.get(package)
-        if p is not None and name in p.__dict__:  # hasattr would import it anew (__getattr__)
+        if p is not None and name in p.__dict__:  # the package's reference goes too
             delattr(p, name)
 
 

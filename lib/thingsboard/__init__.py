@@ -1,22 +1,8 @@
-# thingsboard: ThingsBoard's CoAP device API on lib/coap. Names load on first use.
-
-_attrs = {
-    "Device": "device",
-    "provision": "provision",
-    "ProvisionError": "provision",
-    "BadRequest": "errors",
-    "Unauthorized": "errors",
-    "NotFound": "errors",
-    "ServerError": "errors",
-}
-
-
-def __getattr__(name):
-    mod = _attrs.get(name)
-    try:
-        m = __import__("thingsboard." + (mod or name), None, None, [name])
-    except ImportError:
-        raise AttributeError(name) from None
-    value = getattr(m, name) if mod else m  # a name, or a submodule
-    globals()[name] = value
-    return value
+# thingsboard: ThingsBoard's CoAP device API on lib/coap, a module for each part, imported from
+# it (from thingsboard.device import Device). The package itself holds no code, so that naming
+# it costs a board's heap nothing.
+#   thingsboard.device        Device: telemetry, attributes, RPC both ways, claim, OTA chunks
+#   thingsboard.provision     provision, ProvisionError
+#   thingsboard.errors        BadRequest, Unauthorized, NotFound, ServerError (first failure)
+#   thingsboard.backoff       retry delays; within()
+#   thingsboard.jsonpayload   the JSON payloads; protopayload, protoprovision, tbproto: PROTOBUF

@@ -117,14 +117,21 @@ def test_encode_and_view_allocate_nothing():
     assert a1 - a0 == 0, a1 - a0
 
 
-def test_package_gives_names_and_submodules_lazily():
-    import coap
-    from coap import Client, codec  # a name and a submodule through the lazy __getattr__
+def test_the_packages_hold_no_code_and_give_their_modules():
+    # naming a package costs a board's heap nothing: no names load through it
+    import protobuf
 
-    assert codec.GET == 1 and Client.__name__ == "Client"
+    import coap
+    import thingsboard
+    from coap import codec  # a submodule, as Python imports it
+
+    assert codec.GET == 1
+    for pkg in (coap, protobuf, thingsboard):
+        code = [k for k, v in pkg.__dict__.items() if k[:2] != "__" and type(v) is not type(coap)]
+        assert code == [], (pkg, code)  # submodules an import set, nothing else
     try:
-        coap.nothing  # noqa: B018
+        coap.Client  # noqa: B018
     except AttributeError:
         pass
     else:
-        raise AssertionError("coap.nothing resolved")
+        raise AssertionError("coap.Client resolved")
