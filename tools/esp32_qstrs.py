@@ -111,7 +111,7 @@ def names(mp, lib, cross):
         out = Path(tmp) / "m.mpy"
         for src, target in frozen_files(mp, lib):
             subprocess.run([cross, "-o", str(out), "-s", target, src], check=True)
-            found.update(mpy_names(out.read_bytes()))
+            found.update(mpy_names(out.read_bytes(), frozen=True))
     return sorted(n for n in found if writable(n))
 
 

@@ -55,17 +55,17 @@ class Schema:
     def __init__(self, desc):
         self.messages = desc.get("messages", {})
         self.enums = desc.get("enums", {})
-        self._sorted = {}  # message name -> its fields by number (found by find(): few)
+        for name, fields in self.messages.items():
+            if not isinstance(fields, list):
+                raise ProtoError("%s: its fields are not a list" % name)
+            fields.sort()  # by number, in place (no copy): encoding and find() go in that order
         self._names = {}  # enum name -> {number: NAME}
 
     def fields(self, name):
         # the message's fields in number order
-        fields = self._sorted.get(name)
+        fields = self.messages.get(name)
         if fields is None:
-            fields = self.messages.get(name)
-            if fields is None:
-                raise ProtoError("no message %s in the schema" % name)
-            fields = self._sorted[name] = sorted(fields)
+            raise ProtoError("no message %s in the schema" % name)
         return fields
 
     # --- encoding

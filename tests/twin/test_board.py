@@ -71,9 +71,9 @@ def test_a_module_is_known_by_its_board_file_name_in_tracebacks():
     assert out.startswith("firmware/__init__.mpy\n"), out
     assert 'File "firmware/__init__.mpy", line' in out, out
     # the twin finds lib/ at "lib" (a board at "/lib"), and its files are named for that
-    out = on_twin("import coap\nprint(coap.__file__)\ncoap.no_such_name\n")
-    assert out.startswith("lib/coap/__init__.mpy\n"), out
-    assert 'File "lib/coap/__init__.mpy", line' in out, out
+    out = on_twin("from coap import codec\nprint(codec.__file__)\ncodec.no_such_name\n")
+    assert out.startswith("lib/coap/codec.mpy\n"), out
+    assert 'File "lib/coap/codec.mpy", line' in out, out
 
 
 BOARD_COST = """
