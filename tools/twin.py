@@ -35,7 +35,9 @@ FROZEN = OUT / "micropython-frozen"
 SIMBOOT = REPO / "tools" / "simboot.py"
 # frozen into the twin, so that they cost the heap nothing: the simulated flash, pins and
 # sensors stand in for what is C or frozen in an ESP32 image; the benchmark driver that runs
-# the gates' telemetry cycles in main.py's place (bench/fw_device.py) is not on a board at all
+# the gates' telemetry cycles in main.py's place (bench/fw_device.py) is not on a board at all.
+# Their names are in the twin's ROM then, so none may be one the firmware interns on a board
+# (tests/twin/test_board.py reads both and checks)
 SIM_FROZEN = [
     SIMBOOT,
     REPO / "firmware" / "board" / "partition_sim.py",
