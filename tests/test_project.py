@@ -4,8 +4,10 @@
 # version, a CI workflow that runs make test, git-ignored data folders, and a sample config
 # that runs on the simulation without an error line.
 import json
+import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -13,6 +15,7 @@ from firmware import config as fwconfig
 from tests.e2e.conftest import Firmware, start_sim, until
 from tests.mpenv import MICROPYTHON, ROOT, micropython_env
 
+TEXT = {"capture_output": True, "text": True, "timeout": 60}
 SKIP = {".git", ".venv", "build", "data", "tbsim-data", ".pytest_cache", ".hypothesis"}
 
 
@@ -210,6 +213,21 @@ def test_the_coap_cli_prints_its_usage():
     assert coap_cli("--help").stdout == p.stdout
     p = coap_cli()
     assert (p.returncode, p.stdout) == (2, "error: no URI given (-h: usage)\n")
+
+
+def test_the_host_tools_load_as_a_user_runs_them():
+    # plain CPython, without the tests' stand-in for MicroPython's micropython module
+    # (tests/micropython.py): the device modules a tool or benchmark reads (the spool, the
+    # simulated flash, the codec) must import there on their own
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    tools = sorted(p.stem for p in (ROOT / "tools").glob("*.py") if p.stem != "simboot")
+    code = "import importlib\nfor m in %r:\n    importlib.import_module('tools.' + m)\n"
+    p = subprocess.run([sys.executable, "-c", code % tools], cwd=ROOT, env=env, **TEXT)
+    assert p.returncode == 0, p.stderr
+    for script in ("uplink.py", "ota_run.py", "fw_run.py", "twin_heap.py"):
+        argv = [sys.executable, str(ROOT / "bench" / script), "--help"]
+        p = subprocess.run(argv, env=env, **TEXT)
+        assert p.returncode == 0 and p.stdout.startswith("usage:"), (script, p.stderr)
 
 
 def test_the_version_is_in_one_place():
