@@ -11,6 +11,8 @@
 # --runs N bisects each scenario N times and reports the largest figure with the spread: a
 # change of a K or two is within one run's luck.
 import argparse
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -81,6 +83,34 @@ def probe(payload, run, heap_k):
             rig.close()
 
 
+def names(payload, run):
+    """The most names interned in one process of the scenario (tools/simboot.py counts them as
+    each ends: a reset, a deep sleep, the end), at the board's heap."""
+    os.environ["SIMBOOT_NAMES"] = "1"
+    with tempfile.TemporaryDirectory(prefix="twin_heap_") as work:
+        rig = S.Rig(work, payload)
+        try:
+            run(rig, S.HEAP_K)
+            dev = rig.dev
+            # the firmware still running ends as Ctrl-C would end it, and simboot counts its
+            # names (none runs while the supervisor waits out a deep sleep)
+            pid = dev.proc.pid
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                children = [int(c) for c in f.read().split()]
+            for child in children:
+                try:
+                    os.kill(child, signal.SIGINT)
+                except ProcessLookupError:  # it ended meanwhile (a reset, a deep sleep)
+                    pass
+            if children:
+                dev.wait_exit(15)
+            counts = [int(x.split("n_qstr=")[1].split(",")[0]) for x in dev.grep("n_qstr=")]
+        finally:
+            rig.close()
+            del os.environ["SIMBOOT_NAMES"]
+    return max(counts)
+
+
 def smallest(payload, run, verbose):
     """-> (smallest passing heap K or None, largest failing K, why it failed)"""
     tried = {}
@@ -127,6 +157,7 @@ def main():
     ap.add_argument("--only", help="comma-separated: the scenario names, imports")
     ap.add_argument("--verbose", action="store_true", help="print each bisect probe")
     ap.add_argument("--runs", type=int, default=1, help="bisects per scenario (default 1)")
+    ap.add_argument("--names", action="store_true", help="also the names each one interns")
     a = ap.parse_args()
     t0 = time.monotonic()
     S.prepare()
@@ -137,6 +168,7 @@ def main():
         % ("quick" if a.quick else "full", twin.VERSION)
     )
     flags = (" --quick" if a.quick else "") + (" --runs %d" % a.runs if a.runs > 1 else "")
+    flags += " --names" if a.names else ""
     print("command: .venv/bin/python bench/twin_heap.py%s" % flags)
     print()
     print("| scenario | smallest heap | target | the board's heap |")
@@ -168,6 +200,12 @@ def main():
     print()
     for note in notes:
         print(note)
+    if a.names:
+        print()
+        print("names interned at most (the first five pools hold 620; the 621st takes 4.5 KB):")
+        for name, _, _, _, payload, run in cases(a.quick):
+            if not only or name in only:
+                print("  %-13s %d" % (name, names(payload, run)), flush=True)
     if not only or "imports" in only:
         rows, later, fig = imports()
         print()

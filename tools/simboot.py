@@ -3,6 +3,9 @@
 # it frozen in and runs it with -m, so that it costs the heap nothing). As on an ESP32, an
 # error main.py lets through is not a reset (ports/esp32/main.c goes on to the REPL): the process
 # ends with status 1 and the supervisor does not start it again.
+# With SIMBOOT_NAMES set, the interned names are counted as the process ends, whatever ends it
+# (bench/twin_heap.py --names).
+import os
 import sys
 
 sys.path[0] = ""  # as on a board, the current folder: the unix port puts a script's there
@@ -13,3 +16,8 @@ try:
             exec(_f.read())
 except KeyboardInterrupt:  # Ctrl-C at the terminal switches the board off: no traceback
     sys.exit(130)
+finally:
+    if os.getenv("SIMBOOT_NAMES"):
+        import micropython
+
+        micropython.qstr_info()  # "qstr pool: n_pool=5, n_qstr=593, ..."

@@ -93,16 +93,17 @@ def mount(root, out):
     return ".frozen:" + TWIN_LIB
 
 
-def on_twin(root, code, timeout=60):
+def on_twin(root, code, timeout=60, env=None):
     """code as a board's main.py (no boot.py) on the ESP32 twin, in root with the deployed .mpy
-    files (built already) where a board keeps them -> the CompletedProcess, output captured."""
+    files (built already) where a board keeps them, with env's variables added -> the
+    CompletedProcess, output captured."""
     from tools import twin
 
     path = mount(root, deployed())
     (root / "main.py").write_text(code)
     return subprocess.run(
         [str(twin.MICROPYTHON), "-m", "simboot", "main.py"],
-        env={"MICROPYPATH": path, "PATH": "/usr/bin:/bin"},
+        env=dict(env or {}, MICROPYPATH=path, PATH="/usr/bin:/bin"),
         cwd=root,
         capture_output=True,
         text=True,

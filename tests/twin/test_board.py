@@ -18,9 +18,9 @@ def built():
     scenarios.prepare()
 
 
-def on_twin(code):
+def on_twin(code, env=None):
     with tempfile.TemporaryDirectory() as tmp:
-        p = simdevice.on_twin(Path(tmp), code, timeout=30)
+        p = simdevice.on_twin(Path(tmp), code, timeout=30, env=env)
     return p.stdout + p.stderr
 
 
@@ -60,6 +60,15 @@ def test_a_boot_interns_only_what_a_boards_boot_does():
     out = on_twin(code + "import micropython\nmicropython.qstr_info(1)\n")
     assert out.startswith("5\n"), out
     assert re.findall(r"^Q\((.*)\)$", out, re.M) == ["main.py"], out
+
+
+def test_the_boot_counts_the_names_as_the_process_ends_when_asked():
+    # bench/twin_heap.py --names: a reset (an exit) still counts them; not asked, no line
+    code = "import sys\nhasattr(1, 'an_interned_' + 'name_of_its_own')\nsys.exit(3)\n"
+    out = on_twin(code, {"SIMBOOT_NAMES": "1"})
+    counts = re.findall(r"^qstr pool: n_pool=\d+, n_qstr=(\d+),", out, re.M)
+    assert counts == ["2"], out  # main.py and an_interned_name_of_its_own
+    assert "qstr pool" not in on_twin(code)
 
 
 def test_a_module_is_known_by_its_board_file_name_in_tracebacks():
