@@ -29,10 +29,20 @@ _BASE = gc.mem_alloc()
 # The firmware's names the driver uses, spelt at run time (split from one string): frozen into
 # the twin, a name in the driver's code would be in the twin's ROM, and the firmware would find
 # it there where a board interns it (tests/twin/test_board.py checks that none is there)
-(FW_APP_MODULE, FW_BOARD_MODULE, FW_APP, FW_TELEMETRY, FW_RPC, FW_CYCLE, FW_INTERVAL, FW_SENT) = (
-    "firmware.app firmware.board App telemetry rpc cycle interval sent".split()
-)
-FW_SPOOL, FW_DEVICE, FW_RESUBSCRIBE = "spool device resubscribe".split()
+(
+    FW_APP_MODULE,
+    FW_BOARD_MODULE,
+    FW_APP,
+    FW_TELEMETRY,
+    FW_RPC,
+    FW_CYCLE,
+    FW_INTERVAL,
+    FW_SENT,
+    FW_SPOOL,
+    FW_DEVICE,
+    FW_RESUBSCRIBE,
+) = """firmware.app firmware.board App telemetry rpc cycle interval sent spool device
+    resubscribe""".split()
 
 
 def run(folder, cycles, warm, min_rpcs, every):

@@ -65,6 +65,14 @@ def mpy_names(data, frozen=False):
     return names
 
 
+def frozen_names(cross, src, out, target=None):
+    """The names freezing src (as target: its name on the board) puts in ROM, read from the
+    .mpy that mpy-cross cross compiles it to at out."""
+    name = ["-s", target] if target else []
+    subprocess.run([str(cross), "-o", str(out)] + name + [str(src)], check=True)
+    return mpy_names(out.read_bytes(), frozen=True)
+
+
 def _constant(data, i, names):
     # past one object of the table (persistentcode.c's MP_PERSISTENT_OBJ_*: None, False, True
     # and ... are a byte, a tuple its count and items, the rest a length and bytes), a str
@@ -108,10 +116,8 @@ def names(mp, lib, cross):
     for p in c:
         found.update(map(spelt, re.findall(r"\bMP_QSTR_(\w+)", p.read_text(errors="replace"))))
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "m.mpy"
         for src, target in frozen_files(mp, lib):
-            subprocess.run([cross, "-o", str(out), "-s", target, src], check=True)
-            found.update(mpy_names(out.read_bytes(), frozen=True))
+            found.update(frozen_names(cross, src, Path(tmp) / "m.mpy", target))
     return sorted(n for n in found if writable(n))
 
 

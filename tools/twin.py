@@ -30,6 +30,7 @@ RELEASE = "https://micropython.org/resources/source/micropython-%s.tar.xz" % VER
 MICROPYTHON = OUT / "micropython"
 MPY_CROSS = OUT / "mpy-cross"
 FROZEN = OUT / "micropython-frozen"
+SIM_BUILD = "build-std32"  # the sim twin's build folder in the source's ports/unix
 # what starts a boot (run boot.py, then main.py), in C on a board: frozen into both twins, run
 # with -m, so that neither its names nor its path cost the heap
 SIMBOOT = REPO / "tools" / "simboot.py"
@@ -162,14 +163,14 @@ def build(frozen=False):
     with open(OUT / "build.log", "ab") as log:
         if not (current and MPY_CROSS.is_file()):
             print("twin: building MicroPython %s, 32-bit" % VERSION, flush=True)
-            shutil.rmtree(src / "ports/unix/build-std32", ignore_errors=True)
+            shutil.rmtree(src / "ports/unix" / SIM_BUILD, ignore_errors=True)
             _recv_as_the_board(src / "ports/unix/modsocket.c")
             (OUT / "sim.sha256").unlink(missing_ok=True)
             _make(["-C", str(src / "mpy-cross")], log)
             _install(src / "mpy-cross/build/mpy-cross", MPY_CROSS)
             stamp.write_text(recipe)
         frozen_in = "".join(_module(p) for p in SIM_FROZEN)
-        _port(src, "build-std32", "sim", SIM_FROZEN, frozen_in, MICROPYTHON, log)
+        _port(src, SIM_BUILD, "sim", SIM_FROZEN, frozen_in, MICROPYTHON, log)
         if frozen:
             # firmware/manifest.py includes the port's own manifest, by default the ESP32's
             # path: here the standard unix variant's (asyncio, ssl, ...), as its include option
@@ -201,7 +202,7 @@ def _recv_as_the_board(path):
 
 def rom_names():
     """The names in the built twin's ROM (its qstr header): those it never interns."""
-    h = OUT / "src" / "ports" / "unix" / "build-std32" / "genhdr" / "qstrdefs.generated.h"
+    h = OUT / "src" / "ports" / "unix" / SIM_BUILD / "genhdr" / "qstrdefs.generated.h"
     return set(re.findall(r'^QDEF[01]\(MP_QSTR_\w*, \d+, \d+, "(.*)"\)$', h.read_text(), re.M))
 
 

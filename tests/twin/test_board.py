@@ -115,12 +115,6 @@ def test_the_simulated_board_costs_the_heap_no_more_than_the_esp32_board():
     assert 2000 < sim <= esp32, (sim, esp32)
 
 
-def _frozen_names(src, tmp):
-    out = Path(tmp) / "m.mpy"
-    subprocess.run([str(twin.MPY_CROSS), "-o", str(out), str(src)], check=True)
-    return set(esp32_qstrs.mpy_names(out.read_bytes(), frozen=True))
-
-
 def test_the_twins_stand_ins_hold_no_name_the_firmware_interns(tmp_path):
     # Frozen into the twin, a stand-in's names are in its ROM: one the firmware has too would
     # cost the twin's heap nothing and a board's an interned name (a module's dotted name is
@@ -134,7 +128,11 @@ def test_the_twins_stand_ins_hold_no_name_the_firmware_interns(tmp_path):
             firmware.update(esp32_qstrs.mpy_names(f.read_bytes(), frozen=True))
         firmware.add(rel[:-4].removeprefix("lib/").removesuffix("/__init__").replace("/", "."))
     rom = twin.rom_names()
-    shared = {s.name: sorted(_frozen_names(s, tmp_path) & firmware - rom) for s in twin.SIM_FROZEN}
+    out = tmp_path / "m.mpy"
+    shared = {}
+    for src in twin.SIM_FROZEN:
+        names = set(esp32_qstrs.frozen_names(twin.MPY_CROSS, src, out))
+        shared[src.name] = sorted(names & firmware - rom)
     assert shared == {s.name: [] for s in twin.SIM_FROZEN}
 
 
