@@ -36,8 +36,8 @@ def until(fn, timeout=10.0, what="condition"):
         time.sleep(0.05)
 
 
-def start_sim(data_dir, coap_port=0, **kw):
-    return TbSim(str(data_dir), coap_port=coap_port, http_port=0, log=False, **kw).start()
+def start_sim(data_dir, coap_port=0, log=False, **kw):
+    return TbSim(str(data_dir), coap_port=coap_port, http_port=0, log=log, **kw).start()
 
 
 @pytest.fixture

@@ -310,3 +310,54 @@ def test_cancelled_relation_stops_retransmitting(sim, udp, device):
     sim.set_shared(device["id"], {"x": 2})
     (m,) = udp.distinct(1)
     assert (m.token, m.payload) == (b"a2", b'{"x":2}')
+
+
+def test_two_cons_in_flight_to_a_peer_never_share_a_mid(tmp_path):
+    # A notification's random MID and the per-peer counter of separate responses pick apart,
+    # skipping a MID that waits for its ACK (Californium keeps outbound exchanges by peer and
+    # MID). Sharing one, the device's ACK completed the other CON, and the notification that
+    # never completed held back every later RPC: a lost RPC in a loaded test run.
+    sim = make_sim(tmp_path / "d", ack_timeout=1.0)  # un-ACKed CONs last the test out
+    udp = Udp(sim)
+    try:
+        mids_apart(sim, udp, sim.create_device("dev-1", token="TOKEN_ONE")["id"])
+    finally:
+        udp.close()
+        sim.stop()
+
+
+def mids_apart(sim, udp, did):
+    t, peer = sim.transport, udp.sock.getsockname()
+    subscribe(udp, "rpc", b"rp")
+
+    def first(token):  # the first message on token, retransmissions of others skipped
+        return next(m for m in iter(udp.recv, None) if m.token == token)
+
+    def answer(rpc_id):
+        udp.response(udp.request(codec.POST, T + "/rpc/%d" % rpc_id, b'{"ok":1}'))
+
+    # a separate response waits for its ACK; the notification's first draw is its MID
+    resp = first(udp.request(codec.POST, T + "/telemetry", b'{"t":1}').token)
+    assert resp.type == codec.CON
+    draws = [resp.mid]
+    randrange = t.rng.randrange
+    sim.call(setattr, t.rng, "randrange", lambda n: draws.pop() if draws else randrange(n))
+    rpc = pool.submit(sim.rpc, did, "a", None, 5)
+    note = first(b"rp")
+    assert note.mid != resp.mid and not draws
+    udp.ack(resp)
+    # the counter comes to the notification's MID while it waits for its ACK
+    sim.call(t.mids.__setitem__, peer, note.mid)
+    resp = first(udp.request(codec.POST, T + "/telemetry", b'{"t":2}').token)
+    assert resp.mid == (note.mid + 1) & 0xFFFF
+    udp.ack(resp)
+    udp.ack(note)
+    answer(0)
+    assert rpc.result(5) == {"ok": 1}
+    # both were acknowledged: the next RPC goes out at once
+    rpc = pool.submit(sim.rpc, did, "b", None, 5)
+    (m,) = udp.distinct(1)
+    assert json.loads(m.payload)["id"] == 1
+    answer(1)
+    assert rpc.result(5) == {"ok": 1}
+    assert sim.call(lambda: [k for k in t.outgoing if k[0] == peer]) == []

@@ -34,6 +34,7 @@ from tests.e2e.test_updates import OLD, current, slot, states
 from tests.pki import Pki
 from tests.procs import wait_bound
 from tools import bundle, simdevice, twin
+from tools.tbsim.events import EventLog
 
 # The board's GC heap (KB), what the gates give the twin: an ESP32 on the official image with
 # Wi-Fi up, and with a coaps (DTLS) session open
@@ -149,7 +150,9 @@ class Rig:
 
     def __init__(self, work, payload="json"):
         self.work = Path(work)
-        self.sim = start_sim(self.work / "tbsim")
+        # tbsim's events (exchanges, notifications, RPCs) go to a file a failure shows
+        self.events = open(self.work / "tbsim.log", "w")
+        self.sim = start_sim(self.work / "tbsim", log=EventLog(self.events))
         self.payload = Payload(payload)
         self.dev = None
         self.front = None
@@ -161,6 +164,13 @@ class Rig:
             os.killpg(self.front.pid, signal.SIGTERM)  # socat and its children
             self.front.wait(10)
         self.sim.stop()
+        self.events.close()
+
+    def events_tail(self, n=40):
+        """tbsim's last n events, for a failure's message."""
+        self.events.flush()
+        lines = (self.work / "tbsim.log").read_text().splitlines()
+        return "\n".join(["tbsim:"] + lines[-n:])
 
     def device_id(self):
         sim = self.sim
@@ -273,7 +283,8 @@ def cycles(rig, heap_k, n, rpcs):
     # the device waits for all the RPCs: a lost one would leave it running
     if load.wrong or load.is_alive():
         why = load.wrong and "RPC %s answered %r" % load.wrong
-        raise AssertionError("device: %s\n%s" % (dev.trouble() or why or "RPCs stuck", dev.tail()))
+        what = dev.trouble() or why or "RPCs stuck"
+        raise AssertionError("device: %s\n%s\n%s" % (what, dev.tail(), rig.events_tail()))
     dev.wait("simdevice: stopped (status 0)")
     r = dev.results()
     assert r["cycles"] >= n and r["sent"] == r["cycles"] and r["spooled"] == 0, r

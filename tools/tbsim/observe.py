@@ -75,7 +75,7 @@ class Relation:
 
     def _send(self, note):
         t = self.reg.t
-        mid = t.random_mid()
+        mid = t.random_mid(self.peer)
         options = [(codec.OBSERVE, self.counter & 0xFFFFFF)]
         if note.payload:
             options.append((codec.CONTENT_FORMAT, self.content_format))
@@ -156,7 +156,7 @@ class Registry:
         # 2.02 with Observe 0 on the old token (§3.4, §13); if it is never ACKed, the peer
         # loses every relation, even ones made since.
         mtype = codec.CON if rel.con else codec.NON
-        mid = self.t.random_mid()
+        mid = self.t.random_mid(rel.peer)
         msg = Message(mtype, codec.DELETED, mid, rel.token, [(codec.OBSERVE, 0)])
         if mtype == codec.CON:
             state = Reliable(

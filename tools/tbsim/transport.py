@@ -170,16 +170,27 @@ class Transport(asyncio.DatagramProtocol):
         out = self.faults.dirs["out"]
         out.pass_datagram(self.loop, lambda d: self.sock and self.sock.sendto(d, peer), data)
 
+    # Californium keeps outbound exchanges by (peer, MID) and never has two with one MID in
+    # flight; the two ways of picking one below skip a MID that still waits for its ACK, or the
+    # ACK for one would complete the other, which then never ends (and a notification held
+    # back by it never goes out)
+
     def next_mid(self, peer):
         # per-peer counter from a random start, as Californium does for responses (§13)
         mid = self.mids.get(peer)
         if mid is None:
             mid = self.rng.randrange(65536)
+        while (peer, mid) in self.outgoing:
+            mid = (mid + 1) & 0xFFFF
         self.mids[peer] = (mid + 1) & 0xFFFF
         return mid
 
-    def random_mid(self):
-        return self.rng.randrange(65000)
+    def random_mid(self, peer):
+        # notifications' MIDs (§3.3)
+        while True:
+            mid = self.rng.randrange(65000)
+            if (peer, mid) not in self.outgoing:
+                return mid
 
     def log(self, ex, code, style, payload):
         method = codec.code_str(ex.msg.code)
