@@ -3,8 +3,8 @@
 #    "enums": {"pkg.Enum": {"NAME": number}}}
 # type: a scalar name (double float int32 int64 uint32 uint64 sint32 sint64 fixed32 fixed64
 # sfixed32 sfixed64 bool string bytes) or the full name of a message or enum of the schema.
-# flags: REPEATED, PACKED (numeric repeated fields, proto3's default), PRESENCE (optional,
-# message and oneof fields: sent even when 0/""/false). Encoding writes fields in number
+# flags, added up: 1 repeated, 2 packed (numeric repeated fields, proto3's default), 4 presence
+# (optional, message and oneof fields: sent even when 0/""/false). Encoding writes fields in number
 # order, as protobuf's own serializers do, so both give the same bytes. Decoding keeps the
 # fields found on the wire, skips unknown ones, and raises ProtoError for malformed input.
 import math
@@ -24,31 +24,43 @@ from .wire import (
     put_key,
     put_len,
     put_varint,
-    signed,
     skip,
     unzigzag,
     varint,
     zigzag,
 )
 
-REPEATED, PACKED, PRESENCE = 1, 2, 4
-NUMBER, NAME = 0, 1  # a field's entries: [number, name, type, flags]
+_REPEATED = const(1)  # a field's flags (tools/protoschema writes them)
+_PACKED = const(2)
+_PRESENCE = const(4)
+_NUMBER = const(0)  # a field's entries: [number, name, type, flags]
+_NAME = const(1)
+_M32 = const((1 << 32) - 1)
 _M64 = const((1 << 64) - 1)
-# scalar type -> (wire type, struct format for fixed types, low, high) for integers
-_INTS = {
-    "int32": (VARINT, None, -(1 << 31), (1 << 31) - 1),
-    "int64": (VARINT, None, -(1 << 63), (1 << 63) - 1),
-    "uint32": (VARINT, None, 0, (1 << 32) - 1),
-    "uint64": (VARINT, None, 0, _M64),
-    "sint32": (VARINT, None, -(1 << 31), (1 << 31) - 1),
-    "sint64": (VARINT, None, -(1 << 63), (1 << 63) - 1),
-    "fixed32": (I32, "<I", 0, (1 << 32) - 1),
-    "fixed64": (I64, "<Q", 0, _M64),
-    "sfixed32": (I32, "<i", -(1 << 31), (1 << 31) - 1),
-    "sfixed64": (I64, "<q", -(1 << 63), (1 << 63) - 1),
-}
-_FLOATS = {"double": (I64, "<d"), "float": (I32, "<f")}
-_SCRATCH = {"<d": bytearray(8), "<f": bytearray(4)}  # packed floats, without a new bytes each
+_S32 = const(1 << 31)
+_S64 = const(1 << 63)
+# The scalar types by name. The names come split from one string: as literals of 10
+# characters or fewer, mpy-cross would make each a name that a board interns in RAM.
+# integers -> (wire type, bytes of a fixed type or 0 for a varint, zigzag, mask, low, high)
+_INTS = dict(
+    zip(
+        "int32 int64 uint32 uint64 sint32 sint64 fixed32 fixed64 sfixed32 sfixed64".split(),
+        (
+            (VARINT, 0, False, _M32, -_S32, _S32 - 1),
+            (VARINT, 0, False, _M64, -_S64, _S64 - 1),
+            (VARINT, 0, False, _M32, 0, _M32),
+            (VARINT, 0, False, _M64, 0, _M64),
+            (VARINT, 0, True, _M32, -_S32, _S32 - 1),
+            (VARINT, 0, True, _M64, -_S64, _S64 - 1),
+            (I32, 4, False, _M32, 0, _M32),
+            (I64, 8, False, _M64, 0, _M64),
+            (I32, 4, False, _M32, -_S32, _S32 - 1),
+            (I64, 8, False, _M64, -_S64, _S64 - 1),
+        ),
+    )
+)
+# floats -> (wire type, struct format, scratch buffer: packed without a new bytes each)
+_FLOATS = dict(zip("double float".split(), ((I64, "<d", bytearray(8)), (I32, "<f", bytearray(4)))))
 
 
 class Schema:
@@ -86,7 +98,7 @@ class Schema:
             raise ProtoError("%s: expected a dict, got %s" % (name, type(obj).__name__))
         fields = self.fields(name)
         for k in obj:
-            if find(fields, NAME, k) is None:
+            if find(fields, _NAME, k) is None:
                 raise ProtoError("%s has no field %s" % (name, k))
         for field in fields:
             value = obj.get(field[1])
@@ -95,12 +107,12 @@ class Schema:
 
     def _field(self, buf, field, value):
         number, fname, ftype, flags = field
-        if not flags & REPEATED:
-            self._one(buf, number, ftype, value, flags & PRESENCE, fname)
+        if not flags & _REPEATED:
+            self._one(buf, number, ftype, value, flags & _PRESENCE, fname)
             return
         if not isinstance(value, (list, tuple)):
             raise ProtoError("%s: expected a list" % fname)
-        if flags & PACKED:
+        if flags & _PACKED:
             if value:
                 body = bytearray()
                 for v in value:
@@ -144,11 +156,11 @@ class Schema:
         return v == 0 and (ftype == "bool") == isinstance(v, bool)
 
     def _scalar(self, buf, ftype, v, fname):
-        if ftype in _FLOATS:
+        row = _FLOATS.get(ftype)
+        if row:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ProtoError("%s: expected a number" % fname)
-            fmt = _FLOATS[ftype][1]
-            scratch = _SCRATCH[fmt]
+            fmt, scratch = row[1], row[2]
             try:
                 struct.pack_into(fmt, scratch, 0, v)
             except OverflowError:  # too big for a float: infinity, as protobuf stores it
@@ -161,23 +173,24 @@ class Schema:
                 raise ProtoError("%s: expected true or false" % fname)
             buf.append(1 if v else 0)
             return
-        if ftype in self.enums:
+        row = _INTS.get(ftype)
+        if row is None:  # an enum: an int32 on the wire
             if isinstance(v, str):
                 n = self.enums[ftype].get(v)
                 if n is None:
                     raise ProtoError("%s: %s is not a value of %s" % (fname, v, ftype))
                 v = n
-            ftype = "int32"
+            row = _INTS["int32"]
         if isinstance(v, float) and v == int(v):
             v = int(v)  # 3.0 is a fine integer; 3.5 is not
         if isinstance(v, bool) or not isinstance(v, int):
             raise ProtoError("%s: expected an integer" % fname)
-        wtype, fmt, lo, hi = _INTS[ftype]
+        _, size, zig, mask, lo, hi = row
         if not lo <= v <= hi:
             raise ProtoError("%s: %d is out of range for %s" % (fname, v, ftype))
-        if fmt:
-            buf.extend(struct.pack(fmt, v))
-        elif ftype[0] == "s":  # sint32, sint64
+        if size:  # little-endian two's complement
+            buf.extend((v & mask).to_bytes(size, "little"))
+        elif zig:
             put_varint(buf, zigzag(v))
         else:
             put_varint(buf, v & _M64)
@@ -192,12 +205,12 @@ class Schema:
         i, end = 0, len(data)
         while i < end:
             number, wtype, i = key(data, i)
-            field = find(fields, NUMBER, number)
+            field = find(fields, _NUMBER, number)
             if field is None:
                 i = skip(data, i, number, wtype)
                 continue
             _, fname, ftype, flags = field
-            if flags & REPEATED and wtype == LEN and self._packable(ftype):
+            if flags & _REPEATED and wtype == LEN and self._packable(ftype):
                 start, i = length(data, i)
                 items = out.setdefault(fname, [])
                 j = start
@@ -213,7 +226,7 @@ class Schema:
             if ftype in self.messages:
                 start, i = length(data, i)
                 v = self.decode(ftype, memoryview(data)[start:i], _depth + 1)
-                if flags & REPEATED:
+                if flags & _REPEATED:
                     out.setdefault(fname, []).append(v)
                 elif fname in out:
                     _merge(out[fname], v)
@@ -221,7 +234,7 @@ class Schema:
                     out[fname] = v
                 continue
             v, i = self._read(data, i, ftype, wtype)
-            if flags & REPEATED:
+            if flags & _REPEATED:
                 out.setdefault(fname, []).append(v)
             else:
                 out[fname] = v
@@ -231,36 +244,30 @@ class Schema:
         return ftype in _INTS or ftype in _FLOATS or ftype == "bool" or ftype in self.enums
 
     def _wtype(self, ftype):
-        if ftype in _INTS:
-            return _INTS[ftype][0]
-        if ftype in _FLOATS:
-            return _FLOATS[ftype][0]
+        row = _INTS.get(ftype) or _FLOATS.get(ftype)
+        if row:
+            return row[0]
         if ftype == "bool" or ftype in self.enums:
             return VARINT
         return LEN
 
     def _read(self, data, i, ftype, wtype):
-        if ftype in _FLOATS:
-            return fixed(data, i, 8 if wtype == I64 else 4, _FLOATS[ftype][1])
-        if ftype in _INTS:
-            fmt = _INTS[ftype][1]
-            if fmt:
-                return fixed(data, i, 8 if wtype == I64 else 4, fmt)
-            n, i = varint(data, i)
-            if ftype[0] == "s":
-                n = unzigzag(n & (0xFFFFFFFF if ftype == "sint32" else _M64))
-                return (signed(n, 32) if ftype == "sint32" else n), i
-            if ftype == "int32":
-                return signed(n, 32), i
-            if ftype == "int64":
-                return signed(n, 64), i
-            return (n & 0xFFFFFFFF if ftype == "uint32" else n), i
+        row = _FLOATS.get(ftype)
+        if row:
+            return fixed(data, i, len(row[2]), row[1])
+        row = _INTS.get(ftype)
+        if row:
+            _, size, zig, mask, lo, hi = row
+            n, i = fixed(data, i, size) if size else varint(data, i)
+            if zig:
+                return unzigzag(n & mask), i
+            return _fit(n, mask, hi), i
         if ftype == "bool":
             n, i = varint(data, i)
             return n != 0, i
         if ftype in self.enums:
             n, i = varint(data, i)
-            n = signed(n, 32)
+            n = _fit(n, _M32, _S32 - 1)
             names = self._names.get(ftype)
             if names is None:
                 e = self.enums[ftype]
@@ -276,8 +283,15 @@ class Schema:
             raise ProtoError("invalid UTF-8 in a string") from None
 
 
+def _fit(n, mask, hi):
+    # n's low bits (mask) as the type whose largest value is hi takes them: over hi, they are
+    # a negative number's two's complement
+    n &= mask
+    return n - mask - 1 if n > hi else n
+
+
 def find(fields, at, value):
-    # the field whose entry `at` (NUMBER, NAME) is value, or None
+    # the field whose entry `at` (0: its number, 1: its name) is value, or None
     for f in fields:
         if f[at] == value:
             return f

@@ -4,7 +4,9 @@ import struct
 
 from micropython import const
 
-VARINT, I64, LEN, SGROUP, EGROUP, I32 = 0, 1, 2, 3, 4, 5
+VARINT, I64, LEN, I32 = 0, 1, 2, 5
+_SGROUP = const(3)  # deprecated groups: only ever skipped
+_EGROUP = const(4)
 _M64 = const((1 << 64) - 1)
 
 
@@ -60,11 +62,15 @@ def signed(n, bits):
     return n - (1 << bits) if n >> (bits - 1) else n
 
 
-def fixed(data, i, size, fmt):
+def fixed(data, i, size, fmt=None):
+    # -> (the fixed-size value at i, next index): unpacked with the struct format fmt, or an
+    # unsigned little-endian integer
     end = i + size
     if end > len(data):
         raise ProtoError("truncated fixed%d" % (size * 8))
-    return struct.unpack(fmt, data[i:end])[0], end
+    if fmt:
+        return struct.unpack(fmt, data[i:end])[0], end
+    return int.from_bytes(data[i:end], "little"), end
 
 
 def length(data, i):
@@ -90,17 +96,17 @@ def skip(data, i, number, wtype, depth=0):
     if wtype == VARINT:
         return varint(data, i)[1]
     if wtype == I64:
-        return fixed(data, i, 8, "<Q")[1]
+        return fixed(data, i, 8)[1]
     if wtype == I32:
-        return fixed(data, i, 4, "<I")[1]
+        return fixed(data, i, 4)[1]
     if wtype == LEN:
         return length(data, i)[1]
-    if wtype == SGROUP:  # deprecated groups: skip up to the matching end
+    if wtype == _SGROUP:  # deprecated groups: skip up to the matching end
         if depth > 50:
             raise ProtoError("groups nested too deep")
         while True:
             n, t, i = key(data, i)
-            if t == EGROUP:
+            if t == _EGROUP:
                 if n != number:
                     raise ProtoError("group %d ended by %d" % (number, n))
                 return i

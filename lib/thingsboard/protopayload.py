@@ -7,7 +7,8 @@
 # load it.
 import json
 
-from protobuf.message import NAME, Schema, find
+from micropython import const
+from protobuf.message import Schema, find
 from protobuf.wire import (
     I64,
     LEN,
@@ -24,7 +25,8 @@ from protobuf.wire import (
     varint,
 )
 
-ROLES = ("telemetry", "attributes", "rpc_request", "rpc_response")
+_ROLES = const(("telemetry", "attributes", "rpc_request", "rpc_response"))
+_NAME = const(1)  # a field's entry in a Schema: [number, name, type, flags]
 
 
 def load(path, log=None):
@@ -43,11 +45,11 @@ class ProtoPayload:
     def __init__(self, desc, log=None):
         if not isinstance(desc, dict) or not isinstance(desc.get("messages"), dict):
             raise ValueError("not a schema description (make it with tools/protoschema)")
-        for role in ROLES:
+        for role in _ROLES:
             if desc.get(role) not in desc["messages"]:
                 raise ValueError("the schema description has no %s message" % role)
         self.schema = Schema(desc)
-        self.roots = {role: desc[role] for role in ROLES}
+        self.roots = {role: desc[role] for role in _ROLES}
         self.log = log or (lambda *a: None)
         self._dropped = set()  # keys already reported as not sent
 
@@ -60,11 +62,11 @@ class ProtoPayload:
             raise ProtoError("telemetry: a protobuf message carries one object, not a list")
         root = self.roots["telemetry"]
         fields = self.schema.fields(root)
-        values = find(fields, NAME, "values")
+        values = find(fields, _NAME, "values")
         stamped = "ts" in data and "values" in data
-        if stamped and not (values and find(fields, NAME, "ts")):
+        if stamped and not (values and find(fields, _NAME, "ts")):
             data = data["values"]  # the schema has no place for it: the server's time is used
-        elif not stamped and values and data and not any(find(fields, NAME, k) for k in data):
+        elif not stamped and values and data and not any(find(fields, _NAME, k) for k in data):
             data = {"values": data}  # a ts/values schema, no clock yet
         return self._lenient(root, data, "telemetry")
 
@@ -89,7 +91,7 @@ class ProtoPayload:
             return reply
         root = self.roots["rpc_response"]
         fields = self.schema.fields(root)
-        if isinstance(reply, dict) and all(find(fields, NAME, k) for k in reply):
+        if isinstance(reply, dict) and all(find(fields, _NAME, k) for k in reply):
             return self._lenient(root, reply, "rpc reply")
         for f in fields:  # as JSON text in the first string field ("payload")
             if f[2] == "string" and not f[3] & 1:
@@ -121,7 +123,7 @@ class ProtoPayload:
                 self._drop(what, f[1], e)
         if known < len(obj):
             for k in obj:
-                if find(fields, NAME, k) is None:
+                if find(fields, _NAME, k) is None:
                     self._drop(what, k, "not in the %s schema" % what)
         return out
 
