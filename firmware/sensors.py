@@ -19,38 +19,43 @@ from .log import Log
 _log = Log("sensors")
 
 
+# Each sensor reads its `input` (the board, an ADC, a DHT, a 1-Wire bus) and keeps its
+# settings in attributes whose names a board holds in ROM: each name of their own would be one
+# more that every board interns in RAM.
+
+
 class ChipTemp:
     def __init__(self, board, cfg):
         self.name = cfg["key"]
-        self._board = board
-        self._offset = cfg.get("offset")
+        self.input = board
+        self.offset = cfg.get("offset")
 
     async def read(self, values):
-        t = self._board.chip_temperature()
+        t = self.input.chip_temperature()
         if t is None:
-            raw = self._board.raw_temperature()
+            raw = self.input.raw_temperature()
             values[self.name + "_raw"] = raw
-            if self._offset is None:
+            if self.offset is None:
                 return
-            t = (raw - 32) / 1.8 + self._offset
+            t = (raw - 32) / 1.8 + self.offset
         values[self.name] = round(t, 1)
 
 
 class Adc:
     def __init__(self, board, cfg):
         self.name = cfg["key"]
-        self._adc = board.adc(cfg["pin"], cfg.get("atten", 11))
-        self._scale = cfg.get("scale")
-        self._raw_key = self.name + "_raw"
+        self.input = board.adc(cfg["pin"], cfg.get("atten", 11))
+        self.scale = cfg.get("scale")
+        self.raw = self.name + "_raw"
 
     async def read(self, values):
-        raw = self._adc.read_u16()
-        s = self._scale
+        raw = self.input.read_u16()
+        s = self.scale
         if s is None:
             values[self.name] = raw
             return
         values[self.name] = round(scale(raw, s), 2)
-        values[self._raw_key] = raw
+        values[self.raw] = raw
 
 
 def scale(x, s):
@@ -62,51 +67,50 @@ class Dht:
     def __init__(self, board, cfg):
         prefix = cfg.get("prefix", "")
         self.name = prefix + cfg["type"]
-        self._t_key = prefix + "temperature"
-        self._h_key = prefix + "humidity"
-        self._dht = board.dht(cfg["pin"], cfg["type"])
+        self.keys = (prefix + "temperature", prefix + "humidity")
+        self.input = board.dht(cfg["pin"], cfg["type"])
 
     async def read(self, values):
-        d = self._dht
+        d = self.input
         d.measure()
-        values[self._t_key] = d.temperature()
-        values[self._h_key] = d.humidity()
+        values[self.keys[0]] = d.temperature()
+        values[self.keys[1]] = d.humidity()
 
 
 class Ds18b20:
     def __init__(self, board, cfg):
         self.name = cfg["key"]
-        self._pin = cfg["pin"]
+        self.pin = cfg["pin"]
         rom = cfg.get("rom")
-        self._rom = rom.lower() if rom else None
-        self._bus = board.ds18b20(cfg["pin"])
+        self.rom = rom.lower() if rom else None
+        self.input = board.ds18b20(cfg["pin"])
 
     async def read(self, values):
-        bus = self._bus
+        bus = self.input
         bus.convert()
         await asyncio.sleep_ms(bus.wait_ms)
         for rom, t in bus.read():
-            if self._rom is None or rom == self._rom:
+            if self.rom is None or rom == self.rom:
                 values[self.name] = round(t, 2)
                 return
-        raise OSError("no DS18B20 %s on pin %d" % (self._rom or "found", self._pin))
+        raise OSError("no DS18B20 %s on pin %d" % (self.rom or "found", self.pin))
 
 
 class Sim:
     def __init__(self, board, cfg):
         self.name = cfg["key"]
-        self._min = cfg["min"]
-        self._max = cfg["max"]
-        self._step = cfg.get("step") or (self._max - self._min) / 10
-        self._value = self._min
+        self.min = cfg["min"]
+        self.max = cfg["max"]
+        self.step = cfg.get("step") or (self.max - self.min) / 10
+        self.value = self.min
 
     async def read(self, values):
-        values[self.name] = self._value
-        v = self._value + self._step
-        if not self._min < v < self._max:  # stop at the end, turn round on the next read
-            v = min(max(v, self._min), self._max)
-            self._step = -self._step
-        self._value = v
+        values[self.name] = self.value
+        v = self.value + self.step
+        if not self.min < v < self.max:  # stop at the end, turn round on the next read
+            v = min(max(v, self.min), self.max)
+            self.step = -self.step
+        self.value = v
 
 
 TYPES = {

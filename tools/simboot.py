@@ -20,4 +20,5 @@ finally:
     if os.getenv("SIMBOOT_NAMES"):
         import micropython
 
-        micropython.qstr_info()  # "qstr pool: n_pool=5, n_qstr=593, ..."
+        print("MODULES", " ".join(sorted(sys.modules)))
+        micropython.qstr_info(1)  # "qstr pool: n_pool=5, n_qstr=593, ..."

@@ -124,9 +124,10 @@ class Schema:
             self._one(buf, number, ftype, v, True, fname)
 
     def _one(self, buf, number, ftype, value, always, fname):
-        if self._packable(ftype):
+        wtype = self._wtype(ftype)
+        if wtype != LEN:  # a scalar
             if always or not self._zero(ftype, value):  # proto3 leaves out 0 / false
-                put_key(buf, number, self._wtype(ftype))
+                put_key(buf, number, wtype)
                 self._scalar(buf, ftype, value, fname)
             return
         if ftype == "string":
@@ -210,7 +211,7 @@ class Schema:
                 i = skip(data, i, number, wtype)
                 continue
             _, fname, ftype, flags = field
-            if flags & _REPEATED and wtype == LEN and self._packable(ftype):
+            if flags & _REPEATED and wtype == LEN and self._wtype(ftype) != LEN:
                 start, i = length(data, i)
                 items = out.setdefault(fname, [])
                 j = start
@@ -239,9 +240,6 @@ class Schema:
             else:
                 out[fname] = v
         return out
-
-    def _packable(self, ftype):
-        return ftype in _INTS or ftype in _FLOATS or ftype == "bool" or ftype in self.enums
 
     def _wtype(self, ftype):
         row = _INTS.get(ftype) or _FLOATS.get(ftype)

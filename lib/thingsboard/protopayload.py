@@ -143,7 +143,8 @@ class ProtoPayload:
         error = _text(f, 3)
         if error:
             return {"error": error}
-        return json.loads(_text(f, 2) or "null")
+        text = _text(f, 2)
+        return json.loads(text) if text else None
 
     def attribute_update(self, raw):
         f = _fields(raw)  # AttributeUpdateNotificationMsg: sharedUpdated, sharedDeleted
