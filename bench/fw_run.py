@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from firmware.board.sim import EXIT_SOFT_RESET  # noqa: E402
+from firmware.board.parts_sim import EXIT_SOFT_RESET  # noqa: E402
 from firmware.checked import NAME as CHECKED  # noqa: E402
 from tests.mpenv import MICROPYTHON  # noqa: E402
 from tools.run import sample_config  # noqa: E402

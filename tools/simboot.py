@@ -4,7 +4,7 @@
 # error main.py lets through is not a reset (ports/esp32/main.c goes on to the REPL): the process
 # ends with status 1 and the supervisor does not start it again.
 # With SIMBOOT_NAMES set, the interned names are counted as the process ends, whatever ends it
-# (bench/twin_heap.py --names).
+# (bench/twin_heap.py --names); SIMBOOT_NAMES=2 lists them too, and the modules loaded then.
 import os
 import sys
 
@@ -17,8 +17,10 @@ try:
 except KeyboardInterrupt:  # Ctrl-C at the terminal switches the board off: no traceback
     sys.exit(130)
 finally:
-    if os.getenv("SIMBOOT_NAMES"):
+    _listing = os.getenv("SIMBOOT_NAMES")
+    if _listing:
         import micropython
 
-        print("MODULES", " ".join(sorted(sys.modules)))
-        micropython.qstr_info(1)  # "qstr pool: n_pool=5, n_qstr=593, ..."
+        if _listing == "2":  # which: the modules loaded now and each name ("Q(name)" lines)
+            print("modules:", " ".join(sorted(sys.modules)))
+        micropython.qstr_info(_listing == "2")  # "qstr pool: n_pool=5, n_qstr=593, ..."

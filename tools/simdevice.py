@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from firmware.board.sim import EXIT_DEEPSLEEP, EXIT_RESET, EXIT_SOFT_RESET
+from firmware.board.parts_sim import EXIT_DEEPSLEEP, EXIT_RESET, EXIT_SOFT_RESET
 
 REPO = Path(__file__).resolve().parent.parent
 MICROPYTHON = REPO / ".venv" / "bin" / "micropython"

@@ -10,6 +10,62 @@
 # interns them. The simulated board (sim.py) spells what the firmware calls on these parts.
 
 
+import json
+import os
+
+# How the simulated board's process ends (sim.py's reset(), deepsleep() and restart()); any
+# other status is a crash
+EXIT_RESET = 3  # restart at once, reset cause "hard_reset"
+EXIT_DEEPSLEEP = 4  # restart after the ms in sleep.json, cause "deepsleep"
+EXIT_SOFT_RESET = 5  # MicroPython starts over at once, cause "soft_reset"
+LOOPBACK = "127.0.0.1"  # the simulated board's address
+
+
+def say(line):
+    # one write, as log.py does: print writes the newline on its own
+    print(line + "\n", end="")
+
+
+def replace(host, name, data):
+    # the file name in the board's folder replaced whole: temp file, then rename
+    path = host.path(name)
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
+    os.rename(path + ".tmp", path)
+
+
+def board_file(host):
+    return host._json("board.json")
+
+
+def asleep(host, value):
+    replace(host, "sleep.json", json.dumps(value).encode())
+
+
+def rtc_memory(host, data, cold):
+    # rtc.bin stands for the RTC memory: kept across deep sleep and resets, gone after a power
+    # cut (cold: the supervisor's reset cause says one)
+    if data is not None:
+        replace(host, "rtc.bin", data)
+        return None
+    if cold:
+        return b""
+    try:
+        with open(host.path("rtc.bin"), "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def raw_temp(host):
+    return int(made_up(host, "chip_raw", 100, 140))
+
+
+def part_for(host, model, pin_no):
+    # the sensor stand-in of a part on a pin: "adc:34", "dht:4", "ds18b20:5" in sensors.json
+    return SimSensor(host, "%s:%d" % (model, pin_no))
+
+
 def made_up(host, key, low, high):
     # the value in sensors.json, or a made-up one in [low, high)
     values = host._json("sensors.json")
@@ -40,7 +96,7 @@ class SimPin:
             return b._json("inputs.json").get(key, self._default) ^ self._invert
         if self._default is None:
             b._levels[key] = (1 if v else 0) ^ self._invert
-            b._keep_levels()
+            replace(b, "pins.json", json.dumps(b._levels).encode())
 
 
 class SimSensor:

@@ -26,24 +26,16 @@
 #                  real board: a supervisor removes it at a power on or a hard reset)
 # Files are replaced whole (temp file, then rename), so a reader never sees half of one; other
 # processes should write the files the board reads the same way.
-# reset(), deepsleep() and restart() end the process with these statuses (any other status is a
-# crash):
+# reset(), deepsleep() and restart() end the process with parts_sim's EXIT_* statuses.
+#
+# What only the simulation needs is in parts_sim and partition_sim, and the names this module
+# keeps for its own are theirs where it can (booted, bootloader ...): the ESP32 twin has those
+# frozen in, so that the simulated board costs the heap no more than board/esp32.py does.
 import binascii
 import json
-import os
 import sys
 
-from .. import save_json
 from . import LED_PIN, Base
-
-EXIT_RESET = 3  # reset(): restart at once, reset cause "hard_reset"
-EXIT_DEEPSLEEP = 4  # deepsleep(ms): restart after the ms in sleep.json, cause "deepsleep"
-EXIT_SOFT_RESET = 5  # restart(): MicroPython starts over at once, cause "soft_reset"
-
-
-def _say(line):
-    # one write, as log.py does: print writes the newline on its own
-    print(line + "\n", end="")
 
 
 class Board(Base):
@@ -53,21 +45,20 @@ class Board(Base):
         super().__init__()
         self.root = root
         self._levels = {}  # output pin levels, as in pins.json
-        self._booted = None  # the app slot the simulated bootloader chose
+        self.booted = None  # the app slot the simulated bootloader chose
         self._seed = 12345  # the made-up sensor values are the same on every run
-        self._id = binascii.crc32(root.encode()).to_bytes(4, "big")
-        self.chip = self._json("board.json").get("chip")
-        self._ntp = self.chip is None  # a chip's clock starts at 2000-01-01 (ports/esp32/main.c)
+        self.chip = _part("parts_sim").board_file(self).get("chip")
+        self.ntp = self.chip is None  # a chip's clock starts at 2000-01-01 (ports/esp32/main.c)
 
     @property
     def partition(self):
-        self._boot()
+        self.bootloader()
         return flash().Partition
 
-    def _boot(self):
+    def bootloader(self):
         # the simulated bootloader chooses the app partition at its first use in a process
-        soft = self._booted is None and self._reset_cause() == "soft_reset"
-        self._booted = flash().switch_on(self.root, self._booted, soft)
+        soft = self.booted is None and self._reset_cause() == "soft_reset"
+        self.booted = flash().switch_on(self.root, self.booted, soft)
 
     def _json(self, name):
         try:
@@ -86,12 +77,12 @@ class Board(Base):
 
     def signal_error(self, pin=LED_PIN, invert=False):
         self.led(pin, invert).value(1)  # a real board blinks it; lit is enough to see here
-        _say("board: error signalled on the LED (pin %d)" % pin)
+        _part("parts_sim").say("board: error signalled on the LED (pin %d)" % pin)
 
     # --- sensors
 
     def adc(self, pin, atten_db):
-        return _part("parts_sim").SimSensor(self, "adc:%d" % pin)
+        return _part("parts_sim").part_for(self, "adc", pin)
 
     def chip_temperature(self):
         if self.chip != "esp32":  # the classic ESP32 has only the raw register
@@ -99,18 +90,15 @@ class Board(Base):
 
     def raw_temperature(self):
         if self.chip == "esp32":
-            return int(_part("parts_sim").made_up(self, "chip_raw", 100, 140))
+            return _part("parts_sim").raw_temp(self)
 
     def dht(self, pin, kind):
-        return _part("parts_sim").SimSensor(self, "dht:%d" % pin)
+        return _part("parts_sim").part_for(self, "dht", pin)
 
     def ds18b20(self, pin):
-        s = _part("parts_sim").SimSensor(self, "ds18b20:%d" % pin)
-        s.wait_ms, s.convert = 0, _converted  # a conversion takes no time here
+        s = _part("parts_sim").part_for(self, "ds18b20", pin)
+        s.wait_ms, s.convert = 0, lambda: None  # a conversion takes no time here
         return s
-
-    def _keep_levels(self):
-        save_json(self.path("pins.json"), self._levels)
 
     # --- network and time
 
@@ -121,57 +109,48 @@ class Board(Base):
         return self.isconnected()
 
     def ip(self):
-        return "127.0.0.1"
+        return _part("parts_sim").LOOPBACK
 
     def mac(self):
-        return ":".join("%02x" % b for b in b"\x02\x00" + self._id)
+        return ":".join("%02x" % b for b in b"\x02\x00" + self.unique_id(True))
 
-    def unique_id(self):
-        return binascii.hexlify(self._id).decode()
+    def unique_id(self, raw=False):
+        # 4 bytes of the folder's CRC: another folder, another device
+        uid = binascii.crc32(self.root.encode()).to_bytes(4, "big")
+        return uid if raw else binascii.hexlify(uid).decode()
 
     async def sync_time(self):
         if self._json("network.json").get("ntp", True):
-            self._ntp = True
+            self.ntp = True
         else:
             self.log.warning("ntp:", repr(OSError(110)))  # ETIMEDOUT, as ntptime raises it
 
     def time_set(self):
-        return self._ntp and self._json("network.json").get("clock", True)
+        return self.ntp and self._json("network.json").get("clock", True)
 
     # --- power
 
     def reset(self):
-        _say("board: reset")
-        sys.exit(EXIT_RESET)
+        p = _part("parts_sim")
+        p.say("board: reset")
+        sys.exit(p.EXIT_RESET)
 
     def restart(self):
         # a soft reset goes on with the partition this boot's bootloader chose: a board's
         # always runs, before MicroPython; the simulated one when asked, so now
-        self._boot()
-        _say("board: soft reset")
-        sys.exit(EXIT_SOFT_RESET)
+        self.bootloader()
+        p = _part("parts_sim")
+        p.say("board: soft reset")
+        sys.exit(p.EXIT_SOFT_RESET)
 
     def deepsleep(self, ms):
-        save_json(self.path("sleep.json"), {"ms": ms})
-        _say("board: deep sleep for %d ms" % ms)
-        sys.exit(EXIT_DEEPSLEEP)
+        p = _part("parts_sim")
+        p.asleep(self, {"ms": ms})
+        p.say("board: deep sleep for %d ms" % ms)
+        sys.exit(p.EXIT_DEEPSLEEP)
 
     def memory(self, data=None):
-        # rtc.bin stands for the RTC memory: kept across deep sleep and resets, gone after a
-        # power cut (the supervisor's reset cause power_on)
-        name = self.path("rtc.bin")
-        if data is not None:
-            with open(name + ".tmp", "wb") as f:
-                f.write(data)
-            os.rename(name + ".tmp", name)
-            return None
-        if self._reset_cause() == "power_on":
-            return b""
-        try:
-            with open(name, "rb") as f:
-                return f.read()
-        except OSError:
-            return b""
+        return _part("parts_sim").rtc_memory(self, data, self._reset_cause() == "power_on")
 
     def _reset_cause(self):
         try:
@@ -179,10 +158,6 @@ class Board(Base):
                 return f.read().strip() or "unknown"
         except OSError:
             return "power_on"
-
-
-def _converted():
-    pass
 
 
 def flash():

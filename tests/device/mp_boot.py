@@ -12,7 +12,7 @@ sys.path.insert(0, ROOT)
 import fakes  # noqa: E402
 
 import firmware  # noqa: E402
-from firmware.board import sim  # noqa: E402
+from firmware.board import parts_sim, sim  # noqa: E402
 
 _dir = fakes.scratch_dir("mp_boot")
 
@@ -57,7 +57,7 @@ def run_main(app):
 def test_an_uncaught_error_in_main_is_kept_for_the_next_boot_and_the_board_resets():
     b = scratch()
     FailingApp.runs = 0
-    assert run_main(FailingApp) == sim.EXIT_RESET  # not left silent at the REPL
+    assert run_main(FailingApp) == parts_sim.EXIT_RESET  # not left silent at the REPL
     with open(b.path("last_error")) as f:
         assert "boom 1" in f.read()
 

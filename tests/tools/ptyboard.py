@@ -12,9 +12,9 @@
 # and 674-679, or SystemExit) prints "MPY: soft reboot" (main.c:217) and starts over, with
 # reset_cause soft_reset. The unix port ends the process where the ESP32 loops, so a soft reset
 # here is a new process, told the REPL's mode: the last banner the board printed says it.
-# EXIT_RESET (firmware/board/sim.py's reset()) is a hard reset: with RESTARTS=1 the board
-# boots again with reset_cause hard_reset, else it stays off. Any other SystemExit is a soft
-# reset, as on the ESP32; a crash (a signal) leaves the board off.
+# EXIT_RESET (firmware/board/parts_sim.py: how sim.py's reset() ends) is a hard reset: with
+# RESTARTS=1 the board boots again with reset_cause hard_reset, else it stays off. Any other
+# SystemExit is a soft reset, as on the ESP32; a crash (a signal) leaves the board off.
 import os
 import pty
 import select
