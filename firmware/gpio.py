@@ -5,14 +5,15 @@
 
 
 class Gpio:
-    def __init__(self, board, entries, on_change=None):
+    def __init__(self, board, cfg, on_change=None):
+        # cfg: config.json's "gpio" entries
         self.on_change = on_change  # called after an output changed
-        self._pins = {}  # number -> (config entry, pin object)
-        for e in entries:
+        self.pins = {}  # number -> (config entry, pin object)
+        for e in cfg:
             p = board.pin(e["pin"], e["direction"], e.get("invert", False), e.get("initial"))
-            self._pins[e["pin"]] = (e, p)
+            self.pins[e["pin"]] = (e, p)
 
-    def _lookup(self, params, output=False):
+    def _lookup(self, params, out=False):
         if not isinstance(params, dict) or "pin" not in params:
             raise ValueError('params must be an object with "pin"')
         pin = params["pin"]
@@ -23,21 +24,21 @@ class Gpio:
             if pin.isdigit():
                 number = int(pin)
             else:
-                for n, (e, _) in self._pins.items():
+                for n, (e, _) in self.pins.items():
                     if e["name"] == pin:
                         number = n
-        if number not in self._pins:
+        if number not in self.pins:
             raise ValueError("pin %s is not in the GPIO allowlist" % pin)
-        entry, p = self._pins[number]
-        if output and entry["direction"] != "out":
+        entry, p = self.pins[number]
+        if out and entry["direction"] != "out":
             raise ValueError("pin %s is an input" % pin)
         return number, p
 
-    def _write(self, number, p, value):
+    def _write(self, number, pin, value):
         if value in (True, 1, "1", "true", "on"):
-            p.value(1)
+            pin.value(1)
         elif value in (False, 0, "0", "false", "off"):
-            p.value(0)
+            pin.value(0)
         else:
             raise ValueError("value must be 0 or 1, not %r" % (value,))
         if self.on_change:
@@ -53,7 +54,7 @@ class Gpio:
         return {"pin": number, "value": p.value()}
 
     def get_status(self, params=None):
-        return {str(n): bool(p.value()) for n, (_, p) in self._pins.items()}
+        return {str(n): bool(p.value()) for n, (_, p) in self.pins.items()}
 
     def set_status(self, params):
         number, p = self._lookup(params, True)
@@ -62,4 +63,4 @@ class Gpio:
 
     def states(self):
         # the pin states as client attributes: {"gpio_<name>": 0 or 1}
-        return {"gpio_" + e["name"]: p.value() for e, p in self._pins.values()}
+        return {"gpio_" + e["name"]: p.value() for e, p in self.pins.values()}

@@ -34,7 +34,7 @@ OBSERVE = const(6)
 URI_PATH = const(11)
 URI_QUERY = const(15)
 
-MAX_TOKEN = const(8)
+_MAX_TOKEN = const(8)
 MAX_SIZE = const(1152)  # RFC 7252 §4.6: fits an IPv6 minimum MTU with 1024-byte payloads
 
 
@@ -113,7 +113,7 @@ def encode(buf, mtype, code, mid, token=b"", options=(), payload=b""):
     # options: (number, value) pairs; value is bytes, str or int (minimal uint, 0 is empty).
     # Raises MessageError if a field is out of range or it does not fit: nothing is truncated.
     tkl = len(token)
-    if tkl > MAX_TOKEN:
+    if tkl > _MAX_TOKEN:
         raise MessageError("token longer than 8 bytes")
     if not (0 <= mtype <= 3 and 0 <= code <= 255 and 0 <= mid <= 0xFFFF):
         raise MessageError("type, code or message ID out of range")
@@ -194,7 +194,7 @@ class View:
         if b0 >> 6 != 1:
             raise MessageError("unknown version")
         tkl = b0 & 15
-        if tkl > MAX_TOKEN:
+        if tkl > _MAX_TOKEN:
             raise MessageError("token length 9-15")
         self.buf = buf
         self.n = n

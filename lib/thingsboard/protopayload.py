@@ -76,7 +76,7 @@ class ProtoPayload:
     def attributes(self, data):
         if isinstance(data, (bytes, bytearray, memoryview)):
             return data
-        return self._lenient(self.roots["attributes"], data, "attribute")
+        return self._lenient(self.roots["attributes"], data, "attributes")
 
     def claim(self, secret_key, duration_ms):
         buf = _string(bytearray(), 1, secret_key)  # ClaimDevice: secretKey, durationMs
@@ -255,7 +255,7 @@ def _values(f, number):
         elif kind in (3, 4):
             v = _text(kv, 3 + kind)
             if kind == 4:
-                v = json.loads(v or "null")
+                v = json.loads(v) if v else None
         else:
             raise ProtoError("unknown value type %d" % kind)
         out[_text(kv, 1)] = v
