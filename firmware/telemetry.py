@@ -10,15 +10,16 @@ import os
 from asyncio import core
 from time import ticks_add, ticks_diff
 
+from micropython import const
+
 from coap.client import CoapTimeout, Reset, ResponseError
 from thingsboard.backoff import Backoff, within
 
-from . import drop
-from . import sensors as sensors_mod
+from . import drop, sensors
 
-MIN_INTERVAL_S = 0.5
-MAX_INTERVAL_S = 86400  # a day; firmware/config.py has the same limits for interval_s
-BATCH_BYTES = 1024  # a batch's payload: one datagram with ThingsBoard's 1024-byte blocks
+_MIN_MS = const(500)  # the interval's limits; firmware/config.py has the same for interval_s
+_MAX_MS = const(86400000)  # a day: past it the ESP32's ticks arithmetic overflows
+_BATCH_BYTES = const(1024)  # a batch's payload: one datagram with ThingsBoard's 1024-byte blocks
 
 
 class Telemetry:
@@ -28,7 +29,7 @@ class Telemetry:
         self.device = device
         self.board = board
         self.sensors = sensors
-        self._spool_at = spool_at
+        self.spool_at = spool_at
         self.spool = None
         try:
             if os.listdir(spool_at[0]):
@@ -43,7 +44,7 @@ class Telemetry:
         self._wake = asyncio.Event()  # read now
         self._go = asyncio.Event()  # the sender has work
         self._done = asyncio.Event()  # the sender is through with the reading handed to it
-        self._idle = asyncio.Event()  # the sender has nothing left to send
+        self.idle = asyncio.Event()  # the sender has nothing left to send
         self._body = None  # that reading, kept in RAM while its exchange runs
         self._dropped = 0  # the spool's dropped count that _body carries
         self._one = False  # send the spool's oldest alone (the server refused its batch)
@@ -53,10 +54,10 @@ class Telemetry:
         self._resume = None
 
     def set_interval(self, seconds):
-        # the server sets this: past MAX_INTERVAL_S the ESP32's ticks arithmetic overflows
-        if type(seconds) not in (int, float) or not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
+        # the server sets this (NaN and infinity compare false)
+        if type(seconds) not in (int, float) or not _MIN_MS <= seconds * 1000 <= _MAX_MS:
             raise ValueError(
-                "interval must be a number of seconds %s-%d" % (MIN_INTERVAL_S, MAX_INTERVAL_S)
+                "interval must be a number of seconds %s-%d" % (_MIN_MS / 1000, _MAX_MS // 1000)
             )
         ms = int(seconds * 1000)
         if ms == self.interval:  # the same again (every new subscription says it)
@@ -75,12 +76,12 @@ class Telemetry:
 
     async def cycle(self):
         values = {}
-        errors = await sensors_mod.read_all(self.sensors, values)
+        errors = await sensors.read_all(self.sensors, values)
         for key, msg in errors.items():
             values[key + "_error"] = msg
         values.update(self.extra)
         self.extra.clear()
-        direct = self._body is None and not self._waiting()
+        direct = self._body is None and not self.waiting()
         # the count of readings the full spool dropped travels in the first message sent
         # straight after the spool has drained: the link is back by then
         dropped = self.spool.dropped if direct and self.spool is not None else 0
@@ -102,10 +103,10 @@ class Telemetry:
         if self.spool is None:
             from .spool import Spool
 
-            self.spool = Spool(*self._spool_at)
+            self.spool = Spool(*self.spool_at)
         return self.spool
 
-    def _waiting(self):
+    def waiting(self):
         return 0 if self.spool is None else len(self.spool)
 
     def _spool(self, body):
@@ -114,11 +115,11 @@ class Telemetry:
 
     async def _sender(self):
         while True:
-            if self._body is None and not self._waiting():
+            if self._body is None and not self.waiting():
                 self._go.clear()
-                self._idle.set()
+                self.idle.set()
                 await self._go.wait()
-                self._idle.clear()
+                self.idle.clear()
             wait = 0 if self._resume is None else ticks_diff(self._resume, core.ticks())
             if wait > 0:
                 self._go.clear()
@@ -141,7 +142,7 @@ class Telemetry:
                 self._body = None
                 if self._dropped:
                     self.spool.clear_dropped(self._dropped)  # the count reached the server
-            elif not self._waiting():  # kept on flash where that keeps the order
+            elif not self.waiting():  # kept on flash where that keeps the order
                 self._body = None
                 self._spool(body)
             self._done.set()
@@ -151,21 +152,21 @@ class Telemetry:
 
     def _close(self):
         # a drained spool goes (its code too) until the next reading that needs it
-        if self.spool is not None and not self._waiting() and self.spool.retire():
+        if self.spool is not None and not self.waiting() and self.spool.retire():
             self.spool = None
             drop("firmware.spool")
 
     def _batch(self):
         # (body, records in it): the spool's oldest, with the timestamped ones after it while
         # they fit one datagram; a payload format that cannot batch sends one at a time
-        records = self.spool.head(1 if self._one else BATCH_BYTES)
+        records = self.spool.head(1 if self._one else _BATCH_BYTES)
         p = self.device.payload
         n = 1
         if p.batchable(records[0]):
             size = len(records[0]) + 2
             while n < len(records) and p.batchable(records[n]):
                 size += len(records[n]) + 1
-                if size > BATCH_BYTES:
+                if size > _BATCH_BYTES:
                     break
                 n += 1
         return (p.batch(records[:n]) if n > 1 else records[0]), n
@@ -219,7 +220,7 @@ class Telemetry:
 
     async def _read_and_send(self):
         await self.cycle()
-        await self._idle.wait()
+        await self.idle.wait()
 
     async def run(self):
         sender = asyncio.create_task(self._sender())
