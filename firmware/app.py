@@ -207,7 +207,7 @@ class App:
         if not c:
             return
         marker = self.board.path("claimed")
-        if c["on_first_boot"] and not _exists(marker):
+        if c["on_first_boot"] and not exists(marker):
             if await self._claim_once(c):
                 open(marker, "w").close()
         if c.get("button_pin") is None:
@@ -241,7 +241,7 @@ class App:
                 self.telemetry.kick()
 
 
-def _exists(path):
+def exists(path):
     import os
 
     try:

@@ -51,7 +51,7 @@ def _checker():
     # config.py and chips.py beside this module, compiled or not; frozen in, the image's build
     folder, ext = __file__.rpartition("/")[0], __file__.rpartition(".")[2]
     try:
-        return _crc(folder + "/chips." + ext, _crc(folder + "/config." + ext))
+        return _crc("%s/chips.%s" % (folder, ext), _crc("%s/config.%s" % (folder, ext)))
     except OSError:
         return crc32(sys.version.encode())
 

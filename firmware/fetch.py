@@ -31,11 +31,11 @@ async def update(u, pkg):
                 await report(u, "FAILED", "%s; resuming in %d s" % (reason, delay // 1000))
                 await asyncio.sleep_ms(delay)
                 continue
-            st, mine = u._state()
+            st, mine = u.state()
             mine["failed"] = pkg
             u._save("ota.json", st)
             _forget_progress(u)
-            u._task = u._target = None
+            u.task = u.target = None
             await report(u, "FAILED", reason)
             return
 
@@ -58,16 +58,10 @@ async def _fetch(u, pkg):
     # refuses a package that cannot fit (or cannot be verified) before writing anything
     sink = Writer(target, size, checksum, algorithm, offset, magic)
     prog = {"kind": u.kind, "pkg": pkg, "slot": label, "flashed": offset}
-    u.log.info(
-        "%s %s %s: %d bytes%s"
-        % (
-            "resuming" if offset else "downloading",
-            title,
-            version,
-            size,
-            " from %d" % offset if offset else "",
-        )
-    )
+    if offset:
+        u.log.info("resuming %s %s: %d bytes from %d" % (title, version, size, offset))
+    else:
+        u.log.info("downloading %s %s: %d bytes" % (title, version, size))
     await report(u, "DOWNLOADING")
     o = u.opts
 
@@ -92,7 +86,7 @@ async def _fetch(u, pkg):
     sink.finish()  # verify, read back, switch slots: raises if anything is off
     _forget_progress(u)
     await report(u, "VERIFIED")
-    st, mine = u._state()
+    st, mine = u.state()
     mine.setdefault("slots", {})[label] = [title, version]
     mine["trying"] = {"slot": label, "pkg": pkg}
     u._save("ota.json", st)

@@ -41,7 +41,7 @@ class Telemetry:
         self.extra = {}  # values added to the next message only (e.g. counters)
         self.sent = 0  # messages the server took
         self.acked = acked or asyncio.Event()  # set once a message reached the server
-        self._wake = asyncio.Event()  # read now
+        self.wake = asyncio.Event()  # read now
         self._go = asyncio.Event()  # the sender has work
         self._done = asyncio.Event()  # the sender is through with the reading handed to it
         self.idle = asyncio.Event()  # the sender has nothing left to send
@@ -63,11 +63,11 @@ class Telemetry:
         if ms == self.interval:  # the same again (every new subscription says it)
             return False
         self.interval = ms
-        self._wake.set()
+        self.wake.set()
         return True
 
     def read_now(self):
-        self._wake.set()
+        self.wake.set()
 
     def kick(self):
         # the link is back: try the spool now, not after the backoff
@@ -227,13 +227,13 @@ class Telemetry:
         try:
             while True:
                 start = core.ticks()
-                self._wake.clear()
+                self.wake.clear()
                 try:
                     await self.cycle()
                 except Exception as e:  # a bug in one cycle must not stop the next
                     self.log.error("telemetry cycle failed:", repr(e))
                 wait = self.interval - ticks_diff(core.ticks(), start)
-                if wait > 0 and not self._wake.is_set():
-                    await within(self._wake.wait(), wait)
+                if wait > 0 and not self.wake.is_set():
+                    await within(self.wake.wait(), wait)
         finally:
             sender.cancel()

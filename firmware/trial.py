@@ -12,7 +12,7 @@ from .updates import KEYS
 async def start(u, quiet=False):
     # u: the kind's Updates, once the device runs. quiet: a sleeping board's wake, which
     # reports nothing new and takes the package attributes from the subscription's snapshot
-    st, mine = u._state()
+    st, mine = u.state()
     trying = mine.get("trying")
     if trying and trying["slot"] != u.running:
         # the bootloader went back: the new slot never confirmed itself
@@ -49,7 +49,7 @@ async def self_test(u):
     ms = u.opts["self_test_s"] * 1000
     u.log.info("new %s on trial: the server has %d s to answer" % (u.kind, ms // 1000))
     if not await within(u.acked.wait(), ms):
-        st, mine = u._state()
+        st, mine = u.state()
         if "trying" in mine:
             why = "self-test failed: no telemetry acknowledged within %d s" % (ms // 1000)
             mine["trying"]["reason"] = why
@@ -61,7 +61,7 @@ async def self_test(u):
 
 
 async def _confirmed(u):
-    st, mine = u._state()
+    st, mine = u.state()
     mine.pop("trying", None)
     mine.pop("failed", None)
     u._save("ota.json", st)

@@ -35,11 +35,11 @@ class Updates:
         self.log = logs.Log(kind + "-ota")
         self._root = board.path("")
         self.running, self._pending = boot or self._slots("boot")  # fixed for this boot
-        mine = self._state()[1]
+        mine = self.state()[1]
         self.current = mine.get("slots", {}).get(self.running, list(factory))  # [title, version]
         self._attrs = {}  # the kind's shared attributes, without the prefix
-        self._task = None  # the running download
-        self._target = None  # its package identity
+        self.task = None  # the running download
+        self.target = None  # its package identity
         self._trial = None
         self._ts = 0  # of the last report
         self._starting = True  # start() has reports to make (a trial's outcome)
@@ -66,7 +66,7 @@ class Updates:
     def _save(self, name, value):
         save_json(self._root + name, value)
 
-    def _state(self):
+    def state(self):
         st = self._load("ota.json")
         return st, st.setdefault(self.kind, {})
 
@@ -77,7 +77,7 @@ class Updates:
         return (
             self._starting
             or self._trial is not None
-            or (self._task is not None and not self._task.done())
+            or (self.task is not None and not self.task.done())
         )
 
     async def start(self, quiet=False):
@@ -103,23 +103,23 @@ class Updates:
         a = self._attrs
         pkg = [a.get(k) for k in KEYS] if "title" in a and "version" in a else None
         if pkg is None or pkg[:2] == self.current:
-            if self._task:
+            if self.task:
                 self.log.info("assignment removed: download stopped")
-            self._stop()
+            self.stop()
             return
-        if pkg == self._target:
+        if pkg == self.target:
             return  # already on it
-        self._stop()
-        _, mine = self._state()
+        self.stop()
+        _, mine = self.state()
         if pkg == mine.get("failed") or self._trial:
             return  # failed before: wait for another assignment; or a trial is running
-        self._target = pkg
-        self._task = asyncio.create_task(self._update(pkg))
+        self.target = pkg
+        self.task = asyncio.create_task(self._update(pkg))
 
-    def _stop(self):
-        if self._task:
-            self._task.cancel()
-        self._task = self._target = None
+    def stop(self):
+        if self.task:
+            self.task.cancel()
+        self.task = self.target = None
 
     # --- one update
 

@@ -172,7 +172,7 @@ MUTANTS = [
     Mutant(
         "attributes-end-no-wakeup",
         "lib/thingsboard/device.py",
-        "            self._wake.set()\n            return\n        try:",
+        "            self.wake.set()\n            return\n        try:",
         "            return\n        try:",
         [
             TBDEV + "test_attributes_relation_ended_by_202_is_renewed_at_once",
@@ -182,7 +182,7 @@ MUTANTS = [
     Mutant(
         "rpc-end-no-wakeup",
         "lib/thingsboard/device.py",
-        "            self._wake.set()\n            return\n        raw =",
+        "            self.wake.set()\n            return\n        raw =",
         "            return\n        raw =",
         [TBDEV + "test_rpc_relation_ended_by_202_is_renewed_at_once"],
     ),
@@ -196,14 +196,14 @@ MUTANTS = [
     Mutant(
         "resubscribe-wait-cut-short",
         "lib/thingsboard/device.py",
-        "self._wake.clear()  # the failures set it: they must not cut the wait short",
+        "self.wake.clear()  # the failures set it: they must not cut the wait short",
         "pass",
         [TBDEV + "test_a_refused_subscription_is_retried_after_growing_waits"],
     ),
     Mutant(
         "refused-token-not-held",
         "lib/thingsboard/device.py",
-        "self._hold = ticks_add(core.ticks(), wait)",
+        "self.hold = ticks_add(core.ticks(), wait)",
         "pass",
         [TBDEV + "test_a_refused_token_stops_all_traffic_but_a_slow_try"],
     ),
@@ -217,7 +217,7 @@ MUTANTS = [
     Mutant(
         "refused-token-held-forever",
         "lib/thingsboard/device.py",
-        "elif self._hold is not None:",
+        "elif self.hold is not None:",
         "elif False:",
         [TBDEV + "test_a_token_taken_again_ends_the_hold"],
     ),

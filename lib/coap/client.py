@@ -79,11 +79,11 @@ class Exchange:
         self.mid = -1
         self.n = 0
         self.error = None
-        self._stop = StopIteration(self)  # preallocated: awaiting returns self for free
-        self._task = None
+        self.stop = StopIteration(self)  # preallocated: awaiting returns self for free
+        self.task = None
         self._sleeping = False
         self._deadline = 0
-        self._end = 0  # give up waiting for a response at this tick
+        self.end = 0  # give up waiting for a response at this tick
         self._timeout = 0
         self._limit = None  # the caller's timeout (ms)
         self._tries = 0
@@ -129,7 +129,7 @@ class Exchange:
         # the caller's timeout bounds everything; otherwise a CON runs its retransmission
         # schedule and then waits response_timeout for a separate response
         self._limit = timeout
-        self._end = ticks_add(now, c.response_timeout if timeout is None else timeout)
+        self.end = ticks_add(now, c.response_timeout if timeout is None else timeout)
         if con:
             self.state = _WAIT_ACK
             self._tries = 0
@@ -137,10 +137,10 @@ class Exchange:
             self._deadline = self._until(now, self._timeout)
         else:
             self.state = _WAIT_RESP
-            self._deadline = self._end
+            self._deadline = self.end
         if c._reader is None:
             c.start()
-        c._add(self)
+        c.add(self)
         c._write(self.buf, self.n)
 
     def _encode(self, mtype, code, options, payload):
@@ -156,7 +156,7 @@ class Exchange:
 
     def _until(self, now, ms):
         t = ticks_add(now, ms)
-        return self._end if self._limit is not None and ticks_diff(t, self._end) > 0 else t
+        return self.end if self._limit is not None and ticks_diff(t, self.end) > 0 else t
 
     # --- awaitable protocol (no coroutine object is created per request)
 
@@ -167,11 +167,11 @@ class Exchange:
         self._sleeping = False
         st = self.state
         if st == _DONE or st == _OBSERVING:
-            self._task = None
-            self._stop.__traceback__ = None
-            raise self._stop
+            self.task = None
+            self.stop.__traceback__ = None
+            raise self.stop
         if st == _FAILED:
-            self._task = None
+            self.task = None
             raise self.error
         if st == _IDLE:
             raise RuntimeError("no request")
@@ -179,7 +179,7 @@ class Exchange:
         if ticks_diff(now, self._deadline) >= 0:
             self._expire(now)
             return self.__next__()
-        self._task = core.cur_task
+        self.task = core.cur_task
         self._sleeping = True
         core._task_queue.push(core.cur_task, self._deadline)
         return None
@@ -190,13 +190,13 @@ class Exchange:
     def throw(self, exc, *_):
         # the awaiting task was cancelled: forget the exchange
         self._sleeping = False
-        self._task = None
+        self.task = None
         self.abandon()
         raise exc
 
     def _expire(self, now):
         c = self.client
-        timed_out = self._limit is not None and ticks_diff(now, self._end) >= 0
+        timed_out = self._limit is not None and ticks_diff(now, self.end) >= 0
         if self.state == _WAIT_ACK and not timed_out:
             if self._tries < c.max_retransmit:
                 self._tries += 1
@@ -216,13 +216,13 @@ class Exchange:
         # empty ACK: the response will come separately
         if self._ack_only:
             self.state = _DONE
-            self.client._remove(self)
-            self._wake()
+            self.client.remove(self)
+            self.wake()
             return
         self.state = _WAIT_RESP
         if self._limit is None:
-            self._end = ticks_add(core.ticks(), self.client.response_timeout)
-        self._deadline = self._end
+            self.end = ticks_add(core.ticks(), self.client.response_timeout)
+        self._deadline = self.end
 
     def _deliver(self, view):
         # the response: keep its view (and so its datagram), give the client ours
@@ -230,27 +230,27 @@ class Exchange:
         self.view, c._view = view, self.view
         self.code = view.code
         self.state = _DONE
-        c._remove(self)
-        self._wake()
+        c.remove(self)
+        self.wake()
         if self.on_response:
             self.on_response(self)
 
     def _fail(self, error):
         self.error = error
         self.state = _FAILED
-        self.client._remove(self)
-        self._wake()
+        self.client.remove(self)
+        self.wake()
 
-    def _wake(self):
+    def wake(self):
         if self._sleeping:
             self._sleeping = False
-            core._task_queue.remove(self._task)
-            core._task_queue.push(self._task)
+            core._task_queue.remove(self.task)
+            core._task_queue.push(self.task)
 
     def abandon(self):
         if self.state in (_WAIT_ACK, _WAIT_RESP, _OBSERVING):
             self.state = _IDLE
-            self.client._remove(self)
+            self.client.remove(self)
 
     # --- the response
 
@@ -292,7 +292,7 @@ class Observation(Exchange):
 
     def register(self, timeout=None, token=None):
         # GET with Observe=0 and a new (or the given) token; await it for the first response.
-        self.client._remove(self)
+        self.client.remove(self)
         Exchange.request(self, GET, self.options, b"", self.con, timeout, token)
         self.seq = -1
         self._renewing = False
@@ -302,7 +302,7 @@ class Observation(Exchange):
         # Re-register with the same token (RFC 7641 §3.3.1): the server replaces the relation.
         # A live relation counts as renewed once the server ACKs (ThingsBoard may not answer a
         # same-token re-registration); an ended one waits for its first response again.
-        self.client._remove(self)
+        self.client.remove(self)
         self.seq = -1
         self._send_new(GET, self.options, b"", self.con, timeout)
         self._renewing = self.active
@@ -313,7 +313,7 @@ class Observation(Exchange):
             self._renewing = False
             self.state = _OBSERVING
             self.last = core.ticks()
-            self._wake()
+            self.wake()
         else:
             Exchange._acked(self)
 
@@ -321,7 +321,7 @@ class Observation(Exchange):
         # Deregister with Observe=1 on the same token. Done once the request is ACKed or
         # answered (ThingsBoard only ACKs it). con=False: a NON nobody waits for (a board going
         # to sleep; if it is lost the server ends the relation at its next unanswered notification)
-        self.client._remove(self)
+        self.client.remove(self)
         self.active = False
         self._renewing = False
         self.options[0] = (OBSERVE, 1)
@@ -360,9 +360,9 @@ class Observation(Exchange):
         else:
             self.state = _DONE
             self.active = False
-            c._remove(self)
+            c.remove(self)
         if first:
-            self._wake()
+            self.wake()
         self._notify()
 
     def _fail(self, error):
@@ -465,11 +465,11 @@ class Client:
         # ACK_TIMEOUT x random [1, RANDOM_FACTOR], in integer ms (no float allocation)
         return self.ack_timeout + (self._spread * random.getrandbits(10) >> 10)
 
-    def _add(self, ex):
+    def add(self, ex):
         if ex not in self._active:
             self._active.append(ex)
 
-    def _remove(self, ex):
+    def remove(self, ex):
         if ex in self._active:
             self._active.remove(ex)
 

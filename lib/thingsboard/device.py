@@ -71,11 +71,11 @@ class Device:
         self.rpc_came = asyncio.Event()  # set by each RPC notification
         self._subs = []  # the observations to keep alive
         self._rpc_obs = None
-        self._wake = asyncio.Event()
+        self.wake = asyncio.Event()
         self._renew_all = False
         self._keeper = None
         # a server that refuses every request (_HOLDS) gets nothing but one try at a time
-        self._hold = None  # tick before which nothing is sent, while refused
+        self.hold = None  # tick before which nothing is sent, while refused
         self._held_by = None  # the code of that refusal
         self._refused = None  # its Backoff
         self._trying = False  # the one try after a hold is out
@@ -167,7 +167,7 @@ class Device:
     def reconnected(self):
         # the network came back (maybe with a new address): renew every observation now
         self._renew_all = True
-        self._wake.set()
+        self.wake.set()
 
     def unsubscribe(self):
         # end the observations with the server and stop (a board going to sleep: the server
@@ -190,13 +190,13 @@ class Device:
     def _held(self):
         # True while the server refuses us (_HOLDS) and it is not time to try again; the first
         # caller after that time makes the one try, and holds the others off meanwhile
-        h = self._hold
+        h = self.hold
         if h is None:
             return False
         now = core.ticks()
         if ticks_diff(h, now) > 0:
             return True
-        self._hold = ticks_add(now, 30000)
+        self.hold = ticks_add(now, 30000)
         self._trying = True
         return False
 
@@ -204,17 +204,17 @@ class Device:
         # a response: a refusal of every request from this device (_HOLDS) holds them all; any
         # other answer ends a hold
         if code in _HOLDS:
-            if self._hold is not None and not self._trying:
+            if self.hold is not None and not self._trying:
                 return  # sent before the refusal that holds everything now
             if code != self._held_by:  # a new refusal: its waits start over
                 self._held_by = code
                 self._refused = Backoff(*_HOLDS[code][:2])
             wait = self._refused.next()
-            self._hold = ticks_add(core.ticks(), wait)
+            self.hold = ticks_add(core.ticks(), wait)
             self._trying = False
             self.log("%s; next try in %d s" % (_HOLDS[code][2], wait // 1000))
-        elif self._hold is not None:
-            self._hold = self._held_by = self._refused = None
+        elif self.hold is not None:
+            self.hold = self._held_by = self._refused = None
             self._trying = False
             self.log("the server takes requests again")
 
@@ -223,7 +223,7 @@ class Device:
     async def _keep(self):
         backoff = Backoff(2000, 60000)
         while True:
-            self._wake.clear()
+            self.wake.clear()
             wait = self.observe_refresh
             renew_all, self._renew_all = self._renew_all, False
             due = []
@@ -232,17 +232,17 @@ class Device:
                 if obs.active and not renew_all and idle < self.observe_refresh:
                     wait = min(wait, self.observe_refresh - idle)
                     continue
-                due.append(self._subscribe(obs))
+                due.append(self.subscribe(obs))
             # together: one round trip for both, what a board awake for a moment needs
             if all(await asyncio.gather(*due)):
                 backoff.reset()
                 self.ready.set()
             else:
                 wait = backoff.next()
-                self._wake.clear()  # the failures set it: they must not cut the wait short
-            await within(self._wake.wait(), wait)
+                self.wake.clear()  # the failures set it: they must not cut the wait short
+            await within(self.wake.wait(), wait)
 
-    async def _subscribe(self, obs):
+    async def subscribe(self, obs):
         if self._held():
             return False
         fresh = obs.mid < 0
@@ -261,7 +261,7 @@ class Device:
 
     def _on_attributes(self, obs):
         if not obs.active:
-            self._wake.set()
+            self.wake.set()
             return
         try:
             data = self.payload.attribute_update(obs.payload())
@@ -286,7 +286,7 @@ class Device:
 
     def _on_rpc(self, obs):
         if not obs.active:
-            self._wake.set()
+            self.wake.set()
             return
         raw = bytes(obs.payload())
         if not raw:  # the 2.03 that confirms the subscription

@@ -28,13 +28,13 @@ def telemetry(data):
 _TS = const(b'{"ts":')
 
 
-def batchable(msg):
-    return msg[:6] == _TS
+def batchable(data):
+    return data[:6] == _TS
 
 
-def batch(msgs):
+def batch(data):
     # timestamped messages as one: ThingsBoard takes a JSON array of {"ts", "values"} objects
-    return b"[" + b",".join(msgs) + b"]"
+    return b"[" + b",".join(data) + b"]"
 
 
 def attributes(data):
@@ -42,11 +42,11 @@ def attributes(data):
 
 
 def claim(secret_key, duration_ms):
+    # the keys come split from one string: as literals each would be a name every board interns
     d = {}
-    if secret_key is not None:
-        d["secretKey"] = secret_key
-    if duration_ms is not None:
-        d["durationMs"] = duration_ms
+    for k, v in zip("secretKey durationMs".split(), (secret_key, duration_ms)):
+        if v is not None:
+            d[k] = v
     return body(d)
 
 

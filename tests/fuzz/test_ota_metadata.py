@@ -63,7 +63,7 @@ def follow(kind, notes):
         for n in notes:
             u._on_attributes(n)
             await asyncio.sleep(0)
-            yield u._target
+            yield u.target
 
     async def main():
         return [t async for t in run()]
