@@ -6,13 +6,15 @@ import gc
 import json
 from asyncio import core
 
+from micropython import const
+
 from thingsboard.backoff import Backoff
 
 from . import drop
 from . import log as logs
 
 log = logs.Log("app")
-INTERVAL_KEY = "telemetry_interval"  # shared attribute: seconds between messages
+_INTERVAL_KEY = const("telemetry_interval")  # shared attribute: seconds between messages
 
 
 def run(board=None):
@@ -42,7 +44,7 @@ class App:
     def __init__(self, board, client, cfg, updates, payload=None):
         from thingsboard.device import Device
 
-        from . import sensors as sensors_mod
+        from . import sensors
         from .gpio import Gpio
         from .telemetry import Telemetry
 
@@ -51,7 +53,7 @@ class App:
         refresh = cfg["server"]["observe_refresh_s"] * 1000
         tb_log = logs.Log("thingsboard").warning
         self.device = Device(client, cfg["token"], refresh, tb_log, payload)
-        sensors = sensors_mod.build(board, cfg["sensors"])
+        sensors = sensors.build(board, cfg["sensors"])
         self.gpio = Gpio(board, cfg["gpio"], self._pins_changed)
         self.telemetry = Telemetry(
             self.device,
@@ -72,7 +74,7 @@ class App:
 
     async def run(self, woke):
         d = self.device
-        d.subscribe_to_attribute(INTERVAL_KEY, self._interval_changed)
+        d.subscribe_to_attribute(_INTERVAL_KEY, self._interval_changed)
         d.set_server_side_rpc_request_handler(self.rpc)
         b = self.board
         jobs = [self._claim()]

@@ -4,15 +4,19 @@
 # PSK into a message.
 import sys
 
+from micropython import const
+
 from coap.dtlscontext import context, der
 
-FILES = (
-    ("ca", "CA certificate"),
-    ("pin", "pinned certificate"),
-    ("client_cert", "client certificate"),
-    ("client_key", "private key"),
+# server.<key>, what the file holds, the argument of context() it goes to
+_FILES = const(
+    (
+        ("ca", "CA certificate", "ca"),
+        ("pin", "pinned certificate", "pin"),
+        ("client_cert", "client certificate", "cert"),
+        ("client_key", "private key", "key"),
+    )
 )
-_ARG = {"ca": "ca", "pin": "pin", "client_cert": "cert", "client_key": "key"}
 
 
 def credentials(board, server):
@@ -20,11 +24,11 @@ def credentials(board, server):
     import ssl
 
     if not hasattr(ssl, "PROTOCOL_DTLS_CLIENT"):  # DTLS came with MicroPython 1.25
-        v = "%d.%d.%d" % sys.implementation.version[:3]
-        return None, ["server.coaps: MicroPython %s has no DTLS; coaps needs 1.25 or later" % v]
+        why = "server.coaps: MicroPython %d.%d.%d has no DTLS; coaps needs 1.25 or later"
+        return None, [why % sys.implementation.version[:3]]
     problems = []
     data = {}
-    for key, what in FILES:
+    for key, what, arg in _FILES:
         path = server[key]
         if path is None:
             continue
@@ -33,14 +37,18 @@ def credentials(board, server):
             with open(full, "rb") as f:
                 raw = f.read()
         except OSError as e:
-            problems.append("server.%s: cannot read %s (%s)" % (key, path, _errno(e)))
+            import errno
+
+            code = e.args[0] if e.args else 0
+            why = errno.errorcode.get(code, str(code))
+            problems.append("server.%s: cannot read %s (%s)" % (key, path, why))
             continue
         try:
             der(raw, what)
         except ValueError:
             problems.append("server.%s: %s is not a DER or PEM %s" % (key, path, what))
             continue
-        data[_ARG[key]] = raw
+        data[arg] = raw
     if problems:
         return None, problems
     psk = None
@@ -56,10 +64,3 @@ def credentials(board, server):
         if key is None:
             key = "psk_key" if psk else "coaps"
         return None, ["server.%s: %s" % (key, text.split(": ")[-1])]
-
-
-def _errno(e):
-    import errno
-
-    code = e.args[0] if e.args else 0
-    return errno.errorcode.get(code, str(code))

@@ -30,9 +30,10 @@ PIN_MISMATCH = -0x3000  # MBEDTLS_ERR_X509_FATAL_ERROR: how a pinned check ends 
 
 
 def pinned_check(pinned):
-    # an SSLContext's verify_callback that ends the handshake unless the server's own
-    # certificate (depth 0) is pinned (DER); made here, as it lives as long as the session
-    return lambda crt, depth: 0 if depth or bytes(crt) == pinned else PIN_MISMATCH
+    # an SSLContext's verify_callback(cert, depth) that ends the handshake unless the server's
+    # own certificate (depth 0) is pinned (DER); made here, as it lives as long as the session.
+    # Its arguments' names are in a board's ROM: names of their own would be interned in RAM
+    return lambda cert, n: 0 if n or bytes(cert) == pinned else PIN_MISMATCH
 
 
 class _Link(io.IOBase):
@@ -93,7 +94,7 @@ class DtlsSocket(io.IOBase):
         self._quiet = None  # tick of the first CON written since the server was last heard
         self._retry = None  # no new handshake before this tick
         self._backoff = 0
-        self._poller = None
+        self.poll = None  # the socket's, made when asyncio first asks (ports but unix)
         self._handshake = None  # coap/handshake.py while a handshake runs
 
     def _log(self, *args):
@@ -178,10 +179,10 @@ class DtlsSocket(io.IOBase):
             f = getattr(self.sock, "fileno", None)
             return f() if f else -1
         if req == _POLL:  # other ports ask the object itself
-            if self._poller is None:
-                self._poller = select.poll()
-                self._poller.register(self.sock, select.POLLIN | select.POLLOUT)
-            got = self._poller.poll(0)
+            if self.poll is None:
+                self.poll = select.poll()
+                self.poll.register(self.sock, select.POLLIN | select.POLLOUT)
+            got = self.poll.poll(0)
             return got[0][1] & arg if got else 0
         if req == _CLOSE:
             self.close()
@@ -226,7 +227,7 @@ def connect(host, port=5684, ctx=None, hostname=None, dtls_log=None, **kw):
     # host); dtls_log receives the session's events; other keywords go to Client.
     from .client import Client, udp_socket
 
-    def dtls_socket():
+    def socket():
         return DtlsSocket(udp_socket(host, port), ctx, hostname or host, dtls_log)
 
-    return Client(dtls_socket(), reopen=dtls_socket, **kw)
+    return Client(socket(), reopen=socket, **kw)

@@ -385,7 +385,7 @@ async def boot(root):
     # each notification here comes after the reply to the one before was confirmed, and is a
     # new RPC even when it repeats one (repeats are tests/device/mp_rpc.py's)
     dev.rpc_late_ms = 0
-    dev.subscribe_to_attribute(fwapp.INTERVAL_KEY, app._interval_changed)
+    dev.subscribe_to_attribute("telemetry_interval", app._interval_changed)
     dev.set_server_side_rpc_request_handler(app.rpc)
     dev.start()
     await live()
