@@ -71,8 +71,8 @@ MUTANTS = [
     Mutant(
         "initial-timeout-not-random",
         "lib/coap/client.py",
-        "return self.ack_timeout + (self._spread * random.getrandbits(10) >> 10)",
-        "return self.ack_timeout",
+        "self._timeout = c.ack_timeout + (c._spread * random.getrandbits(10) >> 10)",
+        "self._timeout = c.ack_timeout",
         [CLIENT + "test_initial_timeout_randomised_within_factor"],
     ),
     Mutant(
@@ -353,15 +353,15 @@ MUTANTS = [
     Mutant(
         "ota-no-readback",
         "lib/ota/writer.py",
-        "got = self._readback()",
-        "got = self._expected",
+        "got = checksum.hexdigest(h)",
+        "got = expected",
         [OTA + "test_readback_catches_a_bad_flash_write"],
     ),
     Mutant(
         "ota-short-image-finishes",
         "lib/ota/writer.py",
-        "if self._pos != self.size:",
-        "if self._pos > self.size:",
+        "if self.flashed != self.size:",
+        "if self.flashed > self.size:",
         [OTA + "test_too_much_data_and_short_image_refused"],
     ),
     Mutant(
@@ -374,8 +374,8 @@ MUTANTS = [
     Mutant(
         "ota-checksum-case",
         "lib/ota/writer.py",
-        "self._expected = str(expected).strip().lower()",
-        "self._expected = str(expected).strip()",
+        "self._expected = (algorithm, str(expected).strip().lower())",
+        "self._expected = (algorithm, str(expected).strip())",
         [OTA + "test_uppercase_expected_checksum_accepted"],
     ),
     Mutant(
@@ -388,7 +388,7 @@ MUTANTS = [
     Mutant(
         "ota-piece-past-a-gap-counted-flashed",
         "lib/ota/writer.py",
-        "if at > self._pos:",
+        "if at > self.flashed:",
         "if False:",
         [OTA + "test_pieces_in_any_order", OTA + "test_resume_after_a_power_cut_in_a_window"],
     ),

@@ -119,7 +119,7 @@ class Exchange:
 
     def _send_new(self, code, options, payload, con, timeout):
         c = self.client
-        self.mid = c._next_mid()
+        c._mid = self.mid = (c._mid + 1) & 0xFFFF
         self.n = self._encode(CON if con else NON, code, options, payload)
         self.view.buf = b""  # let the last response's datagram go while we wait for the next
         self.code = 0
@@ -133,7 +133,8 @@ class Exchange:
         if con:
             self.state = _WAIT_ACK
             self._tries = 0
-            self._timeout = c._initial_timeout()
+            # ACK_TIMEOUT x random [1, RANDOM_FACTOR], in integer ms (no float allocation)
+            self._timeout = c.ack_timeout + (c._spread * random.getrandbits(10) >> 10)
             self._deadline = self._until(now, self._timeout)
         else:
             self.state = _WAIT_RESP
@@ -456,14 +457,6 @@ class Client:
     def _log(self, *args):
         if self.log:
             self.log(*args)
-
-    def _next_mid(self):
-        self._mid = (self._mid + 1) & 0xFFFF
-        return self._mid
-
-    def _initial_timeout(self):
-        # ACK_TIMEOUT x random [1, RANDOM_FACTOR], in integer ms (no float allocation)
-        return self.ack_timeout + (self._spread * random.getrandbits(10) >> 10)
 
     def add(self, ex):
         if ex not in self._active:

@@ -70,9 +70,9 @@ def context(ca=None, pin=None, cert=None, key=None, psk=None):
     return c
 
 
-def _load(what, fn, *args):
+def _load(what, f, *args):
     # mbedTLS says "invalid cert" or "invalid key": add which argument it was
     try:
-        fn(*args)
+        f(*args)
     except ValueError as e:
         raise ValueError("%s: %s" % (what, e)) from None

@@ -38,5 +38,5 @@ def new(algorithm):
     raise UnsupportedAlgorithm("unknown checksum algorithm %r" % algorithm)
 
 
-def hexdigest(h):
-    return binascii.hexlify(h.digest()).decode()
+def hexdigest(hash):
+    return binascii.hexlify(hash.digest()).decode()

@@ -28,10 +28,9 @@ class Writer:
         # below it are already in `part` (they must be below a `flashed` value this image
         # reached before). magic None: not an app image (an app bundle checks its own).
         checksum.new(algorithm)  # first: an unusable algorithm refuses at once
-        self._algorithm = algorithm
         self._part = part
-        self._expected = str(expected).strip().lower()
-        self._magic = magic
+        self._expected = (algorithm, str(expected).strip().lower())
+        self.magic = magic
         if part.ioctl(5, 0) != BLOCK:
             raise OTAError("partition block size is not %d" % BLOCK)
         room = part.ioctl(4, 0) * BLOCK
@@ -42,7 +41,9 @@ class Writer:
         if offset < 0 or offset > size:
             raise OTAError("resume offset %d outside the image" % offset)
         self.size = size
-        self._pos = offset  # the image's bytes in flash with no gap before them
+        # the image's bytes in flash with no gap before them: a power cut loses only what is
+        # above this
+        self.flashed = offset
         self._ahead = {}  # start -> end of pieces written past a gap
         self._erased = (offset + BLOCK - 1) // BLOCK * BLOCK  # blocks below are erased
         if offset:
@@ -50,13 +51,8 @@ class Writer:
             part.readblocks(0, first)
             self._check_magic(first[0])
 
-    @property
-    def flashed(self):
-        # bytes in flash: a power cut loses only what is above this
-        return self._pos
-
     def _check_magic(self, first):
-        if first == self._magic or self._magic is None:
+        if first == self.magic or self.magic is None:
             return
         if first == 0xFF:
             # esptool merge-bin pads with 0xFF up to the bootloader at 0x1000
@@ -71,12 +67,12 @@ class Writer:
 
     @property
     def received(self):
-        return self._pos
+        return self.flashed
 
     def write(self, data, at=None):
         # data at byte `at` of the image, by default right after what is in flash
         if at is None:
-            at = self._pos
+            at = self.flashed
         n = len(data)
         end = at + n
         if not n:
@@ -95,36 +91,33 @@ class Writer:
             k = min(BLOCK - o, n - i)
             self._part.writeblocks(b, mv[i : i + k] if k < n else data, o)
             i += k
-        if at > self._pos:
+        if at > self.flashed:
             self._ahead[at] = end
             return
-        self._pos = max(self._pos, end)
-        while self._pos in self._ahead:
-            self._pos = self._ahead.pop(self._pos)
+        self.flashed = max(self.flashed, end)
+        while self.flashed in self._ahead:
+            self.flashed = self._ahead.pop(self.flashed)
 
     def finish(self):
         # verify everything, then switch the boot slot; raises (and leaves the boot slot alone)
         # if anything does not check
-        if self._pos != self.size:
-            raise OTAError("image incomplete: %d of %d bytes" % (self._pos, self.size))
-        got = self._readback()
-        if got != self._expected:
+        if self.flashed != self.size:
+            raise OTAError("image incomplete: %d of %d bytes" % (self.flashed, self.size))
+        # the image as it is in flash, read back in pieces, is what is checked
+        algorithm, expected = self._expected
+        h = checksum.new(algorithm)
+        mv = memoryview(bytearray(_PIECE))
+        for at in range(0, self.size, _PIECE):
+            piece = mv[: min(_PIECE, self.size - at)]
+            self._part.readblocks(at // BLOCK, piece, at % BLOCK)
+            h.update(piece)
+        got = checksum.hexdigest(h)
+        if got != expected:
             raise ChecksumMismatch(
                 "%s mismatch: read-back of the flash gives %s, expected %s"
-                % (self._algorithm, got, self._expected)
+                % (algorithm, got, expected)
             )
         try:
             self._part.set_boot()
         except OSError as e:
             raise ImageRejected("the bootloader refused the image: %s" % (e,)) from None
-
-    def _readback(self):
-        # hash the image as flashed, in pieces
-        h = checksum.new(self._algorithm)
-        buf = bytearray(_PIECE)
-        mv = memoryview(buf)
-        for at in range(0, self.size, _PIECE):
-            piece = mv[: min(_PIECE, self.size - at)]
-            self._part.readblocks(at // BLOCK, piece, at % BLOCK)
-            h.update(piece)
-        return checksum.hexdigest(h)
