@@ -35,7 +35,7 @@ class Download:
         self.count = (pkg["size"] + chunk_size - 1) // chunk_size  # never ask past the end
         self._next = sink.received // chunk_size  # the chunk to request next
         self._left = self.count - self._next  # chunks not written yet
-        self._window = max(1, min(window, self._left))
+        self.window = max(1, min(window, self._left))
         self._done = asyncio.Event()
         self._error = None
         self._landed = set()  # chunks written as they arrived, their tasks not told yet
@@ -51,7 +51,7 @@ class Download:
                 raise self._error
             if not self._left:
                 return
-        tasks = [asyncio.create_task(self._worker(client.exchange())) for _ in range(self._window)]
+        tasks = [asyncio.create_task(self._worker(client.exchange())) for _ in range(self.window)]
         try:
             await self._done.wait()
         finally:  # done, failed, or the download itself was cancelled

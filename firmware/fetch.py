@@ -114,14 +114,11 @@ def problem(pkg, kind="fw"):
     if not (isinstance(title, str) and isinstance(version, str) and title and version):
         return "%s_title and %s_version must be non-empty text" % (kind, kind)
     if type(size) is not int or size < 1:
-        return "package has no data (%s_size %s): a URL package?" % (kind, _short(size))
+        s = json.dumps(size)
+        s = s if len(s) <= 20 else s[:17] + "..."
+        return "package has no data (%s_size %s): a URL package?" % (kind, s)
     if not (isinstance(checksum, str) and checksum):
         return "package has no checksum: refused"
     if not (isinstance(algorithm, str) and algorithm):
         return "package has no %s_checksum_algorithm: refused" % kind
     return None
-
-
-def _short(v):
-    s = json.dumps(v)
-    return s if len(s) <= 20 else s[:17] + "..."

@@ -135,8 +135,11 @@ class Device:
         if not self.token:  # ThingsBoard ignores an X.509 session here (issue #13097)
             raise ValueError("OTA needs an access token, also for X.509 devices")
         opts = [(URI_PATH, kind), (URI_PATH, self.token)]
-        opts += [(URI_QUERY, "title=" + title), (URI_QUERY, "version=" + version)]
-        opts += [(URI_QUERY, "size=%d" % size), (URI_QUERY, "chunk=%d" % chunk)]
+        # the queries' formats split from one string: as literals each would be a name that
+        # every board interns in RAM
+        queries = "title=%s version=%s size=%d chunk=%d".split()
+        for q, v in zip(queries, (title, version, size, chunk)):
+            opts.append((URI_QUERY, q % v))
         return ex.request(GET, opts, timeout=timeout)
 
     # --- downlink
