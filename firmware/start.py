@@ -173,7 +173,10 @@ async def provision(board, client, cfg, payload=None):
     _, problems = with_config(lambda config: config.save(config_path(board), cfg, chip=board.chip))
     if problems:
         raise ValueError("provisioned config not saved: %s" % problems)
-    _keep(board, cfg)
+    # the checker saved it: restart to run without its names, as a boot that checked does
+    if _keep(board, cfg, board.reset_cause()):
+        log.info("provisioned; token stored in config.json: restarting to run without the checker")
+        board.restart()
     log.info("provisioned; token stored in config.json")
     return cfg
 
