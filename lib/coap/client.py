@@ -175,7 +175,7 @@ class Exchange:
             self.task = None
             raise self.error
         if st == _IDLE:
-            raise RuntimeError("no request")
+            raise RuntimeError("no request made")
         now = core.ticks()
         if ticks_diff(now, self._deadline) >= 0:
             self._expire(now)

@@ -55,7 +55,7 @@ def context(ca=None, pin=None, cert=None, key=None, psk=None):
             raise ValueError("this MicroPython's TLS has no PSK")
         ctx.verify_mode = ssl.CERT_NONE  # nothing to verify: only PSK suites are offered
         c.psk_identity, c.psk_key = psk
-        c.set_ciphers([s for s in c.get_ciphers() if "-PSK-" in s])
+        c.set_ciphers([s for s in c.get_ciphers() if "-PSK-WITH-" in s])
         return c
     if ca is not None:
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -75,4 +75,4 @@ def _load(what, f, *args):
     try:
         f(*args)
     except ValueError as e:
-        raise ValueError("%s: %s" % (what, e)) from None
+        raise ValueError(what + ": " + str(e)) from None
