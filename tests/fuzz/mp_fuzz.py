@@ -75,6 +75,12 @@ class Board(Base):
     def reset(self):
         resets.append(1)
 
+    def restart(self):  # provisioning's, once the token is kept: the process goes on here
+        pass
+
+    def _reset_cause(self):
+        return "power_on"
+
 
 class NoUpdates:
     # the OTA flow is not fuzzed here: it only needs to be told of the device
