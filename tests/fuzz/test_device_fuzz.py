@@ -265,6 +265,7 @@ def test_rpc_notifications(mp, items):
 @given(batches(payloads(attr_objects())))
 @example([b"null", b"[1]", b'{"telemetry_interval": 100000000000000000000000000000000}'])
 @example([b'{"deleted": "telemetry_interval_old"}', b'{"telemetry_interval": 86401}'])
+@example([b'{"telemetry_interval": 0.5}', b"{}", b'{"telemetry_interval": 2.3}'])
 def test_attribute_notifications(mp, items):
     before = mp.run("notify", [["attributes", text_of(b"{}")]])[0]["iv"]
     out = mp.run("notify", [["attributes", text_of(p)] for p in items])
