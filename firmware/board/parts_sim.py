@@ -1,15 +1,13 @@
 # parts_sim: the simulated board's (sim.py) pins and sensors, stand-ins for what is not Python
 # code on an ESP32's heap: machine.Pin and machine.ADC are C in its image, the dht and ds18x20
-# drivers are frozen into it. The ESP32 twin (tools/twin.py) has this module frozen in, as
-# top-level parts_sim, for that reason: the simulation costs the heap no more than the ESP32
-# board (board/esp32.py) does.
-
-
+# drivers are frozen into it; and what only the simulation does (its files, its exit statuses).
+# The ESP32 twin (tools/twin.py) has this module frozen in, as top-level parts_sim, for that
+# reason: the simulation costs the heap no more than the ESP32 board (board/esp32.py) does.
+#
 # Frozen into the twin, this module's names are in its ROM: it uses none the firmware has
 # (tests/twin/test_board.py checks), or the firmware would find those there where a board
 # interns them. The simulated board (sim.py) spells what the firmware calls on these parts.
-
-
+# It writes its files itself (replace()), as firmware's save_json is one of those names.
 import json
 import os
 
