@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,26 +71,33 @@ def cases(quick):
     ]
 
 
-def probe(payload, run, heap_k):
-    """None when the scenario passes with heap_k KB, else why not (one line)."""
+@contextmanager
+def _rig(payload):
+    # a scenario's rig in a folder of its own, both gone after it
     with tempfile.TemporaryDirectory(prefix="twin_heap_") as work:
         rig = S.Rig(work, payload)
+        try:
+            yield rig
+        finally:
+            rig.close()
+
+
+def probe(payload, run, heap_k):
+    """None when the scenario passes with heap_k KB, else why not (one line)."""
+    with _rig(payload) as rig:
         try:
             run(rig, heap_k)
             return None
         except AssertionError as e:
             return str(e).strip().splitlines()[0][:120]
-        finally:
-            rig.close()
 
 
 def names(payload, run):
     """The most names interned in one process of the scenario (tools/simboot.py counts them as
     each ends: a reset, a deep sleep, the end), at the board's heap."""
     os.environ["SIMBOOT_NAMES"] = "1"
-    with tempfile.TemporaryDirectory(prefix="twin_heap_") as work:
-        rig = S.Rig(work, payload)
-        try:
+    try:
+        with _rig(payload) as rig:
             run(rig, S.HEAP_K)
             dev = rig.dev
             # the firmware still running ends as Ctrl-C would end it, and simboot counts its
@@ -105,9 +113,8 @@ def names(payload, run):
             if children:
                 dev.wait_exit(15)
             counts = [int(x.split("n_qstr=")[1].split(",")[0]) for x in dev.grep("n_qstr=")]
-        finally:
-            rig.close()
-            del os.environ["SIMBOOT_NAMES"]
+    finally:
+        del os.environ["SIMBOOT_NAMES"]
     return max(counts)
 
 

@@ -49,8 +49,13 @@ def settings(board):
     return cfg, True
 
 
-def _keep(board, cfg, cause=None):
-    return use("firmware.checked", lambda c: c.keep(board, cfg, cause))
+def _keep(board, cfg, why, restart=True):
+    # cfg as the checker left it is kept (checked.py); then, unless told not to, MicroPython
+    # restarts to run without the checker's names, and carries this boot's reset cause over
+    cause = board.reset_cause() if restart else None
+    if use("firmware.checked", lambda c: c.keep(board, cfg, cause)) and restart:
+        log.info(why + ": restarting to run without the checker")
+        board.restart()
 
 
 async def boot(board):
@@ -59,10 +64,7 @@ async def boot(board):
     if cfg is None:
         return None
     if checked:  # restart, unless this boot is the restart and what it kept is stale again
-        again = board.carried is not None
-        if _keep(board, cfg, None if again else board.reset_cause()) and not again:
-            log.info("config.json checked: restarting to run without the checker")
-            board.restart()
+        _keep(board, cfg, "config.json checked", board.carried is None)
     logs.set_level(cfg["log_level"])
     from .updates import Updates
 
@@ -173,11 +175,8 @@ async def provision(board, client, cfg, payload=None):
     _, problems = with_config(lambda config: config.save(config_path(board), cfg, chip=board.chip))
     if problems:
         raise ValueError("provisioned config not saved: %s" % problems)
-    # the checker saved it: restart to run without its names, as a boot that checked does
-    if _keep(board, cfg, board.reset_cause()):
-        log.info("provisioned; token stored in config.json: restarting to run without the checker")
-        board.restart()
-    log.info("provisioned; token stored in config.json")
+    _keep(board, cfg, "provisioned; token stored in config.json")  # the checker saved it
+    log.info("provisioned; token stored in config.json")  # not kept: this boot runs on
     return cfg
 
 

@@ -55,11 +55,12 @@ class Telemetry:
 
     def set_interval(self, seconds):
         # the server sets this (NaN and infinity compare false)
-        if type(seconds) not in (int, float) or not _MIN_MS <= seconds * 1000 <= _MAX_MS:
+        ms = seconds * 1000 if type(seconds) in (int, float) else 0
+        if not _MIN_MS <= ms <= _MAX_MS:
             raise ValueError(
                 "interval must be a number of seconds %s-%d" % (_MIN_MS / 1000, _MAX_MS // 1000)
             )
-        ms = int(seconds * 1000)
+        ms = int(ms)
         if ms == self.interval:  # the same again (every new subscription says it)
             return False
         self.interval = ms

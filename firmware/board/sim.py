@@ -112,12 +112,11 @@ class Board(Base):
         return _part("parts_sim").LOOPBACK
 
     def mac(self):
-        return ":".join("%02x" % b for b in b"\x02\x00" + self.unique_id(True))
+        return ":".join("%02x" % b for b in b"\x02\x00" + binascii.unhexlify(self.unique_id()))
 
-    def unique_id(self, raw=False):
-        # 4 bytes of the folder's CRC: another folder, another device
-        uid = binascii.crc32(self.root.encode()).to_bytes(4, "big")
-        return uid if raw else binascii.hexlify(uid).decode()
+    def unique_id(self):
+        # the folder's CRC: another folder, another device
+        return binascii.hexlify(binascii.crc32(self.root.encode()).to_bytes(4, "big")).decode()
 
     async def sync_time(self):
         if self._json("network.json").get("ntp", True):

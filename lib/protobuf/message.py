@@ -33,8 +33,6 @@ from .wire import (
 _REPEATED = const(1)  # a field's flags (tools/protoschema writes them)
 _PACKED = const(2)
 _PRESENCE = const(4)
-_NUMBER = const(0)  # a field's entries: [number, name, type, flags]
-_NAME = const(1)
 _M32 = const((1 << 32) - 1)
 _M64 = const((1 << 64) - 1)
 _S32 = const(1 << 31)
@@ -98,7 +96,7 @@ class Schema:
             raise ProtoError("%s: expected a dict, got %s" % (name, type(obj).__name__))
         fields = self.fields(name)
         for k in obj:
-            if find(fields, _NAME, k) is None:
+            if find(fields, k) is None:
                 raise ProtoError("%s has no field %s" % (name, k))
         for field in fields:
             value = obj.get(field[1])
@@ -206,7 +204,7 @@ class Schema:
         i, end = 0, len(data)
         while i < end:
             number, wtype, i = key(data, i)
-            field = find(fields, _NUMBER, number)
+            field = find(fields, number, 0)
             if field is None:
                 i = skip(data, i, number, wtype)
                 continue
@@ -288,8 +286,8 @@ def _fit(n, mask, hi):
     return n - mask - 1 if n > hi else n
 
 
-def find(fields, at, value):
-    # the field whose entry `at` (0: its number, 1: its name) is value, or None
+def find(fields, value, at=1):
+    # the field whose entry `at` (a field is [number, name, type, flags]) is value, or None
     for f in fields:
         if f[at] == value:
             return f

@@ -26,7 +26,6 @@ from protobuf.wire import (
 )
 
 _ROLES = const(("telemetry", "attributes", "rpc_request", "rpc_response"))
-_NAME = const(1)  # a field's entry in a Schema: [number, name, type, flags]
 
 
 def load(path, log=None):
@@ -62,11 +61,11 @@ class ProtoPayload:
             raise ProtoError("telemetry: a protobuf message carries one object, not a list")
         root = self.roots["telemetry"]
         fields = self.schema.fields(root)
-        values = find(fields, _NAME, "values")
+        values = find(fields, "values")
         stamped = "ts" in data and "values" in data
-        if stamped and not (values and find(fields, _NAME, "ts")):
+        if stamped and not (values and find(fields, "ts")):
             data = data["values"]  # the schema has no place for it: the server's time is used
-        elif not stamped and values and data and not any(find(fields, _NAME, k) for k in data):
+        elif not stamped and values and data and not any(find(fields, k) for k in data):
             data = {"values": data}  # a ts/values schema, no clock yet
         return self._lenient(root, data, "telemetry")
 
@@ -91,7 +90,7 @@ class ProtoPayload:
             return reply
         root = self.roots["rpc_response"]
         fields = self.schema.fields(root)
-        if isinstance(reply, dict) and all(find(fields, _NAME, k) for k in reply):
+        if isinstance(reply, dict) and all(find(fields, k) for k in reply):
             return self._lenient(root, reply, "rpc reply")
         for f in fields:  # as JSON text in the first string field ("payload")
             if f[2] == "string" and not f[3] & 1:
@@ -123,7 +122,7 @@ class ProtoPayload:
                 self._drop(what, f[1], e)
         if known < len(obj):
             for k in obj:
-                if find(fields, _NAME, k) is None:
+                if find(fields, k) is None:
                     self._drop(what, k, "not in the %s schema" % what)
         return out
 
