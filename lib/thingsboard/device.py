@@ -20,9 +20,6 @@ from .backoff import Backoff, within
 
 _RPC_MEMORY = const(8)  # recent server RPCs remembered for de-duplication
 _FREE = const(2)  # idle exchanges kept for reuse: telemetry and an RPC reply
-# the OTA chunk request's queries, split once from one string: as literals each format would be
-# a name that every board interns in RAM
-_CHUNK_QUERIES = "title=%s version=%s size=%d chunk=%d".split()
 # what every request from a device gets while the server refuses it, all of them held meanwhile:
 # code -> (first wait ms, longest, log line)
 _HOLDS = {
@@ -138,8 +135,9 @@ class Device:
         if not self.token:  # ThingsBoard ignores an X.509 session here (issue #13097)
             raise ValueError("OTA needs an access token, also for X.509 devices")
         opts = [(URI_PATH, kind), (URI_PATH, self.token)]
-        for q, v in zip(_CHUNK_QUERIES, (title, version, size, chunk)):
-            opts.append((URI_QUERY, q % v))
+        # "%s=%s" and the keys are names every board has already ("title=" would be one more)
+        for q in (("title", title), ("version", version), ("size", size), ("chunk", chunk)):
+            opts.append((URI_QUERY, "%s=%s" % q))
         return ex.request(GET, opts, timeout=timeout)
 
     # --- downlink
